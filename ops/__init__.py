@@ -1,0 +1,1 @@
+"""Operations: the fleet CLI, settings, HTTP service, telemetry, embedded NATS."""

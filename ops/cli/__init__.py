@@ -1,0 +1,83 @@
+"""The ``fleet`` command line: a thin click layer over the Python API.
+
+Each module in this package adds its commands through ``register(cli)``, so
+command groups live in their own files (``log.py``, ``quarantine.py``, ...).
+
+Exit codes: 0 success; 1 the operation ran and found a problem (verify failed,
+fleet unhealthy, some inputs failed); 2 usage or configuration error;
+3 a required service (NATS) is unreachable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+import click
+
+from events.errors import ConfigError, FleetError, TransientError
+
+from ..settings import Settings, load_settings
+
+__all__ = ["cli", "main", "pass_settings", "EXIT_PROBLEM", "EXIT_USAGE", "EXIT_UNAVAILABLE"]
+
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [FLEET_DATA_DIR, default ./data].")
+@click.option("--nats-url", help="NATS server URL [FLEET_NATS_URL, default the embedded server].")
+@click.version_option(package_name="graphfleet")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, nats_url: str | None) -> None:
+    """graphfleet: an event-sourced fleet that builds a knowledge graph of software development.
+
+    \b
+    Example:
+      fleet nats &                      # embedded nats-server on ./data/nats
+      fleet simulate --events 10000     # publish a realistic workload
+      fleet ingest --until-idle         # append it to the immutable log
+      fleet log stats
+    """
+    try:
+        settings = load_settings()
+        overrides = {"data_dir": data_dir}
+        if nats_url:
+            overrides.update(nats_url=nats_url, embedded_nats=False)
+        settings = settings.with_overrides(**overrides)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+    ctx.obj = settings
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}").register(cli)
+
+
+def main() -> None:
+    """Entry point of the ``fleet`` script: maps fleet errors to exit codes."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code)
+    except ConfigError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_USAGE)
+    except TransientError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_UNAVAILABLE)
+    except FleetError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_PROBLEM)

@@ -1,0 +1,113 @@
+"""Settings: read once, from the environment and CLI flags, into a frozen object.
+
+Nothing else in graphfleet reads the environment. Every setting has a
+default that works on a fresh machine (embedded NATS, ``./data``); a malformed
+value raises :class:`~events.errors.ConfigError` naming the variable, the bad
+value and what it should look like.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from events.codec import DEFAULT_MAX_EVENT_BYTES
+from events.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the fleet's processes are configured by (env var in brackets)."""
+
+    data_dir: Path = Path("data")  # FLEET_DATA_DIR
+    nats_url: str = "nats://127.0.0.1:4222"  # FLEET_NATS_URL
+    embedded_nats: bool = True  # FLEET_EMBEDDED_NATS: `fleet nats` runs a server
+    stream: str = "SDLC"  # FLEET_STREAM
+    subject_prefix: str = "sdlc"  # FLEET_SUBJECT_PREFIX
+    stream_max_age_secs: int = 0  # FLEET_STREAM_MAX_AGE_SECS, 0 = keep forever
+    stream_max_bytes: int = -1  # FLEET_STREAM_MAX_BYTES, -1 = unlimited
+    dedup_window_secs: int = 120  # FLEET_DEDUP_WINDOW_SECS
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # FLEET_MAX_EVENT_BYTES
+    ingest_durable: str = "ingest"  # FLEET_INGEST_DURABLE
+    ingest_batch_max: int = 20_000  # FLEET_INGEST_BATCH_MAX
+    ingest_max_wait_ms: int = 50  # FLEET_INGEST_MAX_WAIT_MS
+    log_sync: str = "full"  # FLEET_LOG_SYNC: full (fsync per commit) | normal
+    gitlab_token: str | None = None  # FLEET_GITLAB_TOKEN
+    github_secret: str | None = None  # FLEET_GITHUB_SECRET
+    api_host: str = "127.0.0.1"  # FLEET_API_HOST
+    api_port: int = 8080  # FLEET_API_PORT
+    max_body_bytes: int = 25 * 1024 * 1024  # FLEET_MAX_BODY_BYTES (webhooks)
+
+    @property
+    def log_path(self) -> Path:
+        """The immutable log's SQLite file."""
+        return self.data_dir / "log.db"
+
+    @property
+    def nats_store_dir(self) -> Path:
+        """Where the embedded nats-server keeps JetStream data."""
+        return self.data_dir / "nats"
+
+    @property
+    def projections_dir(self) -> Path:
+        """Root of the LMDB projection environments."""
+        return self.data_dir / "projections"
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        """A copy with the non-None overrides applied (CLI flags win over env)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_ENV_PREFIX = "FLEET_"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from ``FLEET_*`` variables, then apply ``overrides``."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = _ENV_PREFIX + f.name.upper()
+        if name not in environ:
+            continue
+        values[f.name] = _parse(name, environ[name], f.default)
+    if "FLEET_NATS_URL" in environ and "FLEET_EMBEDDED_NATS" not in environ:
+        values["embedded_nats"] = False
+    settings = Settings(**values).with_overrides(**overrides)
+    _validate(settings)
+    return settings
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean - use true or false")
+    if isinstance(default, int):
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not an integer - e.g. {name}={default}") from None
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw or None
+
+
+def _validate(s: Settings) -> None:
+    if not s.nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        raise ConfigError(
+            f"FLEET_NATS_URL={s.nats_url!r} is not a NATS URL - e.g. nats://127.0.0.1:4222"
+        )
+    for name in ("max_event_bytes", "ingest_batch_max", "ingest_max_wait_ms", "dedup_window_secs"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name)} must be positive")
+    if s.log_sync not in {"full", "normal"}:
+        raise ConfigError(f"FLEET_LOG_SYNC={s.log_sync!r} must be 'full' or 'normal'")
+    if not 0 < s.api_port < 65536:
+        raise ConfigError(f"FLEET_API_PORT={s.api_port} is not a TCP port (1-65535)")

@@ -1,0 +1,1 @@
+"""The SDLC graph projection: ontology, pure apply step, LMDB store, queries, versions."""

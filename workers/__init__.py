@@ -1,0 +1,1 @@
+"""Everything that runs in a loop: JetStream ingest, dramatiq actors, projector, publisher."""
