@@ -35,12 +35,14 @@ class Settings:
     ingest_durable: str = "ingest"  # FLEET_INGEST_DURABLE
     ingest_batch_max: int = 20_000  # FLEET_INGEST_BATCH_MAX
     ingest_max_wait_ms: int = 50  # FLEET_INGEST_MAX_WAIT_MS
+    ingest_ack_wait_secs: int = 30  # FLEET_INGEST_ACK_WAIT_SECS: redelivery after a crash
     log_sync: str = "full"  # FLEET_LOG_SYNC: full (fsync per commit) | normal
     gitlab_token: str | None = None  # FLEET_GITLAB_TOKEN
     github_secret: str | None = None  # FLEET_GITHUB_SECRET
     api_host: str = "127.0.0.1"  # FLEET_API_HOST
     api_port: int = 8080  # FLEET_API_PORT
     max_body_bytes: int = 25 * 1024 * 1024  # FLEET_MAX_BODY_BYTES (webhooks)
+    failpoint: str | None = None  # FLEET_FAILPOINT: fault injection for tests only
 
     @property
     def log_path(self) -> Path:
@@ -96,7 +98,7 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             raise ConfigError(f"{name}={raw!r} is not an integer - e.g. {name}={default}") from None
     if isinstance(default, Path):
         return Path(raw)
-    return raw or None
+    return raw if raw else default
 
 
 def _validate(s: Settings) -> None:
@@ -104,7 +106,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"FLEET_NATS_URL={s.nats_url!r} is not a NATS URL - e.g. nats://127.0.0.1:4222"
         )
-    for name in ("max_event_bytes", "ingest_batch_max", "ingest_max_wait_ms", "dedup_window_secs"):
+    for name in ("max_event_bytes", "ingest_batch_max", "ingest_max_wait_ms", "dedup_window_secs",
+                 "ingest_ack_wait_secs"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name)} must be positive")
     if s.log_sync not in {"full", "normal"}:

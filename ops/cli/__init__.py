@@ -56,7 +56,7 @@ def cli(ctx: click.Context, data_dir: Path | None, nats_url: str | None) -> None
 
 pass_settings = click.make_pass_decorator(Settings)
 
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
     importlib.import_module(f"{__name__}.{_module}").register(cli)
 
 

@@ -1,0 +1,508 @@
+"""The immutable event log: one SQLite file, one writer, dense positions.
+
+Invariants, each enforced by the database and checked by ``fleet verify``:
+
+* positions are dense: a trigger refuses a row whose position is not the
+  current maximum plus one, so commit order equals position order;
+* ``event_id`` is unique forever: ``event_ids`` is keyed by it (16 packed
+  bytes for UUIDs), and appends skip ids already present;
+* rows are never updated or deleted: triggers refuse both;
+* a hash chain links every row to the one before (``hash = blake2b(prev ||
+  position || event_id || recorded_at || payload)``).
+
+The file stays inspectable with the ``sqlite3`` shell: ``payload`` is the
+event's JSON text as the producer sent it (upcasting happens on read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import sqlite_utils
+
+from .errors import DuplicateEvent, LogError, NotFound
+
+__all__ = [
+    "Accepted",
+    "AppendResult",
+    "EventLog",
+    "LogEntry",
+    "Rejected",
+    "VerifyReport",
+    "GENESIS_HASH",
+    "id_key",
+]
+
+GENESIS_HASH = b"\0" * 32
+_IN_CHUNK = 500  # ids per `IN (...)` look-up; under SQLite's variable limit
+
+
+def id_key(event_id: str) -> bytes:
+    """The uniqueness key of an event id: 16 bytes for a UUID, else UTF-8.
+
+    Packing UUIDs halves the unique index. The mapping stays injective: a
+    non-UUID id of exactly 16 bytes gets a ``0xff`` suffix, a byte UTF-8
+    never contains.
+    """
+    if (
+        len(event_id) == 36
+        and event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-"
+    ):
+        try:
+            return bytes.fromhex(event_id.replace("-", ""))
+        except ValueError:
+            pass
+    key = event_id.encode()
+    return key + b"\xff" if len(key) == 16 else key
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A validated event on its way into the log."""
+
+    event_id: str
+    type: str
+    source: str
+    occurred_at: str
+    payload: str
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Input that failed validation, bound for the quarantine with its raw bytes."""
+
+    raw: bytes
+    reason: str
+    detail: str
+    subject: str | None = None
+    headers: str | None = None
+    stream_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One committed row of the log."""
+
+    position: int
+    event_id: str
+    type: str
+    source: str
+    occurred_at: str
+    recorded_at: str
+    payload: str
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What one append transaction did."""
+
+    appended: int
+    duplicates: int
+    quarantined: int
+    head: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Outcome of :meth:`EventLog.verify`; ``problems`` is empty when the log is intact."""
+
+    checked: int
+    head: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS events (
+        position INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        source TEXT NOT NULL,
+        subject TEXT,
+        occurred_at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        hash BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS event_ids (
+        key BLOB PRIMARY KEY,
+        position INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TRIGGER IF NOT EXISTS events_dense BEFORE INSERT ON events
+       WHEN NEW.position IS NOT (SELECT ifnull(max(position), 0) + 1 FROM events)
+       BEGIN SELECT RAISE(ABORT, 'log positions must be dense: next position expected'); END""",
+    """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+       BEGIN SELECT RAISE(ABORT, 'the log is immutable: events cannot be updated'); END""",
+    """CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+       BEGIN SELECT RAISE(ABORT, 'the log is immutable: events cannot be deleted'); END""",
+    """CREATE TRIGGER IF NOT EXISTS event_ids_no_update BEFORE UPDATE ON event_ids
+       BEGIN SELECT RAISE(ABORT, 'the log is immutable: event ids cannot be updated'); END""",
+    """CREATE TRIGGER IF NOT EXISTS event_ids_no_delete BEFORE DELETE ON event_ids
+       BEGIN SELECT RAISE(ABORT, 'the log is immutable: event ids cannot be deleted'); END""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        subject TEXT,
+        headers TEXT,
+        stream_seq INTEGER,
+        raw BLOB NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        resolved_at TEXT,
+        resolution TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine(status, id)",
+    """CREATE TABLE IF NOT EXISTS consumer_checkpoints (
+        consumer TEXT PRIMARY KEY,
+        stream_seq INTEGER NOT NULL
+    )""",
+]
+
+_ENTRY_COLUMNS = "position, event_id, type, source, occurred_at, recorded_at, payload, subject"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def chain_hash(prev: bytes, position: int, event_id: str, recorded_at: str, payload: str) -> bytes:
+    """The hash of one row given the hash of the row before it."""
+    h = hashlib.blake2b(prev, digest_size=32)
+    h.update(b"%d\0%s\0%s\0" % (position, event_id.encode(), recorded_at.encode()))
+    h.update(payload.encode())
+    return h.digest()
+
+
+class EventLog:
+    """The append-only log in ``path``. One writer per file; readers may be many.
+
+    ``sync="full"`` fsyncs the WAL on every commit, so an event acked to
+    JetStream survives power loss; ``"normal"`` survives process crashes only.
+    """
+
+    def __init__(self, path: str | Path, *, sync: str = "full", readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            if not self.path.exists():
+                raise NotFound(f"no log at {self.path} - run `fleet ingest` first or check --data-dir")
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn = conn
+        self.db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA cache_size = -262144")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
+            # Checkpoints run from `checkpoint()` (the ingest worker's background
+            # thread), never inside a commit on the hot path.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+        self._lock = threading.Lock()
+
+    # -- writing ---------------------------------------------------------
+
+    def _load_tail(self) -> tuple[int, bytes]:
+        row = self._conn.execute(
+            "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+    def existing_keys(self, keys: Sequence[bytes]) -> set[bytes]:
+        """The subset of id keys (see :func:`id_key`) already in the log."""
+        found: set[bytes] = set()
+        key_list = sorted(keys)
+        for i in range(0, len(key_list), _IN_CHUNK):
+            chunk = key_list[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                key for (key,) in self._conn.execute(
+                    f"SELECT key FROM event_ids WHERE key IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def append(
+        self,
+        accepted: Iterable[Accepted],
+        rejected: Iterable[Rejected] = (),
+        *,
+        checkpoint: tuple[str, int] | None = None,
+    ) -> AppendResult:
+        """Append a batch in one transaction; ids already logged are skipped.
+
+        ``rejected`` items go to the quarantine and ``checkpoint`` (consumer
+        name, stream sequence) is stored in the same transaction, so a crash
+        leaves all of it or none of it.
+        """
+        with self._lock:
+            return self._append_locked(list(accepted), list(rejected), checkpoint)
+
+    def _append_locked(
+        self,
+        accepted: list[Accepted],
+        rejected: list[Rejected],
+        checkpoint: tuple[str, int] | None,
+    ) -> AppendResult:
+        unique: dict[bytes, Accepted] = {}
+        for item in accepted:
+            unique.setdefault(id_key(item.event_id), item)
+        duplicates = len(accepted) - len(unique)
+        recorded_at = _now()
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-read the tail under the write lock: another process (an
+                # operator's CLI) may have appended since we last looked.
+                position, prev = self._load_tail()
+                if unique:
+                    already = self.existing_keys(list(unique))
+                    duplicates += len(already)
+                    for key in already:
+                        del unique[key]
+                rows = []
+                id_rows = []
+                for key, item in unique.items():
+                    position += 1
+                    prev = chain_hash(prev, position, item.event_id, recorded_at, item.payload)
+                    rows.append(
+                        (position, item.event_id, item.type, item.source, item.subject,
+                         item.occurred_at, recorded_at, item.payload, prev)
+                    )
+                    id_rows.append((key, position))
+                id_rows.sort()
+                if rows:
+                    conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                    conn.executemany("INSERT INTO event_ids VALUES (?,?)", id_rows)
+                if rejected:
+                    conn.executemany(
+                        "INSERT INTO quarantine (received_at, reason, detail, subject, headers,"
+                        " stream_seq, raw) VALUES (?,?,?,?,?,?,?)",
+                        [(recorded_at, r.reason, r.detail, r.subject, r.headers, r.stream_seq, r.raw)
+                         for r in rejected],
+                    )
+                if checkpoint is not None:
+                    conn.execute(
+                        "INSERT INTO consumer_checkpoints VALUES (?, ?) ON CONFLICT(consumer)"
+                        " DO UPDATE SET stream_seq = max(stream_seq, excluded.stream_seq)",
+                        checkpoint,
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError as e:
+            if "event_ids" in str(e):
+                raise DuplicateEvent(f"an event id in this batch is already logged: {e}") from e
+            raise LogError(f"append refused by the log: {e}") from e
+        except sqlite3.OperationalError as e:
+            raise LogError(f"append failed on {self.path}: {e}") from e
+        return AppendResult(len(rows), duplicates, len(rejected), position)
+
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Copy WAL pages into the database file (run off the commit path)."""
+        self._conn.execute(f"PRAGMA wal_checkpoint({mode})")
+
+    def consumer_checkpoint(self, consumer: str) -> int:
+        """The highest stream sequence committed for ``consumer`` (0 if none)."""
+        row = self._conn.execute(
+            "SELECT stream_seq FROM consumer_checkpoints WHERE consumer = ?", (consumer,)
+        ).fetchone()
+        return row[0] if row else 0
+
+    # -- reading ---------------------------------------------------------
+
+    @property
+    def head(self) -> int:
+        """The position of the last committed event (0 for an empty log)."""
+        row = self._conn.execute("SELECT max(position) FROM events").fetchone()
+        return row[0] or 0
+
+    def read(self, from_position: int = 1, *, batch_size: int = 10_000, to_position: int | None = None
+             ) -> Iterator[list[LogEntry]]:
+        """Yield committed entries from ``from_position`` on, in batches, in order."""
+        position = max(1, from_position)
+        stop = to_position if to_position is not None else 1 << 62
+        while position <= stop:
+            rows = self._conn.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM events WHERE position >= ? AND position <= ?"
+                " ORDER BY position LIMIT ?",
+                (position, stop, batch_size),
+            ).fetchall()
+            if not rows:
+                return
+            yield [LogEntry(*row) for row in rows]
+            position = rows[-1][0] + 1
+
+    def read_payloads(self, from_position: int = 1, *, batch_size: int = 10_000,
+                      to_position: int | None = None) -> Iterator[list[tuple[int, str]]]:
+        """Like :meth:`read` but only ``(position, payload)``: the fast path for replay."""
+        position = max(1, from_position)
+        stop = to_position if to_position is not None else 1 << 62
+        while position <= stop:
+            rows = self._conn.execute(
+                "SELECT position, payload FROM events WHERE position >= ? AND position <= ?"
+                " ORDER BY position LIMIT ?",
+                (position, stop, batch_size),
+            ).fetchall()
+            if not rows:
+                return
+            yield rows
+            position = rows[-1][0] + 1
+
+    def get(self, ref: int | str) -> LogEntry:
+        """One entry by position (int or digits) or by event id."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            row = self._conn.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM events WHERE position = ?", (int(ref),)
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM events WHERE position ="
+                " (SELECT position FROM event_ids WHERE key = ?)",
+                (id_key(ref),),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no event at {ref!r} in {self.path} (head is {self.head})")
+        return LogEntry(*row)
+
+    def tail(self, n: int = 10) -> list[LogEntry]:
+        """The last ``n`` entries, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM events ORDER BY position DESC LIMIT ?", (n,)
+        ).fetchall()
+        return [LogEntry(*row) for row in reversed(rows)]
+
+    def stats(self) -> dict:
+        """Count, head, events by type and by source, quarantine by status, size on disk."""
+        conn = self._conn
+        count, head = conn.execute("SELECT count(*), ifnull(max(position), 0) FROM events").fetchone()
+        by_type = dict(conn.execute("SELECT type, count(*) FROM events GROUP BY type ORDER BY 2 DESC"))
+        by_source = dict(conn.execute("SELECT source, count(*) FROM events GROUP BY source ORDER BY 2 DESC"))
+        quarantine = dict(conn.execute("SELECT status, count(*) FROM quarantine GROUP BY status"))
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return {
+            "path": str(self.path),
+            "count": count,
+            "head": head,
+            "by_type": by_type,
+            "by_source": by_source,
+            "quarantine": quarantine,
+            "size_bytes": size,
+        }
+
+    def verify(self, *, batch_size: int = 50_000, progress: Callable[[int, int], None] | None = None
+               ) -> VerifyReport:
+        """Recompute the hash chain and check density and the id index."""
+        problems: list[str] = []
+        prev = GENESIS_HASH
+        expected = 1
+        head = self.head
+        for batch in _batches(self._conn.execute(
+            "SELECT position, event_id, recorded_at, payload, hash FROM events ORDER BY position"
+        ), batch_size):
+            for position, event_id, recorded_at, payload, stored in batch:
+                if position != expected:
+                    problems.append(f"gap: expected position {expected}, found {position}")
+                    expected = position
+                prev = chain_hash(prev, position, event_id, recorded_at, payload)
+                if prev != stored:
+                    problems.append(
+                        f"hash mismatch at position {position} (event {event_id}): the row or one"
+                        " before it was altered"
+                    )
+                    prev = stored
+                expected += 1
+                if len(problems) >= 100:
+                    break
+            if progress:
+                progress(expected - 1, head)
+            if len(problems) >= 100:
+                problems.append("stopped after 100 problems")
+                break
+        indexed = self._conn.execute("SELECT count(*) FROM event_ids").fetchone()[0]
+        if indexed != expected - 1 and len(problems) < 100:
+            problems.append(f"id index holds {indexed} ids for {expected - 1} events")
+        return VerifyReport(checked=expected - 1, head=head, problems=tuple(problems))
+
+    # -- quarantine ------------------------------------------------------
+
+    def quarantine_list(self, *, status: str | None = "open", limit: int = 100, after_id: int = 0
+                        ) -> list[dict]:
+        """Quarantined items (without raw bytes), oldest first."""
+        where, params = "id > ?", [after_id]
+        if status:
+            where += " AND status = ?"
+            params.append(status)
+        cur = self._conn.execute(
+            "SELECT id, received_at, reason, detail, subject, stream_seq, length(raw), status,"
+            f" resolved_at, resolution FROM quarantine WHERE {where} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row)) for row in cur]
+
+    def quarantine_get(self, item_id: int) -> dict:
+        """One quarantined item with its raw bytes."""
+        cur = self._conn.execute("SELECT * FROM quarantine WHERE id = ?", (item_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no quarantined item {item_id} - `fleet quarantine list` shows them")
+        return dict(zip([c[0] for c in cur.description], row))
+
+    def quarantine_resolve(self, item_id: int, resolution: str) -> None:
+        """Mark a quarantined item handled (``resolution`` says how)."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE quarantine SET status = 'resolved', resolved_at = ?, resolution = ?"
+                " WHERE id = ?",
+                (_now(), resolution, item_id),
+            )
+
+    def quarantine_count(self, status: str = "open") -> int:
+        """How many quarantined items have ``status``."""
+        return self._conn.execute(
+            "SELECT count(*) FROM quarantine WHERE status = ?", (status,)
+        ).fetchone()[0]
+
+    def close(self) -> None:
+        """Checkpoint (when writing) and close the connection."""
+        if not self.readonly:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError:
+                pass
+        self._conn.close()
+
+    def __enter__(self) -> "EventLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _batches(cursor: sqlite3.Cursor, size: int) -> Iterator[list[tuple]]:
+    while True:
+        rows = cursor.fetchmany(size)
+        if not rows:
+            return
+        yield rows

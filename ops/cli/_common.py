@@ -1,0 +1,52 @@
+"""Helpers shared by the CLI modules: JSON output, NATS sessions, progress."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any, Awaitable, Callable, TypeVar
+
+import click
+
+from workers.nats import connect
+
+from ..settings import Settings
+
+__all__ = ["echo_json", "json_option", "run_with_nats"]
+
+T = TypeVar("T")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def run_with_nats(settings: Settings, name: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Connect to NATS, run ``work(nc)``, drain the connection."""
+
+    async def main() -> T:
+        nc = await connect(settings.nats_url, name=name)
+        try:
+            return await work(nc)
+        finally:
+            await nc.drain()
+
+    return asyncio.run(main())
+
+
+def progress_printer(total: int | None, label: str) -> Callable[[int], None]:
+    """A callback printing ``label: n/total`` on stderr when it is a terminal."""
+    interactive = sys.stderr.isatty()
+
+    def report(n: int) -> None:
+        if interactive:
+            suffix = f"/{total}" if total else ""
+            click.echo(f"\r{label}: {n}{suffix}", nl=False, err=True)
+            if total and n >= total:
+                click.echo("", err=True)
+
+    return report

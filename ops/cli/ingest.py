@@ -1,0 +1,56 @@
+"""``fleet ingest``: the ingest worker (the Procfile's ``ingest`` process)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from workers.ingest import IngestWorker
+from workers.nats import connect
+
+from ..logs import configure_logging
+from ..runner import run_until_signal
+from ..settings import Settings
+from ..wiring import ingest_config, open_log
+from ._common import echo_json, json_option
+
+
+@click.command("ingest")
+@click.option("--until-idle", type=float, metavar="SECS",
+              help="Exit once the stream is drained and quiet for SECS seconds.")
+@json_option
+@click.pass_obj
+def ingest_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> None:
+    """Consume the SDLC stream into the immutable log until SIGTERM.
+
+    SIGTERM finishes the batch in hand (commit, then ack) and exits 0.
+
+    \b
+    Example:
+      fleet ingest
+      fleet ingest --until-idle 2 --json
+    """
+    configure_logging("ingest")
+
+    async def main(stop: asyncio.Event):
+        nc = await connect(settings.nats_url, name="fleet-ingest")
+        event_log = open_log(settings)
+        try:
+            worker = IngestWorker(nc, event_log, ingest_config(settings))
+            return await worker.run(stop, until_idle_secs=until_idle), event_log.head
+        finally:
+            event_log.close()
+            await nc.drain()
+
+    stats, head = run_until_signal(main)
+    summary = {"appended": stats.appended, "duplicates": stats.duplicates,
+               "quarantined": stats.quarantined, "batches": stats.batches, "head": head}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(ingest_cmd)

@@ -1,0 +1,206 @@
+"""The ingest worker against a real nats-server: exactly-once append, quarantine, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import uuid
+
+import pytest
+
+from events.codec import encode_event
+from ops.wiring import ingest_config, open_log, sdlc_stream
+from tests.conftest import fleet_cmd, make_issue, settings_env, wait_for
+from workers.ingest import IngestWorker
+from workers.nats import connect, ensure_stream
+from workers.publish import Publisher, publish_events
+
+
+async def _publish_raw(settings, bodies: list[bytes], *, msg_ids: list[str | None] | None = None):
+    nc = await connect(settings.nats_url, name="test")
+    await ensure_stream(nc.jetstream(), sdlc_stream(settings))
+    publisher = Publisher(nc)
+    for i, body in enumerate(bodies):
+        await publisher.publish(f"{settings.subject_prefix}.test.raw", body,
+                                msg_id=msg_ids[i] if msg_ids else None, headers={"X-Test": str(i)})
+    report = await publisher.flush()
+    await nc.drain()
+    return report
+
+
+async def _ingest_until_idle(settings, idle: float = 0.3):
+    nc = await connect(settings.nats_url, name="test-ingest")
+    event_log = open_log(settings)
+    try:
+        return await IngestWorker(nc, event_log, ingest_config(settings)).run(
+            asyncio.Event(), until_idle_secs=idle)
+    finally:
+        event_log.close()
+        await nc.drain()
+
+
+def test_published_events_land_in_the_log_in_order(settings):
+    """Every published event is appended once, in stream order, and the log verifies."""
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(500)]
+
+    async def main():
+        nc = await connect(settings.nats_url, name="test")
+        await ensure_stream(nc.jetstream(), sdlc_stream(settings))
+        report = await publish_events(nc, events, prefix=settings.subject_prefix)
+        await nc.drain()
+        return report, await _ingest_until_idle(settings)
+
+    report, stats = asyncio.run(main())
+    assert report.published == 500 and stats.appended == 500
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+        assert log.verify().ok
+
+
+def test_duplicate_publishes_and_redeliveries_store_each_event_once(settings):
+    """The same events published three times (with and without Nats-Msg-Id) are stored once."""
+    bodies = [encode_event(make_issue(i, event_id=str(uuid.uuid4()))) for i in range(200)]
+    ids = [json.loads(b)["event_id"] for b in bodies]
+
+    async def main():
+        first = await _publish_raw(settings, bodies, msg_ids=ids)
+        again = await _publish_raw(settings, bodies, msg_ids=ids)  # JetStream dedup window
+        await _publish_raw(settings, bodies[:50])  # no msg id: only the log can tell
+        stats1 = await _ingest_until_idle(settings)
+        await _publish_raw(settings, bodies[150:])  # after the first commit
+        stats2 = await _ingest_until_idle(settings)
+        return first, again, stats1, stats2
+
+    first, again, stats1, stats2 = asyncio.run(main())
+    assert first.published == 200 and again.duplicates == 200
+    assert stats1.appended == 200 and stats1.duplicates == 50
+    assert stats2.appended == 0 and stats2.duplicates == 50
+    with open_log(settings, readonly=True) as log:
+        assert log.stats()["count"] == 200
+
+
+def test_poison_does_not_hold_up_the_messages_behind_it(settings):
+    """Malformed, invalid, unknown, id-less and oversized input is quarantined; the rest flows."""
+    good = [encode_event(make_issue(i, event_id=str(uuid.uuid4()))) for i in range(4)]
+    no_id = json.loads(good[0])
+    no_id.pop("event_id")
+    unknown = {**json.loads(good[0]), "type": "issue.teleported", "event_id": "u-1"}
+    bad_schema = {**json.loads(good[0]), "issue_id": "twelve", "event_id": "s-1"}
+    big = {**json.loads(good[0]), "description": "x" * 300_000, "event_id": "big-1"}
+    bodies = [good[0], b"{not json", good[1], json.dumps(no_id).encode(), b"\xff\xfe\x00",
+              json.dumps(unknown).encode(), good[2], json.dumps(bad_schema).encode(),
+              json.dumps(big).encode(), good[3]]
+    settings = settings.with_overrides(max_event_bytes=200_000)
+
+    async def main():
+        await _publish_raw(settings, bodies)
+        return await _ingest_until_idle(settings)
+
+    stats = asyncio.run(main())
+    assert stats.appended == 4 and stats.quarantined == 6
+    with open_log(settings, readonly=True) as log:
+        items = log.quarantine_list()
+        assert [i["reason"] for i in items] == [
+            "not_json", "no_event_id", "not_json", "unknown_type", "schema", "oversized"]
+        first = log.quarantine_get(items[0]["id"])
+        assert first["raw"] == b"{not json"
+        assert json.loads(first["headers"])["X-Test"] == "1"
+        assert first["subject"] == f"{settings.subject_prefix}.test.raw"
+        assert first["stream_seq"] == 2
+
+
+def test_out_of_order_events_are_logged_in_arrival_order(settings):
+    """Log positions follow commit order, not occurred_at: the log never reorders."""
+    events = [make_issue(i, event_id=f"ooo-{i}") for i in (5, 1, 4, 2, 3)]
+
+    async def main():
+        await _publish_raw(settings, [encode_event(e) for e in events])
+        return await _ingest_until_idle(settings)
+
+    asyncio.run(main())
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+
+
+def test_quarantine_retry_re_drives_input_after_a_fix(settings):
+    """An oversized event quarantined under a small limit is ingested after the limit is raised."""
+    event = make_issue(1, event_id=str(uuid.uuid4()))
+    body = encode_event(event)
+    small = settings.with_overrides(max_event_bytes=100)
+
+    asyncio.run(_publish_raw(small, [body]))
+    asyncio.run(_ingest_until_idle(small))
+    env = settings_env(settings, FLEET_MAX_EVENT_BYTES="100")
+    listed = subprocess.run(fleet_cmd("quarantine", "list", "--json"), env=env, capture_output=True, check=True)
+    (item,) = json.loads(listed.stdout)
+    assert item["reason"] == "oversized"
+
+    still = subprocess.run(fleet_cmd("quarantine", "retry", str(item["id"])), env=env, capture_output=True)
+    assert still.returncode == 1 and b"still_invalid" in still.stdout
+
+    env["FLEET_MAX_EVENT_BYTES"] = "100000"
+    fixed = subprocess.run(fleet_cmd("quarantine", "retry", "--all", "--json"), env=env,
+                           capture_output=True, check=True)
+    assert json.loads(fixed.stdout)[0]["outcome"] == "republished"
+    asyncio.run(_ingest_until_idle(settings))
+    with open_log(settings, readonly=True) as log:
+        assert log.get(event.event_id).position == 1
+        assert log.quarantine_count("open") == 0
+
+
+@pytest.mark.slow
+def test_kill_9_between_commit_and_ack_loses_nothing_and_duplicates_nothing(settings):
+    """A worker killed after committing but before acking: the redelivery is a no-op."""
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(300)]
+    asyncio.run(_publish_raw(settings, [encode_event(e) for e in events]))
+    env = settings_env(settings, FLEET_FAILPOINT="after_commit", FLEET_INGEST_ACK_WAIT_SECS="1")
+    crashed = subprocess.run(fleet_cmd("ingest", "--until-idle", "1"), env=env, capture_output=True, timeout=60)
+    assert crashed.returncode == -signal.SIGKILL
+    with open_log(settings, readonly=True) as log:
+        committed = log.head
+    assert committed > 0
+
+    env.pop("FLEET_FAILPOINT")
+    done = subprocess.run(fleet_cmd("ingest", "--until-idle", "2", "--json"), env=env,
+                          capture_output=True, timeout=60, check=True)
+    summary = json.loads(done.stdout)
+    assert summary["head"] == 300
+    assert summary["appended"] == 300 - committed
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+        assert log.verify().ok
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_batch_in_hand_and_exits_0(settings):
+    """SIGTERM while running: everything received is committed and acked, exit code 0."""
+    env = settings_env(settings)
+    proc = subprocess.Popen(fleet_cmd("ingest", "--json"), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(1000)]
+
+    async def main():
+        await _publish_raw(settings, [encode_event(e) for e in events])
+
+        def head():
+            try:
+                with open_log(settings, readonly=True) as log:
+                    return log.head > 0
+            except Exception:
+                return False
+
+        await wait_for(head)
+
+    asyncio.run(main())
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    summary = json.loads(out)
+    with open_log(settings, readonly=True) as log:
+        assert log.head == summary["head"]
+    # whatever was not received before the signal is still in the stream for the next worker
+    asyncio.run(_ingest_until_idle(settings))
+    with open_log(settings, readonly=True) as log:
+        assert log.head == 1000 and log.verify().ok

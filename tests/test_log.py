@@ -1,0 +1,120 @@
+"""The immutable log: density, idempotency, immutability, hash chain (real SQLite files)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from events.codec import encode_event
+from events.errors import NotFound
+from events.log import Accepted, EventLog, Rejected, id_key
+from tests.conftest import make_issue
+
+
+def accepted(n: int, event_id: str | None = None) -> Accepted:
+    event = make_issue(n, event_id=event_id)
+    return Accepted(event.event_id, "issue.opened", "simulate", event.occurred_at.isoformat(),
+                    encode_event(event).decode(), "sdlc.simulate.issue.opened")
+
+
+@pytest.fixture
+def log(tmp_path):
+    with EventLog(tmp_path / "log.db") as event_log:
+        yield event_log
+
+
+def test_positions_are_dense_and_in_commit_order(log):
+    """Each accepted event gets the next position, batch after batch."""
+    log.append([accepted(i) for i in range(5)])
+    log.append([accepted(i) for i in range(5, 8)])
+    positions = [e.position for batch in log.read(1, batch_size=3) for e in batch]
+    assert positions == list(range(1, 9))
+    assert log.head == 8
+
+
+def test_duplicates_within_and_across_batches_are_stored_once(log):
+    """A repeated event id, in the same batch or a later one, is a no-op."""
+    first = log.append([accepted(1), accepted(1), accepted(2)])
+    again = log.append([accepted(2), accepted(3)])
+    assert (first.appended, first.duplicates) == (2, 1)
+    assert (again.appended, again.duplicates) == (1, 1)
+    assert log.stats()["count"] == 3
+
+
+def test_rows_cannot_be_updated_or_deleted_through_sql(log):
+    """UPDATE and DELETE are refused by the database itself, not by our code."""
+    log.append([accepted(1)])
+    raw = sqlite3.connect(log.path)
+    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        raw.execute("UPDATE events SET payload = '{}' WHERE position = 1")
+    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        raw.execute("DELETE FROM events")
+    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        raw.execute("DELETE FROM event_ids")
+    with pytest.raises(sqlite3.IntegrityError, match="dense"):
+        raw.execute("INSERT INTO events VALUES (5, 'x', 't', 's', NULL, 'o', 'r', '{}', x'00')")
+    raw.close()
+
+
+def test_verify_detects_a_row_tampered_with_through_a_raw_connection(log):
+    """Dropping the trigger and editing a payload breaks the hash chain at that row."""
+    log.append([accepted(i) for i in range(10)])
+    assert log.verify().ok
+    raw = sqlite3.connect(log.path)
+    raw.execute("DROP TRIGGER events_no_update")
+    raw.execute("UPDATE events SET payload = replace(payload, 'issue 4', 'issue X') WHERE position = 5")
+    raw.commit()
+    raw.close()
+    report = log.verify()
+    assert not report.ok
+    assert "position 5" in report.problems[0]
+
+
+def test_two_writers_on_one_file_keep_the_chain_intact(tmp_path):
+    """An operator's CLI appending beside the ingest worker cannot fork the chain."""
+    a = EventLog(tmp_path / "log.db")
+    b = EventLog(tmp_path / "log.db")
+    a.append([accepted(1)])
+    b.append([accepted(2), accepted(1)])
+    a.append([accepted(3)])
+    assert a.verify().ok and a.head == 3
+    a.close()
+    b.close()
+
+
+def test_quarantine_keeps_raw_bytes_and_reason_with_the_checkpoint(log):
+    """Rejected input and the consumer checkpoint commit in the append's transaction."""
+    log.append([accepted(1)], [Rejected(b"\xff{oops", "not_json", "bad", "sdlc.x.y", None, 7)],
+               checkpoint=("ingest", 7))
+    (item,) = log.quarantine_list()
+    assert item["reason"] == "not_json" and item["stream_seq"] == 7
+    assert log.quarantine_get(item["id"])["raw"] == b"\xff{oops"
+    assert log.consumer_checkpoint("ingest") == 7
+    log.quarantine_resolve(item["id"], "fixed")
+    assert log.quarantine_count("open") == 0
+
+
+def test_get_by_position_and_event_id(log):
+    """Entries are found by position or id; a missing one names the head."""
+    log.append([accepted(1, "abc"), accepted(2)])
+    assert log.get(1).event_id == "abc"
+    assert log.get("abc").position == 1
+    with pytest.raises(NotFound, match="head is 2"):
+        log.get(99)
+
+
+def test_id_key_is_injective_across_uuid_and_other_ids():
+    """Packed UUIDs never collide with 16-byte text ids."""
+    uuid_text = "00000000-0000-4000-8000-000000000001"
+    assert len(id_key(uuid_text)) == 16
+    assert id_key(uuid_text) == id_key(uuid_text.upper())
+    sixteen = "a" * 16
+    assert id_key(sixteen) != sixteen.encode() and len(id_key(sixteen)) == 17
+    assert id_key("not-a-uuid-but-36-chars-long-xxxxxxx") != id_key(uuid_text)
+
+
+def test_readonly_open_of_a_missing_log_says_what_to_do(tmp_path):
+    """Opening a log that does not exist points at `fleet ingest`."""
+    with pytest.raises(NotFound, match="fleet ingest"):
+        EventLog(tmp_path / "nope.db", readonly=True)

@@ -1,0 +1,94 @@
+"""NATS connection and JetStream stream set-up shared by every process.
+
+Connections reconnect forever with a short back-off; a server that cannot be
+reached at start-up raises :class:`~events.errors.TransientError` naming the
+URL, so the CLI can exit 3 with a message that says what to start.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from events.errors import TransientError
+
+__all__ = ["StreamSpec", "connect", "ensure_stream"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamSpec:
+    """The shape of a JetStream stream graphfleet owns."""
+
+    name: str
+    subjects: tuple[str, ...]
+    duplicate_window_secs: float = 120
+    max_age_secs: float = 0
+    max_bytes: int = -1
+    max_msg_size: int = -1
+
+
+async def connect(url: str, *, name: str, connect_timeout_secs: float = 5) -> Client:
+    """Connect to NATS at ``url``, retrying reconnects forever once connected."""
+
+    async def on_error(e: Exception) -> None:
+        log.warning("nats error", extra={"error": repr(e), "client": name})
+
+    async def on_disconnect() -> None:
+        log.info("nats disconnected", extra={"client": name})
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected", extra={"client": name})
+
+    try:
+        return await nats.connect(
+            url,
+            name=name,
+            connect_timeout=connect_timeout_secs,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+            pending_size=64 * 1024 * 1024,
+        )
+    except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as e:
+        raise TransientError(
+            f"cannot reach NATS at {url}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
+        ) from e
+
+
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Create the stream when missing; update its limits when they changed."""
+    config = StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=spec.duplicate_window_secs,
+        max_age=spec.max_age_secs,
+        max_bytes=spec.max_bytes,
+        max_msg_size=spec.max_msg_size,
+    )
+    try:
+        info = await js.stream_info(spec.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("stream created", extra={"stream": spec.name, "subjects": list(spec.subjects)})
+        return
+    current = info.config
+    if (
+        current.duplicate_window != config.duplicate_window
+        or (current.max_age or 0) != config.max_age
+        or (current.max_bytes or -1) != config.max_bytes
+    ):
+        await js.update_stream(config)
+        log.info("stream limits updated", extra={"stream": spec.name})
