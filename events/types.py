@@ -37,7 +37,7 @@ Text = Annotated[str, Meta(max_length=1_000_000)]
 Name = Annotated[str, Meta(max_length=1000)]
 
 
-class Actor(Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Actor(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Who did it: a user id with the names known at the time."""
 
     id: Id
@@ -45,7 +45,7 @@ class Actor(Struct, frozen=True, kw_only=True, omit_defaults=True):
     name: Name | None = None
 
 
-class Commit(Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Commit(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One commit of a push; ``author_id`` is set when the platform knows it."""
 
     sha: Annotated[str, Meta(min_length=4, max_length=64)]
@@ -56,7 +56,7 @@ class Commit(Struct, frozen=True, kw_only=True, omit_defaults=True):
     timestamp: UtcTime | None = None
 
 
-class Event(Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
+class Event(Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type", gc=False):
     """Fields every canonical event carries."""
 
     event_id: EventId
