@@ -36,6 +36,7 @@ class Settings:
     ingest_batch_max: int = 20_000  # FLEET_INGEST_BATCH_MAX
     ingest_max_wait_ms: int = 50  # FLEET_INGEST_MAX_WAIT_MS
     ingest_ack_wait_secs: int = 30  # FLEET_INGEST_ACK_WAIT_SECS: redelivery after a crash
+    ingest_writer: str = "process"  # FLEET_INGEST_WRITER: process (second core) | thread
     log_sync: str = "full"  # FLEET_LOG_SYNC: full (fsync per commit) | normal
     gitlab_token: str | None = None  # FLEET_GITLAB_TOKEN
     github_secret: str | None = None  # FLEET_GITHUB_SECRET
@@ -110,6 +111,8 @@ def _validate(s: Settings) -> None:
                  "ingest_ack_wait_secs"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name)} must be positive")
+    if s.ingest_writer not in {"process", "thread"}:
+        raise ConfigError(f"FLEET_INGEST_WRITER={s.ingest_writer!r} must be 'process' or 'thread'")
     if s.log_sync not in {"full", "normal"}:
         raise ConfigError(f"FLEET_LOG_SYNC={s.log_sync!r} must be 'full' or 'normal'")
     if not 0 < s.api_port < 65536:

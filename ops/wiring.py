@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from events.log import EventLog
 from workers.ingest import IngestConfig
+from workers.log_writer import BatchWriter, WriterProcess
 from workers.nats import StreamSpec
 
 from .settings import Settings
 
-__all__ = ["ingest_config", "open_log", "sdlc_stream"]
+__all__ = ["ingest_config", "log_writer", "open_log", "sdlc_stream"]
 
 
 def sdlc_stream(settings: Settings) -> StreamSpec:
@@ -38,3 +39,11 @@ def ingest_config(settings: Settings) -> IngestConfig:
 def open_log(settings: Settings, *, readonly: bool = False) -> EventLog:
     """The immutable log under the data directory."""
     return EventLog(settings.log_path, sync=settings.log_sync, readonly=readonly)
+
+
+def log_writer(settings: Settings) -> BatchWriter | WriterProcess:
+    """The log's single writer, in a child process unless FLEET_INGEST_WRITER=thread."""
+    if settings.ingest_writer == "process":
+        return WriterProcess(settings.log_path, sync=settings.log_sync, consumer=settings.ingest_durable,
+                             max_event_bytes=settings.max_event_bytes)
+    return BatchWriter(open_log(settings), settings.ingest_durable, settings.max_event_bytes)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from events.codec import encode_event
-from ops.wiring import ingest_config, open_log, sdlc_stream
+from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
 from tests.conftest import fleet_cmd, make_issue, settings_env, wait_for
 from workers.ingest import IngestWorker
 from workers.nats import connect, ensure_stream
@@ -32,12 +32,12 @@ async def _publish_raw(settings, bodies: list[bytes], *, msg_ids: list[str | Non
 
 async def _ingest_until_idle(settings, idle: float = 0.3):
     nc = await connect(settings.nats_url, name="test-ingest")
-    event_log = open_log(settings)
+    writer = log_writer(settings)
     try:
-        return await IngestWorker(nc, event_log, ingest_config(settings)).run(
+        return await IngestWorker(nc, writer, ingest_config(settings)).run(
             asyncio.Event(), until_idle_secs=idle)
     finally:
-        event_log.close()
+        writer.close()
         await nc.drain()
 
 

@@ -10,9 +10,10 @@ import pytest
 from events.codec import encode_event
 from ops.embedded import NatsServer
 from ops.settings import load_settings
-from ops.wiring import ingest_config, open_log, sdlc_stream
+from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
 from tests.conftest import make_issue, wait_for
 from workers.ingest import IngestWorker
+from workers.log_writer import BatchWriter
 from workers.nats import connect, ensure_stream
 from workers.publish import publish_events
 
@@ -33,9 +34,10 @@ def test_a_nats_restart_mid_stream_loses_nothing(tmp_path):
     async def main():
         nc = await connect(settings.nats_url, name="ingest")
         await ensure_stream(nc.jetstream(), sdlc_stream(settings))
-        event_log = open_log(settings)
+        writer = BatchWriter(open_log(settings), settings.ingest_durable, settings.max_event_bytes)
+        event_log = open_log(settings, readonly=True)
         stop = asyncio.Event()
-        task = asyncio.create_task(IngestWorker(nc, event_log, ingest_config(settings)).run(stop))
+        task = asyncio.create_task(IngestWorker(nc, writer, ingest_config(settings)).run(stop))
         producer = await connect(settings.nats_url, name="producer")
         await publish_events(producer, first)
         await wait_for(lambda: event_log.head == 300)
@@ -54,6 +56,7 @@ def test_a_nats_restart_mid_stream_loses_nothing(tmp_path):
         ids = [e.event_id for b in event_log.read() for e in b]
         ok = event_log.verify().ok
         event_log.close()
+        writer.close()
         return stats, ids, ok
 
     try:

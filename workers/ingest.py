@@ -6,9 +6,10 @@ Design (measured in BENCHMARKS.md):
   are answered into one subscription callback that only appends the message
   to a buffer; nats-py's ``fetch()`` costs ~23 µs a message, the callback a
   fraction of that.
-* **Commit**: a single writer thread decodes, validates and appends a batch
-  in one SQLite transaction (quarantined input and the consumer checkpoint
-  included) while the event loop keeps receiving the next batch.
+* **Commit**: the log's single writer (a child process by default, see
+  :mod:`workers.log_writer`) decodes, validates and appends a batch in one
+  SQLite transaction (quarantined input and the consumer checkpoint included)
+  while the event loop keeps receiving the next batch on the other core.
 * **Ack**: one ``+ACK`` on the batch's last message after the commit; with
   ``AckPolicy.ALL`` it acknowledges the whole batch.
 * **Duplicates**: redeliveries are recognised by stream sequence (at or below
@@ -34,10 +35,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import metrics, trace
 
-from events.codec import decode_event
-from events.errors import InvalidEvent
-from events.log import Accepted, EventLog, Rejected
-
+from .log_writer import BatchWriter, RawMessage, WriterProcess
 from .nats import StreamSpec, ensure_stream
 
 __all__ = ["IngestConfig", "IngestStats", "IngestWorker", "stream_seq"]
@@ -73,6 +71,7 @@ class IngestStats:
     duplicates: int = 0
     quarantined: int = 0
     batches: int = 0
+    head: int = 0
     last_commit_ms: float = 0.0
     commit_ms: list[float] = field(default_factory=list)
 
@@ -86,20 +85,19 @@ def stream_seq(reply: str) -> int:
 
 
 class IngestWorker:
-    """Consumes the SDLC stream into ``event_log`` until stopped."""
+    """Consumes the SDLC stream through ``writer`` into the log until stopped."""
 
-    def __init__(self, nc: Client, event_log: EventLog, config: IngestConfig) -> None:
+    def __init__(self, nc: Client, writer: BatchWriter | WriterProcess, config: IngestConfig) -> None:
         self._nc = nc
         self._js = nc.jetstream()
-        self._log = event_log
+        self._writer = writer
         self._config = config
         self._buffer: list[Msg] = []
         self._outstanding = 0
         self._wake = asyncio.Event()
         self._last_msg_at = time.monotonic()
         self._last_request_at = 0.0
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="log-writer")
-        self._committed_seq = event_log.consumer_checkpoint(config.durable)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="log-writer")
         self._sub = None
         self._inbox = ""
         self.stats = IngestStats()
@@ -164,63 +162,32 @@ class IngestWorker:
 
     # -- committing -------------------------------------------------------
 
-    def _commit(self, msgs: list[Msg]):
-        """Writer thread: decode, validate and append one batch."""
-        accepted: list[Accepted] = []
-        rejected: list[Rejected] = []
-        floor = self._committed_seq
-        top = floor
-        skipped = 0
-        max_bytes = self._config.max_event_bytes
-        for msg in msgs:
-            seq = stream_seq(msg.reply)
-            if seq <= floor:
-                skipped += 1  # a redelivery of something already committed
-                continue
-            if seq > top:
-                top = seq
-            data = msg.data
-            try:
-                event = decode_event(data, max_bytes=max_bytes)
-                payload = data.decode()
-            except InvalidEvent as e:
-                rejected.append(_rejected(msg, seq, e.reason, e.detail))
-                continue
-            except UnicodeDecodeError as e:
-                rejected.append(_rejected(msg, seq, "not_json", f"body is not UTF-8: {e}"))
-                continue
-            accepted.append(Accepted(
-                event.event_id, event.__struct_config__.tag, event.source,
-                event.occurred_at.isoformat(), payload, msg.subject,
-            ))
-        result = self._log.append(accepted, rejected, checkpoint=(self._config.durable, top))
-        self._committed_seq = top
-        return result, skipped
-
     async def _flush_batch(self) -> None:
-        batch, self._buffer = (self._buffer[: self._config.batch_max],
-                               self._buffer[self._config.batch_max:])
+        msgs, self._buffer = (self._buffer[: self._config.batch_max],
+                              self._buffer[self._config.batch_max:])
+        batch = [RawMessage(m.data, m.subject, stream_seq(m.reply), m.headers) for m in msgs]
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         with tracer.start_as_current_span("ingest.batch") as span:
-            result, skipped = await loop.run_in_executor(self._writer, self._commit, batch)
+            result = await loop.run_in_executor(self._executor, self._writer.commit, batch)
             elapsed_ms = (time.perf_counter() - started) * 1000
             span.set_attribute("fleet.batch.size", len(batch))
             span.set_attribute("fleet.log.head", result.head)
         if self._config.failpoint == "after_commit":
             os.kill(os.getpid(), signal.SIGKILL)
-        await self._nc.publish(batch[-1].reply, b"+ACK")
+        await self._nc.publish(msgs[-1].reply, b"+ACK")
         stats = self.stats
         stats.batches += 1
         stats.appended += result.appended
-        stats.duplicates += result.duplicates + skipped
+        stats.duplicates += result.duplicates
         stats.quarantined += result.quarantined
+        stats.head = result.head
         stats.last_commit_ms = elapsed_ms
         stats.commit_ms.append(elapsed_ms)
         _commit_hist.record(elapsed_ms)
         _events_counter.add(result.appended, {"outcome": "appended"})
-        if result.duplicates + skipped:
-            _events_counter.add(result.duplicates + skipped, {"outcome": "duplicate"})
+        if result.duplicates:
+            _events_counter.add(result.duplicates, {"outcome": "duplicate"})
         if result.quarantined:
             _events_counter.add(result.quarantined, {"outcome": "quarantined"})
             log.warning("input quarantined", extra={"count": result.quarantined, "head": result.head})
@@ -236,7 +203,7 @@ class IngestWorker:
         )
         wait_secs = self._config.max_wait_ms / 1000
         log.info("ingest started", extra={"durable": self._config.durable,
-                                          "committed_seq": self._committed_seq})
+                                          "committed_seq": self._writer.committed_seq})
         try:
             while not stop.is_set():
                 await self._request_more()
@@ -256,7 +223,7 @@ class IngestWorker:
             while self._buffer:
                 await self._flush_batch()
             await self._nc.flush()
-            self._writer.shutdown(wait=True)
+            self._executor.shutdown(wait=True)
         log.info("ingest stopped", extra={"appended": self.stats.appended,
                                           "duplicates": self.stats.duplicates,
                                           "quarantined": self.stats.quarantined})
@@ -267,9 +234,3 @@ class IngestWorker:
             return False
         info = await self._js.consumer_info(self._config.stream.name, self._config.durable)
         return info.num_pending == 0 and info.num_ack_pending == 0
-
-
-def _rejected(msg: Msg, seq: int, reason: str, detail: str) -> Rejected:
-    headers = json.dumps(msg.headers) if msg.headers else None
-    return Rejected(raw=msg.data, reason=reason, detail=detail, subject=msg.subject,
-                    headers=headers, stream_seq=seq)

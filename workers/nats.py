@@ -7,6 +7,7 @@ URL, so the CLI can exit 3 with a message that says what to start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -35,8 +36,25 @@ class StreamSpec:
     max_msg_size: int = -1
 
 
-async def connect(url: str, *, name: str, connect_timeout_secs: float = 5) -> Client:
-    """Connect to NATS at ``url``, retrying reconnects forever once connected."""
+async def connect(url: str, *, name: str, connect_timeout_secs: float = 5,
+                  wait_for_server_secs: float = 0) -> Client:
+    """Connect to NATS at ``url``, retrying reconnects forever once connected.
+
+    ``wait_for_server_secs`` keeps trying the first connection that long, for
+    processes that start beside the server (the Procfile starts all at once).
+    """
+    deadline = asyncio.get_running_loop().time() + wait_for_server_secs
+    while True:
+        try:
+            return await _connect_once(url, name, connect_timeout_secs)
+        except TransientError:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            log.info("waiting for nats", extra={"url": url, "client": name})
+            await asyncio.sleep(0.5)
+
+
+async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Client:
 
     async def on_error(e: Exception) -> None:
         log.warning("nats error", extra={"error": repr(e), "client": name})

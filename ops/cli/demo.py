@@ -14,7 +14,7 @@ from workers.publish import publish_events
 from ..embedded import NatsServer, free_port, port_of
 from ..logs import configure_logging
 from ..settings import Settings
-from ..wiring import ingest_config, open_log, sdlc_stream
+from ..wiring import ingest_config, log_writer, open_log, sdlc_stream
 from ._common import echo_json, json_option, progress_printer
 
 
@@ -51,11 +51,11 @@ def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> Non
 
     async def main():
         nc = await connect(settings.nats_url, name="fleet-demo")
-        event_log = open_log(settings)
+        writer = log_writer(settings)
         stop = asyncio.Event()
         try:
             await ensure_stream(nc.jetstream(), sdlc_stream(settings))
-            worker = IngestWorker(nc, event_log, ingest_config(settings))
+            worker = IngestWorker(nc, writer, ingest_config(settings))
             ingest = asyncio.create_task(worker.run(stop, until_idle_secs=1.0))
             started = time.monotonic()
             report = await publish_events(nc, simulate(n_events, seed=seed), prefix=settings.subject_prefix,
@@ -65,7 +65,7 @@ def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> Non
             done = time.monotonic()
             return report, stats, started, published_at, done
         finally:
-            event_log.close()
+            writer.close()
             await nc.drain()
 
     try:

@@ -12,7 +12,7 @@ from workers.nats import connect
 from ..logs import configure_logging
 from ..runner import run_until_signal
 from ..settings import Settings
-from ..wiring import ingest_config, open_log
+from ..wiring import ingest_config, log_writer, open_log
 from ._common import echo_json, json_option
 
 
@@ -34,16 +34,18 @@ def ingest_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> N
     configure_logging("ingest")
 
     async def main(stop: asyncio.Event):
-        nc = await connect(settings.nats_url, name="fleet-ingest")
-        event_log = open_log(settings)
+        nc = await connect(settings.nats_url, name="fleet-ingest", wait_for_server_secs=30)
+        writer = log_writer(settings)
         try:
-            worker = IngestWorker(nc, event_log, ingest_config(settings))
-            return await worker.run(stop, until_idle_secs=until_idle), event_log.head
+            worker = IngestWorker(nc, writer, ingest_config(settings))
+            return await worker.run(stop, until_idle_secs=until_idle)
         finally:
-            event_log.close()
+            writer.close()
             await nc.drain()
 
-    stats, head = run_until_signal(main)
+    stats = run_until_signal(main)
+    with open_log(settings, readonly=True) as event_log:
+        head = event_log.head
     summary = {"appended": stats.appended, "duplicates": stats.duplicates,
                "quarantined": stats.quarantined, "batches": stats.batches, "head": head}
     if as_json:
