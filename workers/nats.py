@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import nats
 from nats.aio.client import Client
@@ -54,7 +55,22 @@ async def connect(url: str, *, name: str, connect_timeout_secs: float = 5,
             await asyncio.sleep(0.5)
 
 
+async def _probe(url: str, timeout_secs: float) -> None:
+    """Fail fast when nothing listens: nats-py retries a first connect forever."""
+    parsed = urlparse(url)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout_secs
+        )
+    except (OSError, asyncio.TimeoutError) as e:
+        raise TransientError(
+            f"cannot reach NATS at {url}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
+        ) from e
+    writer.close()
+
+
 async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Client:
+    await _probe(url, connect_timeout_secs)
 
     async def on_error(e: Exception) -> None:
         log.warning("nats error", extra={"error": repr(e), "client": name})
@@ -66,7 +82,7 @@ async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Cli
         log.info("nats reconnected", extra={"client": name})
 
     try:
-        return await nats.connect(
+        return await asyncio.wait_for(nats.connect(
             url,
             name=name,
             connect_timeout=connect_timeout_secs,
@@ -77,8 +93,8 @@ async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Cli
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
             pending_size=64 * 1024 * 1024,
-        )
-    except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as e:
+        ), connect_timeout_secs * 3)
+    except (OSError, asyncio.TimeoutError, nats.errors.NoServersError, nats.errors.TimeoutError) as e:
         raise TransientError(
             f"cannot reach NATS at {url}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
         ) from e
