@@ -43,7 +43,16 @@ class Settings:
     api_host: str = "127.0.0.1"  # FLEET_API_HOST
     api_port: int = 8080  # FLEET_API_PORT
     max_body_bytes: int = 25 * 1024 * 1024  # FLEET_MAX_BODY_BYTES (webhooks)
+    heartbeat_interval_secs: int = 2  # FLEET_HEARTBEAT_INTERVAL_SECS
+    heartbeat_stale_secs: int = 6  # FLEET_HEARTBEAT_STALE_SECS: older means the process is down
+    stuck_after_secs: int = 30  # FLEET_STUCK_AFTER_SECS: backlog without progress this long = stuck
+    expected_processes: str = "ingest"  # FLEET_EXPECTED_PROCESSES: comma-separated, for `fleet health`
     failpoint: str | None = None  # FLEET_FAILPOINT: fault injection for tests only
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        """The processes `fleet health` expects a heartbeat from."""
+        return tuple(p.strip() for p in self.expected_processes.split(",") if p.strip())
 
     @property
     def log_path(self) -> Path:
@@ -108,7 +117,8 @@ def _validate(s: Settings) -> None:
             f"FLEET_NATS_URL={s.nats_url!r} is not a NATS URL - e.g. nats://127.0.0.1:4222"
         )
     for name in ("max_event_bytes", "ingest_batch_max", "ingest_max_wait_ms", "dedup_window_secs",
-                 "ingest_ack_wait_secs"):
+                 "ingest_ack_wait_secs", "heartbeat_interval_secs", "heartbeat_stale_secs",
+                 "stuck_after_secs"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name)} must be positive")
     if s.ingest_writer not in {"process", "thread"}:

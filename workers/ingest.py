@@ -100,7 +100,19 @@ class IngestWorker:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="log-writer")
         self._sub = None
         self._inbox = ""
+        self._ready = False
+        self._progress_at = time.time()
         self.stats = IngestStats()
+
+    def health(self) -> tuple[str, dict]:
+        """State and details for the heartbeat (``backlog`` and ``progress_at`` feed stuck detection)."""
+        s = self.stats
+        return ("ok" if self._ready else "starting", {
+            "appended": s.appended, "duplicates": s.duplicates, "quarantined": s.quarantined,
+            "head": s.head, "committed_seq": self._writer.committed_seq,
+            "backlog": len(self._buffer), "progress_at": self._progress_at,
+            "last_commit_ms": round(s.last_commit_ms, 1),
+        })
 
     # -- consumer set-up --------------------------------------------------
 
@@ -182,6 +194,7 @@ class IngestWorker:
         stats.duplicates += result.duplicates
         stats.quarantined += result.quarantined
         stats.head = result.head
+        self._progress_at = time.time()
         stats.last_commit_ms = elapsed_ms
         stats.commit_ms.append(elapsed_ms)
         _commit_hist.record(elapsed_ms)
@@ -202,6 +215,7 @@ class IngestWorker:
             self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
         wait_secs = self._config.max_wait_ms / 1000
+        self._ready = True
         log.info("ingest started", extra={"durable": self._config.durable,
                                           "committed_seq": self._writer.committed_seq})
         try:

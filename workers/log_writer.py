@@ -133,6 +133,7 @@ class WriterProcess:
         self._conn.send_bytes(_batch_encoder.encode(batch))
         result = self._receive()
         assert isinstance(result, CommitResult)
+        self.committed_seq = max(self.committed_seq, max((m.stream_seq for m in batch), default=0))
         return result
 
     def close(self) -> None:

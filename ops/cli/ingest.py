@@ -6,12 +6,14 @@ import asyncio
 
 import click
 
+from workers.heartbeat import Heartbeat
 from workers.ingest import IngestWorker
 from workers.nats import connect
 
 from ..logs import configure_logging
 from ..runner import run_until_signal
 from ..settings import Settings
+from ..telemetry import setup_telemetry
 from ..wiring import ingest_config, log_writer, open_log
 from ._common import echo_json, json_option
 
@@ -32,16 +34,22 @@ def ingest_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> N
       fleet ingest --until-idle 2 --json
     """
     configure_logging("ingest")
+    telemetry = setup_telemetry("ingest")
 
     async def main(stop: asyncio.Event):
         nc = await connect(settings.nats_url, name="fleet-ingest", wait_for_server_secs=30)
         writer = log_writer(settings)
+        worker = IngestWorker(nc, writer, ingest_config(settings))
+        heartbeat = Heartbeat(nc.jetstream(), "ingest", worker.health, telemetry.snapshot,
+                              interval_secs=settings.heartbeat_interval_secs)
+        heartbeat.start()
         try:
-            worker = IngestWorker(nc, writer, ingest_config(settings))
             return await worker.run(stop, until_idle_secs=until_idle)
         finally:
+            await heartbeat.stop()
             writer.close()
             await nc.drain()
+            telemetry.shutdown()
 
     stats = run_until_signal(main)
     with open_log(settings, readonly=True) as event_log:

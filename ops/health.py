@@ -1,0 +1,171 @@
+"""Fleet health: gather heartbeats, lag and backlog, then judge them.
+
+:func:`assess` is pure (values in, report out) and holds every rule;
+:func:`gather` does the I/O. States:
+
+* ``ok`` / ``rebuilding`` (a rebuild in progress is not a failure) - healthy;
+* ``starting`` - alive but not yet serving;
+* ``stuck`` - work is waiting (backlog or lag > 0) but the process's progress
+  marker has not moved for ``stuck_after_secs``;
+* ``down`` - its heartbeat is older than ``stale_after_secs``, it stopped,
+  or (for NATS) it cannot be reached;
+* ``never started`` - no heartbeat was ever seen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nats.js.errors import NotFoundError
+
+from events.errors import FleetError, TransientError
+from workers.heartbeat import Beat, read_heartbeats
+from workers.nats import connect
+
+from .settings import Settings
+from .wiring import open_log
+
+__all__ = ["Component", "HealthReport", "assess", "gather"]
+
+HEALTHY = {"ok", "rebuilding"}
+
+
+@dataclass(frozen=True)
+class Component:
+    """One line of the health report."""
+
+    name: str
+    kind: str  # process | nats | projection | consumer | log
+    state: str
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state in HEALTHY
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Every component's state; ``ok`` only when all are healthy."""
+
+    components: tuple[Component, ...]
+    at: float
+
+    @property
+    def ok(self) -> bool:
+        return all(c.healthy for c in self.components)
+
+    @property
+    def culprits(self) -> list[Component]:
+        return [c for c in self.components if not c.healthy]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "at": self.at, "components": [asdict(c) for c in self.components],
+                "culprits": [c.name for c in self.culprits]}
+
+
+def _age(now: float, then: float | None) -> str:
+    return "never" if then is None else f"{now - then:.1f}s ago"
+
+
+def assess(
+    *,
+    now: float,
+    nats_ok: bool,
+    nats_detail: str,
+    expected: tuple[str, ...],
+    beats: dict[str, Beat],
+    consumer_pending: int | None,
+    log_head: int | None,
+    quarantine_open: int,
+    stale_after_secs: float = 6.0,
+    stuck_after_secs: float = 30.0,
+) -> HealthReport:
+    """Judge the gathered facts; every health rule lives here."""
+    out: list[Component] = [
+        Component("nats", "nats", "ok" if nats_ok else "down", nats_detail)
+    ]
+    for name in sorted(set(expected) | set(beats)):
+        beat = beats.get(name)
+        if beat is None:
+            out.append(Component(name, "process", "never started", "no heartbeat seen"))
+            continue
+        data = {"last_heartbeat": beat.at, "pid": beat.pid, "host": beat.host, **beat.details}
+        if beat.state == "stopped":
+            out.append(Component(name, "process", "down", f"stopped {_age(now, beat.at)}", data))
+            continue
+        if now - beat.at > max(stale_after_secs, 3 * beat.interval_secs):
+            out.append(Component(name, "process", "down",
+                                 f"last heartbeat {_age(now, beat.at)} (pid {beat.pid})", data))
+            continue
+        state, detail = beat.state, f"heartbeat {_age(now, beat.at)}"
+        if _is_stuck(now, beat.details, stuck_after_secs):
+            state = "stuck"
+            detail = (f"backlog {beat.details.get('backlog')} but no progress since "
+                      f"{_age(now, beat.details.get('progress_at'))}")
+        out.append(Component(name, "process", state, detail, data))
+        for projection in beat.details.get("projections", []):
+            out.append(_projection(now, projection, stuck_after_secs))
+    if consumer_pending is not None:
+        out.append(Component("ingest consumer", "consumer", "ok", f"{consumer_pending} pending",
+                             {"pending": consumer_pending}))
+    out.append(Component("log", "log", "ok",
+                         f"head {log_head if log_head is not None else 'none'}, "
+                         f"{quarantine_open} quarantined",
+                         {"head": log_head, "quarantine_open": quarantine_open}))
+    return HealthReport(tuple(out), now)
+
+
+def _is_stuck(now: float, details: dict[str, Any], stuck_after_secs: float) -> bool:
+    backlog = details.get("backlog") or 0
+    progress_at = details.get("progress_at")
+    return backlog > 0 and progress_at is not None and now - progress_at > stuck_after_secs
+
+
+def _projection(now: float, p: dict[str, Any], stuck_after_secs: float) -> Component:
+    name = f"projection {p.get('name')} v{p.get('version')}"
+    lag = p.get("lag") or 0
+    if p.get("checkpoint") is None:
+        return Component(name, "projection", "never started", "no checkpoint yet", p)
+    state = p.get("state", "ok")
+    detail = f"position {p.get('checkpoint')}, lag {lag}"
+    if state != "rebuilding" and _is_stuck(now, {"backlog": lag, "progress_at": p.get("progress_at")},
+                                           stuck_after_secs):
+        state = "stuck"
+        detail += f", no progress since {_age(now, p.get('progress_at'))}"
+    return Component(name, "projection", state, detail, p)
+
+
+async def gather(settings: Settings, *, expected: tuple[str, ...]) -> HealthReport:
+    """Read NATS, the heartbeats, the ingest consumer and the log; then :func:`assess`."""
+    nats_ok, nats_detail = False, ""
+    beats: dict[str, Beat] = {}
+    pending: int | None = None
+    try:
+        nc = await connect(settings.nats_url, name="fleet-health", connect_timeout_secs=2)
+    except TransientError as e:
+        nats_detail = str(e)
+    else:
+        try:
+            nats_ok, nats_detail = True, settings.nats_url
+            js = nc.jetstream()
+            beats = await read_heartbeats(js)
+            try:
+                info = await js.consumer_info(settings.stream, settings.ingest_durable)
+                pending = info.num_pending + info.num_ack_pending
+            except NotFoundError:
+                pending = None
+        finally:
+            await nc.close()
+    head, quarantined = None, 0
+    try:
+        with open_log(settings, readonly=True) as event_log:
+            head, quarantined = event_log.head, event_log.quarantine_count()
+    except FleetError:
+        pass
+    return assess(now=time.time(), nats_ok=nats_ok, nats_detail=nats_detail, expected=expected,
+                  beats=beats, consumer_pending=pending, log_head=head, quarantine_open=quarantined,
+                  stale_after_secs=settings.heartbeat_stale_secs, stuck_after_secs=settings.stuck_after_secs)

@@ -1,0 +1,101 @@
+"""Fleet health: the pure rules, and real processes killed under a real nats-server."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from ops.health import assess
+from tests.conftest import fleet_cmd, settings_env
+from workers.heartbeat import Beat
+
+NOW = 1_000_000.0
+
+
+def beat(state="ok", at=NOW - 1, **details) -> Beat:
+    return Beat(process="p", state=state, at=at, started_at=NOW - 100, pid=1, host="h",
+                interval_secs=2, details=details)
+
+
+def judge(beats, expected=("ingest",), nats_ok=True, **kw):
+    report = assess(now=NOW, nats_ok=nats_ok, nats_detail="", expected=expected, beats=beats,
+                    consumer_pending=0, log_head=10, quarantine_open=0, **kw)
+    return report, {c.name: c.state for c in report.components}
+
+
+@pytest.mark.parametrize(
+    ("the_beat", "state", "healthy"),
+    [
+        (beat(), "ok", True),
+        (beat("starting"), "starting", False),
+        (beat("rebuilding"), "rebuilding", True),
+        (beat(at=NOW - 60), "down", False),
+        (beat("stopped"), "down", False),
+        (beat(backlog=500, progress_at=NOW - 120), "stuck", False),
+        (beat(backlog=0, progress_at=NOW - 120), "ok", True),
+    ],
+)
+def test_each_process_state_follows_from_its_heartbeat(the_beat, state, healthy):
+    """Fresh, stale, stopped, starting, rebuilding and stuck heartbeats map to their states."""
+    report, states = judge({"ingest": the_beat})
+    assert states["ingest"] == state
+    assert report.ok is healthy
+
+
+def test_a_process_that_never_wrote_a_heartbeat_is_never_started():
+    """An expected process with no key at all is reported as never started."""
+    report, states = judge({}, expected=("ingest", "worker"))
+    assert states["worker"] == "never started" and not report.ok
+    assert {c.name for c in report.culprits} == {"ingest", "worker"}
+
+
+def test_nats_down_makes_the_fleet_unhealthy():
+    """An unreachable NATS is a culprit of its own."""
+    report, states = judge({"ingest": beat()}, nats_ok=False)
+    assert states["nats"] == "down" and not report.ok
+
+
+def test_projection_states_from_the_worker_heartbeat():
+    """Lag with a still checkpoint is stuck; a rebuild is not a failure; no checkpoint is never started."""
+    projections = [
+        {"name": "graph", "version": 2, "state": "ok", "checkpoint": 5, "lag": 40, "progress_at": NOW - 100},
+        {"name": "graph", "version": 3, "state": "rebuilding", "checkpoint": 1, "lag": 44, "progress_at": NOW - 100},
+        {"name": "other", "version": 1, "checkpoint": None},
+    ]
+    report, states = judge({"worker": beat(projections=projections)}, expected=("worker",))
+    assert states["projection graph v2"] == "stuck"
+    assert states["projection graph v3"] == "rebuilding"
+    assert states["projection other v1"] == "never started"
+
+
+@pytest.mark.slow
+def test_a_killed_ingest_process_is_named_within_seconds(settings):
+    """Real processes: healthy while ingest runs, then kill -9 and health names it down."""
+    env = settings_env(settings, FLEET_HEARTBEAT_INTERVAL_SECS="1", FLEET_HEARTBEAT_STALE_SECS="3",
+                       FLEET_EXPECTED_PROCESSES="ingest")
+    proc = subprocess.Popen(fleet_cmd("ingest"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            result = subprocess.run(fleet_cmd("health", "--json"), env=env, capture_output=True, timeout=30)
+            report = json.loads(result.stdout)
+            if result.returncode == 0:
+                break
+            assert time.monotonic() < deadline, report
+            time.sleep(0.3)
+        states = {c["name"]: c["state"] for c in report["components"]}
+        assert states["ingest"] == "ok" and states["nats"] == "ok"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_at = time.monotonic()
+    while True:
+        result = subprocess.run(fleet_cmd("health"), env=env, capture_output=True, timeout=30)
+        if result.returncode == 1 and b"ingest (down)" in result.stderr:
+            break
+        assert time.monotonic() - killed_at < 15, result.stdout
+        time.sleep(0.3)

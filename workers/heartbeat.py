@@ -1,0 +1,130 @@
+"""Heartbeats: each fleet process writes its own key in a JetStream KV bucket.
+
+The bucket has a TTL, so a process that stops writing (killed, wedged, cut
+off) disappears from the bucket and ``fleet health`` reports it ``down``. A
+heartbeat carries the process's state (``starting``, ``ok``, ``rebuilding``,
+...), progress details for the stuck-detector, and a metrics snapshot that
+the ``api`` process renders on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+__all__ = ["HEARTBEAT_BUCKET", "Beat", "Heartbeat", "heartbeat_bucket", "read_heartbeats"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_BUCKET = "fleet_heartbeats"
+
+
+class Beat(msgspec.Struct, kw_only=True):
+    """One heartbeat record."""
+
+    process: str
+    state: str
+    at: float
+    started_at: float
+    pid: int
+    host: str
+    interval_secs: float
+    details: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Beat)
+
+
+async def heartbeat_bucket(js: JetStreamContext, *, ttl_secs: float = 15) -> KeyValue:
+    """The heartbeat bucket, created with ``ttl_secs`` when missing."""
+    try:
+        return await js.key_value(HEARTBEAT_BUCKET)
+    except (BucketNotFoundError, NotFoundError):
+        return await js.create_key_value(KeyValueConfig(bucket=HEARTBEAT_BUCKET, ttl=ttl_secs, history=1))
+
+
+@dataclass
+class Heartbeat:
+    """Writes ``process``'s heartbeat every ``interval_secs`` until stopped."""
+
+    js: JetStreamContext
+    process: str
+    status: Callable[[], tuple[str, dict[str, Any]]]
+    metrics: Callable[[], dict[str, float]] | None = None
+    interval_secs: float = 2.0
+    ttl_secs: float = 15.0
+
+    def __post_init__(self) -> None:
+        self._started_at = time.time()
+        self._task: asyncio.Task | None = None
+        self._kv: KeyValue | None = None
+
+    async def beat(self) -> None:
+        """Write one heartbeat now."""
+        if self._kv is None:
+            self._kv = await heartbeat_bucket(self.js, ttl_secs=self.ttl_secs)
+        state, details = self.status()
+        record = Beat(process=self.process, state=state, at=time.time(), started_at=self._started_at,
+                      pid=os.getpid(), host=socket.gethostname(), interval_secs=self.interval_secs,
+                      details=details, metrics=self.metrics() if self.metrics else {})
+        await self._kv.put(self.process, _encoder.encode(record))
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.beat()
+            except Exception as e:  # NATS away: keep trying, the TTL tells the truth
+                log.warning("heartbeat not written", extra={"component": self.process, "error": repr(e)})
+            await asyncio.sleep(self.interval_secs)
+
+    def start(self) -> None:
+        """Start beating in the background."""
+        self._task = asyncio.create_task(self._loop(), name=f"heartbeat-{self.process}")
+
+    async def stop(self) -> None:
+        """Stop beating and record ``stopped`` (the key then expires with the TTL)."""
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self.status = lambda: ("stopped", {})
+        try:
+            await self.beat()
+        except Exception:  # best effort on the way out
+            pass
+
+
+async def read_heartbeats(js: JetStreamContext) -> dict[str, Beat]:
+    """Every live heartbeat in the bucket, by process name (empty when none)."""
+    try:
+        kv = await js.key_value(HEARTBEAT_BUCKET)
+    except (BucketNotFoundError, NotFoundError):
+        return {}
+    try:
+        keys = await kv.keys()
+    except NotFoundError:
+        return {}
+    beats: dict[str, Beat] = {}
+    for key in keys:
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            continue
+        if entry.value:
+            beats[key] = _decoder.decode(entry.value)
+    return beats
