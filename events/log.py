@@ -274,25 +274,21 @@ class EventLog:
                 # Re-read the tail under the write lock: another process (an
                 # operator's CLI) may have appended since we last looked.
                 position, prev = self._load_tail()
-                if unique:
+                rows, id_rows = self._rows(unique, position, prev, recorded_at)
+                if id_rows and not self._insert_ids(id_rows):
+                    # Some ids are logged already (rare: redeliveries are
+                    # skipped by stream sequence before they get here).
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN IMMEDIATE")
                     already = self.existing_keys(list(unique))
                     duplicates += len(already)
                     for key in already:
                         del unique[key]
-                rows = []
-                id_rows = []
-                for key, item in unique.items():
-                    position += 1
-                    prev = chain_hash(prev, position, item.event_id, recorded_at, item.payload)
-                    rows.append(
-                        (position, item.event_id, item.type, item.source, item.subject,
-                         item.occurred_at, recorded_at, item.payload, prev)
-                    )
-                    id_rows.append((key, position))
-                id_rows.sort()
+                    rows, id_rows = self._rows(unique, position, prev, recorded_at)
+                    if id_rows and not self._insert_ids(id_rows):
+                        raise DuplicateEvent("an event id appeared in the log while appending")
                 if rows:
                     conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
-                    conn.executemany("INSERT INTO event_ids VALUES (?,?)", id_rows)
                 if rejected:
                     conn.executemany(
                         "INSERT INTO quarantine (received_at, reason, detail, subject, headers,"
@@ -316,7 +312,30 @@ class EventLog:
             raise LogError(f"append refused by the log: {e}") from e
         except sqlite3.OperationalError as e:
             raise LogError(f"append failed on {self.path}: {e}") from e
-        return AppendResult(len(rows), duplicates, len(rejected), position)
+        return AppendResult(len(rows), duplicates, len(rejected), rows[-1][0] if rows else position)
+
+    @staticmethod
+    def _rows(unique: dict[bytes, Accepted], position: int, prev: bytes, recorded_at: str
+              ) -> tuple[list[tuple], list[tuple[bytes, int]]]:
+        """Event rows (positions and chain from the tail) and their sorted id rows."""
+        rows = []
+        id_rows = []
+        for key, item in unique.items():
+            position += 1
+            prev = chain_hash(prev, position, item.event_id, recorded_at, item.payload)
+            rows.append(
+                (position, item.event_id, item.type, item.source, item.subject,
+                 item.occurred_at, recorded_at, item.payload, prev)
+            )
+            id_rows.append((key, position))
+        id_rows.sort()
+        return rows, id_rows
+
+    def _insert_ids(self, id_rows: list[tuple[bytes, int]]) -> bool:
+        """Insert id rows unless present; True when every one was new."""
+        before = self._conn.total_changes
+        self._conn.executemany("INSERT OR IGNORE INTO event_ids VALUES (?,?)", id_rows)
+        return self._conn.total_changes - before == len(id_rows)
 
     def checkpoint(self, mode: str = "PASSIVE") -> None:
         """Copy WAL pages into the database file (run off the commit path)."""
