@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -20,9 +21,34 @@ from nats.js.errors import NotFoundError
 
 from events.errors import TransientError
 
-__all__ = ["StreamSpec", "connect", "ensure_stream"]
+__all__ = ["FleetClient", "StreamSpec", "connect", "ensure_stream"]
 
 log = logging.getLogger(__name__)
+_WHITESPACE = re.compile(rb"\s")
+
+
+class FleetClient(Client):
+    """nats-py's client with a cheaper header parser.
+
+    Every canonical event carries a ``Nats-Msg-Id`` header, and nats-py's
+    parser spends a generator per header name checking for whitespace: a
+    third of the receive loop's time at 100k messages/s. Same semantics:
+    lines without a colon and names with non-ASCII bytes or whitespace are
+    skipped; values are stripped and decoded with replacement.
+    """
+
+    @staticmethod
+    def _parse_header_lines(raw: bytes) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line in raw.split(b"\r\n"):
+            name, sep, value = line.partition(b":")
+            if not sep:
+                continue
+            name = name.strip()
+            if not name.isascii() or _WHITESPACE.search(name):
+                continue
+            out[name.decode()] = value.strip().decode("utf-8", "replace")
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +108,8 @@ async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Cli
         log.info("nats reconnected", extra={"client": name})
 
     try:
-        return await asyncio.wait_for(nats.connect(
+        client = FleetClient()
+        await asyncio.wait_for(client.connect(
             url,
             name=name,
             connect_timeout=connect_timeout_secs,
@@ -94,6 +121,7 @@ async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Cli
             reconnected_cb=on_reconnect,
             pending_size=64 * 1024 * 1024,
         ), connect_timeout_secs * 3)
+        return client
     except (OSError, asyncio.TimeoutError, nats.errors.NoServersError, nats.errors.TimeoutError) as e:
         raise TransientError(
             f"cannot reach NATS at {url}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
