@@ -14,10 +14,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 
 from events.errors import FleetError, TransientError
@@ -53,6 +56,7 @@ class HealthReport:
 
     components: tuple[Component, ...]
     at: float
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # process -> snapshot
 
     @property
     def ok(self) -> bool:
@@ -116,7 +120,7 @@ def assess(
                          f"head {log_head if log_head is not None else 'none'}, "
                          f"{quarantine_open} quarantined",
                          {"head": log_head, "quarantine_open": quarantine_open}))
-    return HealthReport(tuple(out), now)
+    return HealthReport(tuple(out), now, {name: b.metrics for name, b in beats.items()})
 
 
 def _is_stuck(now: float, details: dict[str, Any], stuck_after_secs: float) -> bool:
@@ -139,16 +143,25 @@ def _projection(now: float, p: dict[str, Any], stuck_after_secs: float) -> Compo
     return Component(name, "projection", state, detail, p)
 
 
-async def gather(settings: Settings, *, expected: tuple[str, ...]) -> HealthReport:
-    """Read NATS, the heartbeats, the ingest consumer and the log; then :func:`assess`."""
+async def gather(settings: Settings, *, expected: tuple[str, ...], nc: Client | None = None
+                 ) -> HealthReport:
+    """Read NATS, the heartbeats, the ingest consumer and the log; then :func:`assess`.
+
+    ``nc`` is a connected client to reuse (the api process); without it a
+    short-lived connection is made.
+    """
     nats_ok, nats_detail = False, ""
     beats: dict[str, Beat] = {}
     pending: int | None = None
-    try:
-        nc = await connect(settings.nats_url, name="fleet-health", connect_timeout_secs=2)
-    except TransientError as e:
-        nats_detail = str(e)
-    else:
+    own = nc is None
+    if own:
+        try:
+            nc = await connect(settings.nats_url, name="fleet-health", connect_timeout_secs=2)
+        except TransientError as e:
+            nats_detail = str(e)
+    if nc is not None and not nc.is_connected:
+        nats_detail = f"not connected to {settings.nats_url} (reconnecting)"
+    elif nc is not None:
         try:
             nats_ok, nats_detail = True, settings.nats_url
             js = nc.jetstream()
@@ -158,8 +171,11 @@ async def gather(settings: Settings, *, expected: tuple[str, ...]) -> HealthRepo
                 pending = info.num_pending + info.num_ack_pending
             except NotFoundError:
                 pending = None
+        except (NatsError, asyncio.TimeoutError) as e:
+            nats_ok, nats_detail = False, f"NATS request failed: {e!r}"
         finally:
-            await nc.close()
+            if own:
+                await nc.close()
     head, quarantined = None, 0
     try:
         with open_log(settings, readonly=True) as event_log:

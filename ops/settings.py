@@ -43,10 +43,11 @@ class Settings:
     api_host: str = "127.0.0.1"  # FLEET_API_HOST
     api_port: int = 8080  # FLEET_API_PORT
     max_body_bytes: int = 25 * 1024 * 1024  # FLEET_MAX_BODY_BYTES (webhooks)
+    ready_max_lag: int = 10_000  # FLEET_READY_MAX_LAG: /readyz fails when a projection lags more
     heartbeat_interval_secs: int = 2  # FLEET_HEARTBEAT_INTERVAL_SECS
     heartbeat_stale_secs: int = 6  # FLEET_HEARTBEAT_STALE_SECS: older means the process is down
     stuck_after_secs: int = 30  # FLEET_STUCK_AFTER_SECS: backlog without progress this long = stuck
-    expected_processes: str = "ingest"  # FLEET_EXPECTED_PROCESSES: comma-separated, for `fleet health`
+    expected_processes: str = "ingest,api"  # FLEET_EXPECTED_PROCESSES: comma-separated, for `fleet health`
     failpoint: str | None = None  # FLEET_FAILPOINT: fault injection for tests only
 
     @property

@@ -1,0 +1,44 @@
+"""``fleet api``: the HTTP service (the Procfile's ``api`` process)."""
+
+from __future__ import annotations
+
+import click
+
+from ..logs import configure_logging
+from ..settings import Settings
+
+
+@click.command("api")
+@click.option("--host", help="Address to bind [FLEET_API_HOST, default 127.0.0.1].")
+@click.option("--port", type=click.IntRange(1, 65535), help="TCP port [FLEET_API_PORT, default 8080].")
+@click.pass_obj
+def api_cmd(settings: Settings, host: str | None, port: int | None) -> None:
+    """Serve health, readiness, metrics, webhooks and queries over HTTP until SIGTERM.
+
+    GET /healthz (alive, no I/O), GET /readyz (fleet-wide: NATS reachable,
+    projections within FLEET_READY_MAX_LAG), GET /metrics (Prometheus text).
+
+    Binds to loopback unless told otherwise. Webhook endpoints:
+    POST /hooks/gitlab (needs FLEET_GITLAB_TOKEN) and POST /hooks/github
+    (needs FLEET_GITHUB_SECRET); an endpoint whose secret is not set answers
+    503. SIGTERM stops accepting connections, finishes the requests in flight,
+    drains NATS and exits 0.
+
+    \b
+    Example:
+      FLEET_GITHUB_SECRET=s3cret fleet api --port 8080
+      curl -s localhost:8080/healthz
+    """
+    from ..api import run_api  # aiohttp is loaded only by the commands that serve
+    from ..telemetry import setup_telemetry
+
+    configure_logging("api")
+    telemetry = setup_telemetry("api")
+    try:
+        run_api(settings.with_overrides(api_host=host, api_port=port), telemetry=telemetry)
+    finally:
+        telemetry.shutdown()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(api_cmd)
