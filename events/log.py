@@ -72,6 +72,7 @@ class Accepted:
     occurred_at: str
     payload: str
     subject: str | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,7 @@ class LogEntry:
     recorded_at: str
     payload: str
     subject: str | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +135,13 @@ _SCHEMA = [
         occurred_at TEXT NOT NULL,
         recorded_at TEXT NOT NULL,
         payload TEXT NOT NULL,
-        hash BLOB NOT NULL
+        hash BLOB NOT NULL,
+        traceparent TEXT
     )""",
+    # Only the few traced events are indexed: the projector finds their trace
+    # context without reading the column of every row.
+    """CREATE INDEX IF NOT EXISTS events_traced ON events(position)
+       WHERE traceparent IS NOT NULL""",
     """CREATE TABLE IF NOT EXISTS event_ids (
         key BLOB PRIMARY KEY,
         position INTEGER NOT NULL
@@ -170,7 +177,8 @@ _SCHEMA = [
     )""",
 ]
 
-_ENTRY_COLUMNS = "position, event_id, type, source, occurred_at, recorded_at, payload, subject"
+_ENTRY_COLUMNS = ("position, event_id, type, source, occurred_at, recorded_at, payload, subject,"
+                  " traceparent")
 
 
 def _now() -> str:
@@ -288,7 +296,7 @@ class EventLog:
                     if id_rows and not self._insert_ids(id_rows):
                         raise DuplicateEvent("an event id appeared in the log while appending")
                 if rows:
-                    conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                    conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
                 if rejected:
                     conn.executemany(
                         "INSERT INTO quarantine (received_at, reason, detail, subject, headers,"
@@ -325,7 +333,7 @@ class EventLog:
             prev = chain_hash(prev, position, item.event_id, recorded_at, item.payload)
             rows.append(
                 (position, item.event_id, item.type, item.source, item.subject,
-                 item.occurred_at, recorded_at, item.payload, prev)
+                 item.occurred_at, recorded_at, item.payload, prev, item.traceparent)
             )
             id_rows.append((key, position))
         id_rows.sort()
@@ -387,6 +395,12 @@ class EventLog:
                 return
             yield rows
             position = rows[-1][0] + 1
+
+    def traceparents(self, from_position: int, to_position: int) -> dict[int, str]:
+        """W3C trace contexts of the traced events in a position range."""
+        return dict(self._conn.execute(
+            "SELECT position, traceparent FROM events WHERE traceparent IS NOT NULL"
+            " AND position >= ? AND position <= ?", (from_position, to_position)))
 
     def get(self, ref: int | str) -> LogEntry:
         """One entry by position (int or digits) or by event id."""

@@ -91,3 +91,18 @@ def fleet_cmd(*args: str) -> list[str]:
     import sys
 
     return [sys.executable, "-c", "from ops.cli import main; main()", *args]
+
+
+@pytest.fixture(scope="session")
+def spans():
+    """An in-memory span exporter installed as the process's tracer provider."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter

@@ -204,3 +204,27 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(settings):
     asyncio.run(_ingest_until_idle(settings))
     with open_log(settings, readonly=True) as log:
         assert log.head == 1000 and log.verify().ok
+
+
+def test_trace_context_travels_from_publish_into_the_log(settings, spans):
+    """An event published with traceparent keeps it in the log, and ingest continues its trace."""
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    traceparent = f"00-{trace_id}-b7ad6b7169203331-01"
+    event = make_issue(1, event_id=str(uuid.uuid4()))
+
+    async def main():
+        nc = await connect(settings.nats_url, name="test")
+        await ensure_stream(nc.jetstream(), sdlc_stream(settings))
+        publisher = Publisher(nc)
+        await publisher.publish(f"{settings.subject_prefix}.simulate.issue.opened", encode_event(event),
+                                msg_id=event.event_id, headers={"traceparent": traceparent})
+        await publisher.flush()
+        await nc.drain()
+        await _ingest_until_idle(settings)
+
+    asyncio.run(main())
+    with open_log(settings, readonly=True) as log:
+        assert log.get(event.event_id).traceparent == traceparent
+        assert log.traceparents(1, 10) == {1: traceparent}
+    ingest_spans = [s for s in spans.get_finished_spans() if s.name == "sdlc.ingest"]
+    assert any(format(s.context.trace_id, "032x") == trace_id for s in ingest_spans)

@@ -53,7 +53,7 @@ def test_rows_cannot_be_updated_or_deleted_through_sql(log):
     with pytest.raises(sqlite3.IntegrityError, match="immutable"):
         raw.execute("DELETE FROM event_ids")
     with pytest.raises(sqlite3.IntegrityError, match="dense"):
-        raw.execute("INSERT INTO events VALUES (5, 'x', 't', 's', NULL, 'o', 'r', '{}', x'00')")
+        raw.execute("INSERT INTO events VALUES (5, 'x', 't', 's', NULL, 'o', 'r', '{}', x'00', NULL)")
     raw.close()
 
 

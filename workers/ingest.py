@@ -33,7 +33,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
-from opentelemetry import metrics, trace
+from opentelemetry import metrics, propagate, trace
 
 from .log_writer import BatchWriter, RawMessage, WriterProcess
 from .nats import StreamSpec, ensure_stream
@@ -185,6 +185,7 @@ class IngestWorker:
             elapsed_ms = (time.perf_counter() - started) * 1000
             span.set_attribute("fleet.batch.size", len(batch))
             span.set_attribute("fleet.log.head", result.head)
+        _trace_events(msgs, result.head)
         if self._config.failpoint == "after_commit":
             os.kill(os.getpid(), signal.SIGKILL)
         await self._nc.publish(msgs[-1].reply, b"+ACK")
@@ -248,3 +249,15 @@ class IngestWorker:
             return False
         info = await self._js.consumer_info(self._config.stream.name, self._config.durable)
         return info.num_pending == 0 and info.num_ack_pending == 0
+
+
+def _trace_events(msgs: list[Msg], head: int) -> None:
+    """Continue the trace of every event that arrived with a ``traceparent``."""
+    for msg in msgs:
+        if msg.headers and "traceparent" in msg.headers:
+            parent = propagate.extract(msg.headers)
+            span = tracer.start_span("sdlc.ingest", context=parent, kind=trace.SpanKind.CONSUMER)
+            span.set_attribute("messaging.message.id", msg.headers.get("Nats-Msg-Id", ""))
+            span.set_attribute("messaging.destination.name", msg.subject)
+            span.set_attribute("fleet.log.head", head)
+            span.end()

@@ -83,6 +83,7 @@ class BatchWriter:
             accepted.append(Accepted(
                 event.event_id, event.__struct_config__.tag, event.source,
                 _iso(event.occurred_at)[1:-1].decode(), payload, subject,
+                headers.get("traceparent") if headers else None,
             ))
         result = self.event_log.append(accepted, rejected, checkpoint=(self.consumer, top))
         self.committed_seq = top
