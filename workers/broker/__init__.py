@@ -49,7 +49,8 @@ def broker_from_url(url: str, **kw: Any) -> Broker:
         try:
             from dramatiq.brokers.redis import RedisBroker
         except ImportError as e:
-            raise ConfigError(f"broker URL {redact_url(url)!r} needs the redis client - pip install 'dramatiq[redis]'") from e
+            raise ConfigError(f"broker URL {redact_url(url)!r} needs the redis client"
+                              " - pip install 'dramatiq[redis]'") from e
         return RedisBroker(url=url, **kw)
     if kind == "rabbitmq":
         try:

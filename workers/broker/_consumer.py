@@ -21,7 +21,8 @@ from dramatiq.errors import DecodeError
 from dramatiq.message import Message
 from nats.aio.msg import Msg
 
-from .jetstream import _ACK, _NAK, BrokerUnavailable, durable_name
+from .errors import BrokerUnavailable
+from .layout import ACK, NAK
 
 if TYPE_CHECKING:
     from .jetstream import JetStreamBroker
@@ -60,8 +61,9 @@ class JetStreamConsumer(Consumer):
     def __init__(self, broker: "JetStreamBroker", queue_name: str, *, prefetch: int, timeout_ms: int) -> None:
         self.queue_name = queue_name
         self.prefetch = max(1, prefetch)
+        self._min_batch = max(1, self.prefetch // 2)
         self._broker = broker
-        self._durable = durable_name(queue_name)
+        self._link = broker._link
         self._timeout_secs = max(timeout_ms, 50) / 1000
         self._cond = threading.Condition()
         self._buffer: deque[Msg] = deque()
@@ -71,7 +73,7 @@ class JetStreamConsumer(Consumer):
         self._request_deadline = 0.0
         self._broken: str | None = None
         self._closed = False
-        self._sub = broker._subscribe(self._on_msg)
+        self._sub = self._link.subscribe(self._on_msg)
 
     # -- dramatiq's Consumer API -----------------------------------------------
 
@@ -81,9 +83,10 @@ class JetStreamConsumer(Consumer):
             with self._cond:
                 while True:
                     if self._broken:
+                        self._release_delayed()
                         raise BrokerUnavailable(self._broken)
                     if self._closed:
-                        return None
+                        raise BrokerUnavailable(f"the consumer of {self.queue_name} is closed")
                     if self._buffer:
                         msg = self._buffer.popleft()
                         self._working.add(msg.reply)
@@ -99,20 +102,20 @@ class JetStreamConsumer(Consumer):
 
     def ack(self, message: JetStreamMessage) -> None:
         """Acknowledge: JetStream deletes the message (work-queue retention)."""
-        message._owner._settle(message._reply, _ACK)
+        message._owner._settle(message._reply, ACK)
 
     def nack(self, message: JetStreamMessage) -> None:
         """Dead-letter: store the message on the XQ, then ack the original."""
         reason = repr(message._exception) if message._exception is not None else "rejected"
         self._broker._dead_letter(self.queue_name, message._message.encode(), reason=reason,
                                   key=f"{message.message_id}:{message.stream_seq}")
-        message._owner._settle(message._reply, _ACK)
+        message._owner._settle(message._reply, ACK)
 
     def requeue(self, messages: Iterable[JetStreamMessage]) -> None:
         """Nak ``messages`` so JetStream redelivers them at once (worker shutdown)."""
         count = 0
         for message in messages:
-            message._owner._settle(message._reply, _NAK)
+            message._owner._settle(message._reply, NAK)
             count += 1
         if count:
             log.info("messages requeued", extra={"queue": self.queue_name, "count": count})
@@ -126,17 +129,29 @@ class JetStreamConsumer(Consumer):
             unseen = list(self._buffer)
             self._buffer.clear()
             self._cond.notify_all()
-        self._broker._unsubscribe(self._sub)
+        self._link.unsubscribe(self._sub)
         for msg in unseen:
-            self._broker._settle(msg.reply, _NAK)
+            self._link.settle(msg.reply, NAK)
 
     # -- internals -------------------------------------------------------------
 
     def _settle(self, reply: str, payload: bytes) -> None:
-        self._broker._settle(reply, payload)
+        self._link.settle(reply, payload)
         with self._cond:
             self._working.discard(reply)
             self._cond.notify_all()
+
+    def _release_delayed(self) -> None:
+        """Nak what a delay-queue consumer holds (caller holds the lock).
+
+        dramatiq's consumer thread drops its in-memory delay queue after a
+        connection error, so nobody would ever ack those messages.
+        """
+        if not self.queue_name.endswith(".DQ"):
+            return
+        for reply in self._working:
+            self._link.settle(reply, NAK)
+        self._working.clear()
 
     def _maybe_pull(self) -> None:
         """Ask for the free credit unless a request is open (caller holds the lock)."""
@@ -144,12 +159,14 @@ class JetStreamConsumer(Consumer):
         if self._request_open and now < self._request_deadline:
             return
         credit = self.prefetch - len(self._working) - len(self._buffer)
-        if credit <= 0:
+        # Wait for half the prefetch to free up (unless idle): tiny batches
+        # cost a round trip each.
+        if credit <= 0 or (credit < self._min_batch and (self._working or self._buffer)):
             return
         self._request_open = True
         self._request_left = credit
         self._request_deadline = now + self._timeout_secs + _LOST_REQUEST_GRACE_SECS
-        self._broker._pull(self._durable, self._sub.subject, credit, self._timeout_secs)
+        self._broker._pull(self.queue_name, self._sub.subject, credit, self._timeout_secs)
 
     def _wrap(self, msg: Msg) -> JetStreamMessage | None:
         meta = msg.metadata
@@ -159,7 +176,7 @@ class JetStreamConsumer(Consumer):
             # Nothing lost, nothing blocks: the raw bytes go to the XQ.
             self._broker._dead_letter(self.queue_name, msg.data, reason=f"undecodable: {e}",
                                       key=f"raw:{meta.sequence.stream}")
-            self._settle(msg.reply, _ACK)
+            self._settle(msg.reply, ACK)
             return None
         return JetStreamMessage(message, reply=msg.reply, stream_seq=meta.sequence.stream,
                                 redelivered=meta.num_delivered > 1, owner=self)
@@ -172,10 +189,10 @@ class JetStreamConsumer(Consumer):
         with self._cond:
             if status is None:
                 if self._closed:
-                    self._broker._post(msg.reply, _NAK)
+                    self._link.post(msg.reply, NAK)
                     return
                 self._buffer.append(msg)
-                self._broker._track(msg.reply)
+                self._link.track(msg.reply)
                 self._request_left -= 1
                 if self._request_left <= 0:
                     self._request_open = False
