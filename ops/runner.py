@@ -6,7 +6,22 @@ import asyncio
 import signal
 from typing import Awaitable, Callable, TypeVar
 
-__all__ = ["run_until_signal"]
+__all__ = ["block_stop_signals", "run_until_signal", "wait_for_stop_signal"]
+
+_STOP = {signal.SIGTERM, signal.SIGINT}
+
+
+def block_stop_signals() -> None:
+    """Block SIGTERM/SIGINT in this thread and the threads it starts from now on.
+
+    Call before starting worker threads, then :func:`wait_for_stop_signal`.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
+
+
+def wait_for_stop_signal() -> int:
+    """Wait until SIGTERM or SIGINT arrives (they must be blocked); return it."""
+    return signal.sigwait(_STOP)
 
 T = TypeVar("T")
 

@@ -36,7 +36,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry import metrics, propagate, trace
 
 from .log_writer import BatchWriter, RawMessage, WriterProcess
-from .nats import StreamSpec, ensure_stream
+from .nats import LOG_APPENDED_SUBJECT, StreamSpec, ensure_stream
 
 __all__ = ["IngestConfig", "IngestStats", "IngestWorker", "stream_seq"]
 
@@ -189,6 +189,8 @@ class IngestWorker:
         if self._config.failpoint == "after_commit":
             os.kill(os.getpid(), signal.SIGKILL)
         await self._nc.publish(msgs[-1].reply, b"+ACK")
+        if result.appended:
+            await self._nc.publish(LOG_APPENDED_SUBJECT, b"%d" % result.head)
         stats = self.stats
         stats.batches += 1
         stats.appended += result.appended

@@ -21,7 +21,10 @@ from nats.js.errors import NotFoundError
 
 from events.errors import TransientError
 
-__all__ = ["FleetClient", "StreamSpec", "connect", "ensure_stream"]
+__all__ = ["LOG_APPENDED_SUBJECT", "FleetClient", "StreamSpec", "connect", "ensure_stream"]
+
+#: Core NATS subject the ingest worker pings after each commit (payload: the log head).
+LOG_APPENDED_SUBJECT = "fleet.log.appended"
 
 log = logging.getLogger(__name__)
 _WHITESPACE = re.compile(rb"\s")

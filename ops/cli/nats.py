@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 
 import click
 
 from ..embedded import NatsServer, port_of
+from ..runner import block_stop_signals, wait_for_stop_signal
 from ..settings import Settings
 
 
@@ -27,7 +27,8 @@ def nats_cmd(settings: Settings) -> None:
     """
     if not settings.embedded_nats:
         click.echo(f"external NATS configured ({settings.nats_url}); embedded server not started", err=True)
-        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        block_stop_signals()
+        wait_for_stop_signal()
         return
     host, port = port_of(settings.nats_url)
     server = NatsServer(settings.nats_store_dir, port=port, host=host)
