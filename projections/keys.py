@@ -1,0 +1,176 @@
+"""Node keys: compact bytes in the store, ``type:source:id`` text for people.
+
+A key is the node type's one-byte code, the event source and a NUL, then the
+native id: 8 big-endian bytes for numeric ids (so a type's nodes sort by id,
+and new nodes are appended), and for refs the project id, ``b`` or ``t``
+(branch or tag), the name and a NUL. Sources and names never hold a NUL, so
+no key is a prefix of another one's components.
+
+Commits are named by sha, which is random: sha-ordered tables would take
+every rebuild batch's commits at random places and rewrite most of their
+pages each time. So a commit's stored key is the log position where the
+graph first met the sha, then the sha (``<code><source>\0<position><sha>\0``):
+new commits append. Events and ids only know the sha, so they carry a
+*commit reference* (:func:`commit_ref`, a distinct first byte) that the store
+resolves through the ``h`` lookup (:func:`commit_lookup`), allocating the key
+on first sight; the text form stays ``commit:<source>:<sha>`` either way.
+
+The text form is what the CLI and the HTTP API speak:
+``issue:gitlab:1234``, ``commit:github:9fceb02...``, ``ref:gitlab:7:branch:main``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from functools import lru_cache
+
+from .errors import QueryError
+from .ontology import NODE_TYPES, NodeType
+
+__all__ = [
+    "CODES",
+    "TAGS",
+    "int_key",
+    "commit_ref",
+    "commit_key",
+    "commit_lookup",
+    "COMMIT_REF",
+    "ref_key",
+    "source_prefix",
+    "key_type",
+    "key_source",
+    "key_int",
+    "format_key",
+    "parse_key",
+    "pack_int",
+    "unpack_int",
+]
+
+_Q = struct.Struct(">Q")
+pack_int = _Q.pack
+_unpack = _Q.unpack_from
+
+#: node type name -> one-byte code prefix
+CODES: dict[str, bytes] = {t.name: bytes([t.code]) for t in NODE_TYPES}
+#: node type name -> text tag (``merge_request``)
+TAGS: dict[str, str] = {
+    t.name: "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(t.name))
+    for t in NODE_TYPES
+}
+_BY_CODE: dict[int, NodeType] = {t.code: t for t in NODE_TYPES}
+_BY_TAG: dict[str, NodeType] = {TAGS[t.name]: t for t in NODE_TYPES} | {
+    t.name.lower(): t for t in NODE_TYPES
+} | {"mr": next(t for t in NODE_TYPES if t.name == "MergeRequest")}
+_KIND_BYTE = {"branch": b"b", "tag": b"t"}
+_KIND_NAME = {0x62: "branch", 0x74: "tag"}
+# LMDB keys and dupsort values are at most 511 bytes; longer ref names are hashed.
+_MAX_NAME = 300
+_sources: dict[str, bytes] = {}
+
+
+def source_prefix(source: str) -> bytes:
+    """``source`` as it appears in keys (cached: every event asks)."""
+    prefix = _sources.get(source)
+    if prefix is None:
+        prefix = _sources[source] = source.encode() + b"\0"
+    return prefix
+
+
+def unpack_int(data: bytes, offset: int = 0) -> int:
+    """The big-endian 8-byte integer at ``offset``."""
+    return _unpack(data, offset)[0]
+
+
+def int_key(type_name: str, source: str, native_id: int) -> bytes:
+    """The key of a node with a numeric id."""
+    return CODES[type_name] + source_prefix(source) + _Q.pack(native_id)
+
+
+#: first byte of a commit reference (the Commit code with the high bit set)
+COMMIT_REF = CODES["Commit"][0] | 0x80
+
+
+def commit_ref(source: str, sha: str) -> bytes:
+    """A commit by sha, as events name it; the store resolves it to the stored key."""
+    return bytes([COMMIT_REF]) + source_prefix(source) + sha.lower().encode() + b"\0"
+
+
+
+def commit_lookup(ref: bytes) -> bytes:
+    """The lookup key that maps a commit reference to the commit's stored key."""
+    return b"h" + ref[1:]
+
+
+def commit_key(ref: bytes, position: int) -> bytes:
+    """The stored key of a commit first met at log ``position``."""
+    end = ref.index(0, 1) + 1
+    return CODES["Commit"] + ref[1:end] + _Q.pack(position) + ref[end:]
+
+
+def ref_key(source: str, project_id: int, kind: str, name: str) -> bytes:
+    """The key of a branch or tag of a project."""
+    raw = name.encode()
+    if len(raw) > _MAX_NAME:
+        raw = raw[:_MAX_NAME] + b"~" + hashlib.blake2b(raw, digest_size=8).hexdigest().encode()
+    return CODES["Ref"] + source_prefix(source) + _Q.pack(project_id) + _KIND_BYTE[kind] + raw + b"\0"
+
+
+def key_type(key: bytes) -> NodeType:
+    """The node type of a key (or commit reference)."""
+    return _BY_CODE[key[0] & 0x7F]
+
+
+def key_source(key: bytes) -> str:
+    """The event source a key is scoped by."""
+    return key[1 : key.index(0, 1)].decode()
+
+
+def key_int(key: bytes) -> int:
+    """The native numeric id of a key of a numeric-id type."""
+    return _unpack(key, key.index(0, 1) + 1)[0]
+
+
+@lru_cache(maxsize=1 << 16)
+def format_key(key: bytes) -> str:
+    """``issue:gitlab:1234``: the text form of a key (cached: outbox records repeat keys)."""
+    t = _BY_CODE.get(key[0] & 0x7F)
+    if t is None:
+        return key.hex()
+    end = key.index(0, 1)
+    source = key[1:end].decode()
+    rest = key[end + 1 :]
+    if t.id_kind == "int":
+        local = str(_unpack(rest)[0])
+    elif t.id_kind == "sha":
+        local = (rest if key[0] == COMMIT_REF else rest[8:])[:-1].decode()
+    else:
+        local = f"{_unpack(rest)[0]}:{_KIND_NAME.get(rest[8], '?')}:{rest[9:-1].decode(errors='replace')}"
+    return f"{TAGS[t.name]}:{source}:{local}"
+
+
+def parse_key(text: str) -> bytes:
+    """The key named by ``type:source:id`` (the inverse of :func:`format_key`)."""
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise QueryError(
+            f"node id {text!r} is not of the form type:source:id"
+            " - e.g. issue:gitlab:1234, commit:gitlab:9fceb02, ref:gitlab:7:branch:main"
+        )
+    tag, source, local = parts
+    t = _BY_TAG.get(tag.lower())
+    if t is None:
+        known = ", ".join(sorted(TAGS.values()))
+        raise QueryError(f"unknown node type {tag!r} in {text!r} - known types: {known}")
+    if t.id_kind == "int":
+        if not local.isdigit():
+            raise QueryError(f"{TAGS[t.name]} ids are numbers, got {local!r} in {text!r}")
+        return int_key(t.name, source, int(local))
+    if t.id_kind == "sha":
+        return commit_ref(source, local)
+    ref = local.split(":", 2)
+    if len(ref) != 3 or not ref[0].isdigit() or ref[1] not in _KIND_BYTE:
+        raise QueryError(
+            f"ref ids are project:kind:name, got {local!r} in {text!r} - e.g. ref:gitlab:7:branch:main"
+        )
+    return ref_key(source, int(ref[0]), ref[1], ref[2])

@@ -1,0 +1,219 @@
+"""LMDB environments of projection versions: layout, sharing, growth.
+
+One environment per version directory. LMDB forbids opening the same
+environment twice in one process, so :func:`open_env` hands out one shared
+handle per path. The map starts small and doubles whenever a write hits
+``MapFullError`` (:meth:`Env.grow`); readers in other processes adopt the new
+size when LMDB tells them (``MapResizedError``).
+
+Sub-databases (names are stable: operators may inspect them with
+``mdb_stat -a``):
+
+===================  =========================================================
+``node:<Type>``      node key -> msgpack properties, one table per node type
+``out:<EDGE>``       dupsort, source key -> target keys, one table per edge type
+``in:<EDGE>``        dupsort, target key -> source keys
+``eprops``           source + edge code + target -> msgpack edge properties
+``idx``              dupsort, property index key -> node keys
+``lookup``           lookup key -> node key (iids, paths; see ``indexing``)
+``tomb``             keys of deleted nodes
+``meta``             checkpoint, outbox sequence, counters, rebuild progress
+``poison``           position -> why the live projector skipped that event
+``outbox``           change sequence -> msgpack graph-change record
+===================  =========================================================
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import lmdb
+
+from .errors import StoreError, UnknownVersion
+from .ontology import EDGE_TYPES, NODE_TYPES
+
+__all__ = ["Env", "open_env", "close_env", "DEFAULT_MAP_SIZE"]
+
+DEFAULT_MAP_SIZE = 1 << 30
+_MAX_DBS = 128
+
+_lock = threading.Lock()
+_open: dict[str, "Env"] = {}
+_libc = ctypes.CDLL(None, use_errno=True)
+_MADV_DONTNEED = 4
+
+
+class _Gate:
+    """Many transactions at once, or one map resize: LMDB remaps the file on
+    resize, which must not happen under another thread's open transaction."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._resizing = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing or self._active:
+                self._cond.wait()
+            self._resizing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._resizing = False
+                self._cond.notify_all()
+
+
+class Env:
+    """A shared LMDB environment with every sub-database opened."""
+
+    def __init__(self, path: Path, map_size: int) -> None:
+        self.path = path
+        self.users = 0
+        self.gate = _Gate()
+        try:
+            self.env = lmdb.open(
+                str(path), map_size=map_size, max_dbs=_MAX_DBS, subdir=True, create=True,
+                metasync=False, readahead=False, max_readers=512, lock=True,
+            )
+        except lmdb.Error as e:
+            raise StoreError(f"cannot open LMDB environment {path}: {e}") from e
+        # py-lmdb recycles read transactions instead of committing them, which
+        # would discard table handles opened in one: open them in a write one.
+        with self.env.begin(write=True) as txn:
+            self._open_tables(txn, create=True)
+        #: tables whose content is the graph (the digest covers exactly these)
+        self.graph_tables = (
+            [(f"node:{t.name}", self.nodes[t.code]) for t in NODE_TYPES]
+            + [(f"out:{e.name}", self.out[e.code]) for e in EDGE_TYPES]
+            + [(f"in:{e.name}", self.inn[e.code]) for e in EDGE_TYPES]
+            + [("eprops", self.eprops), ("idx", self.idx), ("lookup", self.lookup),
+               ("tomb", self.tomb)]
+        )
+
+    def _open_tables(self, txn: lmdb.Transaction, create: bool) -> None:
+        def table(name: bytes, dupsort: bool = False):
+            return self.env.open_db(name, txn=txn, dupsort=dupsort, create=create)
+
+        self.nodes = {t.code: table(b"node:" + t.name.encode()) for t in NODE_TYPES}
+        self.out = {e.code: table(b"out:" + e.name.encode(), True) for e in EDGE_TYPES}
+        self.inn = {e.code: table(b"in:" + e.name.encode(), True) for e in EDGE_TYPES}
+        self.eprops = table(b"eprops")
+        self.idx = table(b"idx", True)
+        self.lookup = table(b"lookup")
+        self.tomb = table(b"tomb")
+        self.meta = table(b"meta")
+        self.poison = table(b"poison")
+        self.outbox = table(b"outbox")
+
+    def grow(self) -> int:
+        """Double the map size; waits until no transaction of this process is open."""
+        with self.gate.exclusive():
+            size = self.env.info()["map_size"] * 2
+            self.env.set_mapsize(size)
+        return size
+
+    def release_pages(self) -> None:
+        """Drop this process's mapping of the data file's pages (they stay in the page cache).
+
+        A rebuild touches every page of a growing file; without this the
+        mapped pages count towards the process's RSS until it exits. Safe at
+        any time: a later access maps the page again from the page cache.
+        Linux only (the map is found in /proc/self/maps); a no-op elsewhere.
+        """
+        data = os.path.realpath(self.path / "data.mdb")
+        try:
+            with open("/proc/self/maps") as maps:
+                ranges = [line.split()[0] for line in maps if line.rstrip().endswith(data)]
+        except OSError:
+            return
+        for span in ranges:
+            start, end = (int(x, 16) for x in span.split("-"))
+            _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+
+    def _adopt_size(self) -> None:
+        with self.gate.exclusive():
+            self.env.set_mapsize(0)
+
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        """A read-only snapshot; adopts a map grown by another process."""
+        while True:
+            with self.gate.shared():
+                try:
+                    txn = self.env.begin(buffers=False)
+                except lmdb.MapResizedError:
+                    txn = None
+                if txn is not None:
+                    try:
+                        yield txn
+                    finally:
+                        txn.abort()
+                    return
+            self._adopt_size()
+
+    @contextmanager
+    def write(self) -> Iterator[lmdb.Transaction]:
+        """A write transaction, aborted unless the body commits it.
+
+        LMDB serialises writers across processes; within this process the
+        transaction holds the gate so that no resize can happen under it.
+        """
+        while True:
+            with self.gate.shared():
+                try:
+                    txn = self.env.begin(write=True)
+                except lmdb.MapResizedError:
+                    txn = None
+                if txn is not None:
+                    try:
+                        yield txn
+                    finally:
+                        txn.abort()
+                    return
+            self._adopt_size()
+
+
+def open_env(path: Path, *, create: bool = False, map_size: int = DEFAULT_MAP_SIZE) -> Env:
+    """The process-wide handle of the environment in ``path`` (refcounted)."""
+    path = Path(path)
+    key = os.path.realpath(path)
+    with _lock:
+        env = _open.get(key)
+        if env is None:
+            if not (path / "data.mdb").exists():
+                if not create:
+                    raise UnknownVersion(f"no projection version at {path}")
+                path.mkdir(parents=True, exist_ok=True)
+            env = _open[key] = Env(path, map_size)
+        env.users += 1
+        return env
+
+
+def close_env(env: Env) -> None:
+    """Release one user of ``env``; the last one closes it."""
+    with _lock:
+        env.users -= 1
+        if env.users <= 0:
+            _open.pop(os.path.realpath(env.path), None)
+            env.env.close()

@@ -1,0 +1,80 @@
+"""The graph mutations the apply step emits: plain tuples, tagged by an int.
+
+Tuples (not objects) because a rebuild handles millions of them and ships
+them between processes as msgpack; :func:`describe` renders one for people.
+The semantics, implemented once by :class:`projections.overlay.Overlay`:
+
+``(SET, key, props)``
+    The node's properties become ``props``; creates the node if missing.
+``(MERGE, key, patch)``
+    Merge ``patch`` into the node's properties (a ``None`` value removes the
+    property); creates the node if missing.
+``(ENSURE, key, props)``
+    Create the node with ``props`` if it is missing; no-op otherwise.
+``(DELETE, key)``
+    Delete the node and its incident edges; sources of cascading containment
+    edges go too (see :class:`projections.ontology.EdgeType`). The key is
+    tombstoned: later mutations of it are ignored (platform ids are never
+    reused, so they can only be stale or out-of-order deliveries).
+``(LINK, src, edge_code, dst, props_or_None)``
+    Add the edge (or replace its properties); missing endpoints are created
+    as stubs, and a link to a tombstoned node is ignored.
+``(UNLINK, src, edge_code, dst)``
+    Remove the edge if present.
+``(CLEAR, src, edge_code)``
+    Remove every out-edge of that type from ``src``.
+``(REF, src, mode, source_prefix, project_id, number, path, branch)``
+    An issue reference in text: resolve ``path`` (or the project id) and
+    ``number`` to an issue and link ``src`` to it with CLOSES or MENTIONS.
+    ``mode`` is :data:`MENTION`, :data:`CLOSE`, or :data:`CLOSE_ON_DEFAULT`
+    (closes when ``branch`` is the project's default branch, else mentions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .keys import format_key
+from .ontology import EDGE_TYPES
+
+__all__ = [
+    "SET",
+    "MERGE",
+    "ENSURE",
+    "DELETE",
+    "LINK",
+    "UNLINK",
+    "CLEAR",
+    "REF",
+    "MENTION",
+    "CLOSE",
+    "CLOSE_ON_DEFAULT",
+    "Mutation",
+    "describe",
+]
+
+SET, MERGE, ENSURE, DELETE, LINK, UNLINK, CLEAR, REF = range(1, 9)
+MENTION, CLOSE, CLOSE_ON_DEFAULT = range(3)
+
+#: A mutation tuple; the first item is one of the codes above.
+Mutation = tuple[Any, ...]
+
+_NAMES = {SET: "set", MERGE: "merge", ENSURE: "ensure", DELETE: "delete", LINK: "link",
+          UNLINK: "unlink", CLEAR: "clear", REF: "ref"}
+_EDGES = {e.code: e.name for e in EDGE_TYPES}
+
+
+def describe(m: Mutation) -> str:
+    """One line for people: ``link issue:gitlab:1 HAS_LABEL label:gitlab:4``."""
+    op = m[0]
+    if op in (SET, MERGE, ENSURE):
+        return f"{_NAMES[op]} {format_key(m[1])} {m[2]!r}"
+    if op == DELETE:
+        return f"delete {format_key(m[1])}"
+    if op in (LINK, UNLINK):
+        extra = f" {m[4]!r}" if op == LINK and m[4] else ""
+        return f"{_NAMES[op]} {format_key(m[1])} {_EDGES[m[2]]} {format_key(m[3])}{extra}"
+    if op == CLEAR:
+        return f"clear {format_key(m[1])} {_EDGES[m[2]]}"
+    path = f"{m[6]}#" if m[6] else "#"
+    return f"ref {format_key(m[1])} mode={m[2]} project={m[4]} {path}{m[5]} branch={m[7]}"

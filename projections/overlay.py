@@ -1,0 +1,445 @@
+"""The pending state of one write batch, and the semantics of every mutation.
+
+An :class:`Overlay` sits on a :class:`StateReader` (the committed graph: an
+LMDB read through the batch's write transaction, or a dict in tests) and
+applies mutations in memory; :meth:`Overlay.finish` then hands the store a
+:class:`~projections.writeset.WriteSet` of sorted puts and deletes. Applying
+a whole batch in memory first lets the store write each sub-database in key
+order with one C-level ``putmulti`` call, and a node touched a hundred times
+in a batch is written once.
+
+Two modes, one result:
+
+* ``precise=True`` (live apply of an active version) reads every touched
+  node and edge first, so it knows each change exactly and records it for
+  the outbox;
+* ``precise=False`` (rebuild, and building versions) skips reads whose
+  answer cannot change the result: a commit or comment node (no derived
+  keys) is written blind, a stub is put only if absent, an edge is put even
+  if it may exist. The graph is the same either way; only change records
+  need precision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol
+
+from events.errors import InvalidEvent
+
+from . import mutations as m
+from .indexing import BLIND_CODES, DERIVED_FIELDS, INDEXED_CODES, LOOKUP_CODES, child_lookup
+from .indexing import iid_lookup
+from .indexing import index_keys, lookup_key, root_lookup
+from .keys import CODES, COMMIT_REF, commit_key, commit_lookup, key_int, pack_int
+from .ontology import EDGE_TYPES, NODE_TYPES
+from .writeset import WriteSet, build_writeset
+
+__all__ = ["Overlay", "StateReader", "Change"]
+
+#: ``(position, kind, key_or_src, edge_code, dst, props, changed)``; kinds in
+#: :mod:`projections.changes`
+Change = tuple
+
+
+class StateReader(Protocol):
+    """Read access to the committed graph (what the batch starts from)."""
+
+    def node(self, key: bytes) -> dict | None: ...
+    def is_tomb(self, key: bytes) -> bool: ...
+    def out_edges(self, key: bytes, edge: int | None = None) -> Iterable[tuple[int, bytes]]: ...
+    def in_edges(self, key: bytes) -> Iterable[tuple[int, bytes]]: ...
+    def has_edge(self, src: bytes, edge: int, dst: bytes) -> bool: ...
+    def edge_props(self, src: bytes, edge: int, dst: bytes) -> dict | None: ...
+    def lookup(self, key: bytes) -> bytes | None: ...
+
+
+class _Sentinel:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+assert m.LINK == 5  # inlined in Overlay.apply
+_ABSENT = _Sentinel("ABSENT")  # not in the overlay
+MISSING = _Sentinel("MISSING")  # known not to exist
+TOMB = _Sentinel("TOMB")  # deleted: later mutations are ignored
+
+
+class _Stub:
+    """A node ensured blind: created with ``props`` at flush only if absent."""
+
+    __slots__ = ("props",)
+
+    def __init__(self, props: dict) -> None:
+        self.props = props
+
+
+_PROJECT = CODES["Project"]
+_PROJECT_CODE = _PROJECT[0]
+_GROUP_CODE = CODES["Group"][0]
+_E = {e.name: e.code for e in EDGE_TYPES}
+_CLOSES, _MENTIONS = _E["CLOSES"], _E["MENTIONS"]
+_TYPE_NAMES = {t.code: t.name for t in NODE_TYPES}
+_CASCADE = {e.code: frozenset(CODES[t][0] for t in e.cascade) for e in EDGE_TYPES if e.cascade}
+_ORPHAN = {e.code: frozenset(CODES[t][0] for t in e.orphan_cascade) for e in EDGE_TYPES
+           if e.orphan_cascade}
+_DEFAULT_BRANCHES = ("main", "master")
+
+NODE_UPSERTED, NODE_DELETED, EDGE_ADDED, EDGE_UPDATED, EDGE_REMOVED = range(5)
+
+
+class Overlay:
+    """Mutations of one batch over ``reader``; see the module docstring."""
+
+    def __init__(self, reader: StateReader, *, precise: bool) -> None:
+        self.reader = reader
+        self.precise = precise
+        self.position = 0
+        self.nodes: dict[bytes, Any] = {}
+        self.base: dict[bytes, dict | None] = {}
+        self.dirty: dict[bytes, None] = {}
+        self.out: dict[bytes, dict[tuple[int, bytes], Any]] = {}
+        self.inn: dict[bytes, dict[tuple[int, bytes], Any]] = {}
+        self.lookups: dict[bytes, bytes | None] = {}
+        self.lookups_dirty: dict[bytes, None] = {}
+        self.commits: dict[bytes, bytes] = {}
+        self.idx: dict[tuple[bytes, bytes], bool] = {}
+        self.changes: list[Change] = []
+
+    # -- driving -----------------------------------------------------------
+
+    def apply(self, mutations: Iterable[m.Mutation], position: int = 0) -> None:
+        """Apply one event's mutations (``position`` tags its change records)."""
+        self.position = position
+        ops = _OPS
+        link = self.link
+        for mutation in mutations:
+            code = mutation[0]
+            if mutation[1][0] == COMMIT_REF or (
+                    (code == 5 or code == 6) and mutation[3][0] == COMMIT_REF):
+                mutation = self._resolve_commits(mutation)
+                if mutation is None:
+                    continue
+            if code == 5:  # m.LINK, the most frequent: skip the dispatch
+                link(mutation[1], mutation[2], mutation[3], mutation[4])
+                continue
+            op = ops.get(code)
+            if op is None:
+                raise InvalidEvent("schema", f"unknown mutation {code!r}")
+            op(self, *mutation[1:])
+
+    def _resolve_commits(self, mutation: m.Mutation) -> m.Mutation | None:
+        """Replace commit references by stored keys (None: nothing to act on)."""
+        code = mutation[0]
+        # Removing edges of a commit never seen needs no key; anything else makes one.
+        allocate = code != m.UNLINK and code != m.CLEAR
+        resolved = list(mutation)
+        for i in ((1, 3) if code == m.LINK or code == m.UNLINK else (1,)):
+            if resolved[i][0] == COMMIT_REF:
+                key = self._commit(resolved[i], allocate)
+                if key is None:
+                    return None
+                resolved[i] = key
+        return resolved
+
+    def _commit(self, ref: bytes, allocate: bool) -> bytes | None:
+        key = self.commits.get(ref)
+        if key is None:
+            lookup = commit_lookup(ref)
+            key = self._lookup(lookup)
+            if key is None:
+                if not allocate:
+                    return None
+                key = commit_key(ref, self.position)
+                self.lookups[lookup] = key
+                self.lookups_dirty[lookup] = None
+            self.commits[ref] = key
+        return key
+
+    def finish(self) -> WriteSet:
+        """The batch's sorted writes (the overlay is spent afterwards)."""
+        return build_writeset(self)
+
+    # -- node state ------------------------------------------------------
+
+    def _load(self, key: bytes) -> Any:
+        """The node's current value, reading the committed one if needed."""
+        v = self.nodes.get(key, _ABSENT)
+        if v is _ABSENT:
+            if self.reader.is_tomb(key):
+                v = TOMB
+            else:
+                b = self.base[key] = self.reader.node(key)
+                v = MISSING if b is None else b
+            self.nodes[key] = v
+        elif v.__class__ is _Stub:
+            b = self.base[key] = self.reader.node(key)
+            v = self.nodes[key] = b if b is not None else dict(v.props)
+        return v
+
+    def _tombstoned(self, key: bytes) -> bool:
+        v = self.nodes.get(key, _ABSENT)
+        return v is TOMB or (v is _ABSENT and self.reader.is_tomb(key))
+
+    def _write(self, key: bytes, old: dict | None, new: dict | None,
+               touched: Iterable[str] | None = None) -> None:
+        """Record a node change and keep its index entries and lookup in step.
+
+        ``touched`` (the properties a merge set) lets a change that leaves
+        every derived property alone skip the index work.
+        """
+        self.dirty[key] = None
+        code = key[0]
+        derived = DERIVED_FIELDS.get(code)
+        if derived is not None and (touched is None or old is None or not derived.isdisjoint(touched)):
+            if code in INDEXED_CODES:
+                before, after = index_keys(key, old), index_keys(key, new)
+                if before != after:
+                    idx = self.idx
+                    for k in before - after:
+                        idx[(k, key)] = False
+                    for k in after - before:
+                        idx[(k, key)] = True
+            if code in LOOKUP_CODES:
+                before_l, after_l = lookup_key(key, old), lookup_key(key, new)
+                if before_l != after_l:
+                    if before_l is not None and self._lookup(before_l) == key:
+                        self.lookups[before_l] = None
+                        self.lookups_dirty[before_l] = None
+                    if after_l is not None:
+                        self.lookups[after_l] = key
+                        self.lookups_dirty[after_l] = None
+        if self.precise:
+            if new is None:
+                if old is not None:
+                    self.changes.append((self.position, NODE_DELETED, key, 0, b"", old, None))
+            else:
+                if old is None:
+                    changed = sorted(new)
+                else:
+                    get = old.get
+                    changed = sorted([k for k, v in new.items() if get(k, _ABSENT) != v]
+                                     + [k for k in old if k not in new])
+                self.changes.append((self.position, NODE_UPSERTED, key, 0, b"", new, changed))
+
+    def _lookup(self, lkey: bytes) -> bytes | None:
+        v = self.lookups.get(lkey, _ABSENT)
+        if v is _ABSENT:
+            v = self.lookups[lkey] = self.reader.lookup(lkey)
+        return v
+
+    # -- node mutations ----------------------------------------------------
+
+    def set(self, key: bytes, props: dict) -> None:
+        """``SET``: the node's properties become ``props``."""
+        if not self.precise and key[0] in BLIND_CODES:
+            if not self._tombstoned(key):
+                self.nodes[key] = props
+                self.dirty[key] = None
+            return
+        cur = self._load(key)
+        if cur is TOMB:
+            return
+        old = None if cur is MISSING else cur
+        if old != props:
+            self.nodes[key] = props
+            self._write(key, old, props)
+
+    def merge(self, key: bytes, patch: dict) -> None:
+        """``MERGE``: merge ``patch`` into the properties (``None`` removes one)."""
+        cur = self._load(key)
+        if cur is TOMB:
+            return
+        old = None if cur is MISSING else cur
+        new = dict(old) if old else {}
+        for k, v in patch.items():
+            if v is None:
+                new.pop(k, None)
+            else:
+                new[k] = v
+        if new != old or old is None:
+            self.nodes[key] = new
+            self._write(key, old, new, patch)
+
+    def ensure(self, key: bytes, props: dict) -> None:
+        """``ENSURE``: create the node with ``props`` unless it exists (or is deleted)."""
+        v = self.nodes.get(key, _ABSENT)
+        if v is _ABSENT:
+            if not self.precise and key[0] in BLIND_CODES:
+                if self.reader.is_tomb(key):
+                    self.nodes[key] = TOMB
+                else:
+                    self.nodes[key] = _Stub(props)
+                    self.dirty[key] = None
+                return
+            v = self._load(key)
+        if v is MISSING:
+            new = dict(props)
+            self.nodes[key] = new
+            self._write(key, None, new)
+
+    def delete(self, key: bytes) -> None:
+        """``DELETE``: the node, its edges and its cascading dependants go."""
+        stack = [key]
+        while stack:
+            k = stack.pop()
+            cur = self._load(k)
+            if cur is TOMB:
+                continue
+            for edge, dst in self._edges(k, self.out, self.reader.out_edges):
+                self._drop(k, edge, dst)
+            for edge, src in self._edges(k, self.inn, self.reader.in_edges):
+                self._drop(src, edge, k)
+                if src[0] in _CASCADE.get(edge, ()):
+                    stack.append(src)
+                elif src[0] in _ORPHAN.get(edge, ()) and not self._edges(
+                        src, self.out, self.reader.out_edges, edge):
+                    stack.append(src)
+            self.nodes[k] = TOMB
+            self._write(k, None if cur is MISSING else cur, None)
+
+    # -- edges -------------------------------------------------------------
+
+    def _edges(self, key: bytes, pending: dict, committed, edge: int | None = None
+               ) -> list[tuple[int, bytes]]:
+        """Current (edge, other) pairs of ``key`` in one direction (one edge type if given)."""
+        edges: dict[tuple[int, bytes], Any] = {}
+        if self.base.get(key, _ABSENT) is not None:
+            for pair in (committed(key) if edge is None else committed(key, edge)):
+                edges[pair] = True
+        ov = pending.get(key)
+        if ov:
+            edges.update(ov if edge is None else {p: v for p, v in ov.items() if p[0] == edge})
+        return sorted(pair for pair, v in edges.items() if v is not None)
+
+    def _endpoint(self, key: bytes) -> bool:
+        """Make sure a link endpoint exists (as a stub if need be); False if deleted."""
+        v = self.nodes.get(key, _ABSENT)
+        if v is _ABSENT:
+            self.ensure(key, {})
+            v = self.nodes[key]
+        elif v is MISSING:
+            self.ensure(key, {})
+            return True
+        return v is not TOMB
+
+    def _committed_edge(self, src: bytes, edge: int, dst: bytes) -> Any:
+        """The edge's committed value (``True`` or its props) or None, precise mode only."""
+        base = self.base
+        if base.get(src, _ABSENT) is None or base.get(dst, _ABSENT) is None:
+            return None
+        if not self.reader.has_edge(src, edge, dst):
+            return None
+        return self.reader.edge_props(src, edge, dst) or True
+
+    def link(self, src: bytes, edge: int, dst: bytes, props: dict | None = None) -> None:
+        """``LINK``: add the edge or replace its properties."""
+        nodes = self.nodes
+        vs, vd = nodes.get(src, _ABSENT), nodes.get(dst, _ABSENT)
+        src_live = vs.__class__ is dict or vs.__class__ is _Stub
+        dst_live = vd.__class__ is dict or vd.__class__ is _Stub
+        # Check both ends for tombstones before creating a stub at either.
+        if not src_live and (vs is TOMB or (vs is _ABSENT and self.reader.is_tomb(src))):
+            return
+        if not dst_live and (vd is TOMB or (vd is _ABSENT and self.reader.is_tomb(dst))):
+            return
+        if not src_live:
+            self._endpoint(src)
+        if not dst_live:
+            self._endpoint(dst)
+        value = props if props else True
+        o = self.out.get(src)
+        if o is None:
+            o = self.out[src] = {}
+        pair = (edge, dst)
+        if self.precise:
+            cur = o.get(pair, _ABSENT)
+            if cur is _ABSENT:
+                cur = self._committed_edge(src, edge, dst)
+            if cur == value:
+                return
+            kind = EDGE_ADDED if cur is None else EDGE_UPDATED
+            self.changes.append((self.position, kind, src, edge, dst, props, None))
+        o[pair] = value
+        i = self.inn.get(dst)
+        if i is None:
+            i = self.inn[dst] = {}
+        i[(edge, src)] = value
+
+    def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
+        """``UNLINK``: remove the edge if present."""
+        o = self.out.get(src)
+        cur = o.get((edge, dst), _ABSENT) if o is not None else _ABSENT
+        if cur is None:
+            return
+        if cur is _ABSENT:
+            base = self.base
+            if base.get(src, _ABSENT) is None or base.get(dst, _ABSENT) is None:
+                return
+            if self.precise and self._committed_edge(src, edge, dst) is None:
+                return
+        self._drop(src, edge, dst)
+
+    def _drop(self, src: bytes, edge: int, dst: bytes) -> None:
+        o = self.out.get(src)
+        if o is None:
+            o = self.out[src] = {}
+        o[(edge, dst)] = None
+        i = self.inn.get(dst)
+        if i is None:
+            i = self.inn[dst] = {}
+        i[(edge, src)] = None
+        if self.precise:
+            self.changes.append((self.position, EDGE_REMOVED, src, edge, dst, None, None))
+
+    def clear(self, src: bytes, edge: int) -> None:
+        """``CLEAR``: remove every out-edge of type ``edge`` from ``src``."""
+        for _, dst in self._edges(src, self.out, self.reader.out_edges, edge):
+            self._drop(src, edge, dst)
+
+    # -- references --------------------------------------------------------
+
+    def ref(self, src: bytes, mode: int, source: bytes, project_id: int, number: int,
+            path: str | None, branch: str | None) -> None:
+        """``REF``: link ``src`` to the issue a text reference names, if it resolves."""
+        if path is not None:
+            project = self._resolve_path(source, path)
+            if project is None:
+                return
+            target_project = key_int(project)
+        else:
+            target_project = project_id
+        issue = self._lookup(iid_lookup(b"i", source, target_project, number))
+        if issue is None or issue == src:
+            return
+        edge = _MENTIONS
+        if mode == m.CLOSE:
+            edge = _CLOSES
+        elif mode == m.CLOSE_ON_DEFAULT:
+            pushed_to = self._load(_PROJECT + source + pack_int(project_id))
+            default = pushed_to.get("default_branch") if pushed_to.__class__ is dict else None
+            if (branch == default) if default else (branch in _DEFAULT_BRANCHES):
+                edge = _CLOSES
+        self.link(src, edge, issue, None)
+
+    def _resolve_path(self, source: bytes, path: str) -> bytes | None:
+        """The project at ``group/sub/project`` as the graph knows paths now."""
+        segments = path.split("/")
+        node = self._lookup(root_lookup(source, segments[0]))
+        for segment in segments[1:]:
+            if node is None or node[0] != _GROUP_CODE:
+                return None
+            node = self._lookup(child_lookup(node, segment))
+        return node if node is not None and node[0] == _PROJECT_CODE else None
+
+
+# Unbound, so that an overlay holds no reference cycle and is freed at once
+# even with the garbage collector paused during a batch.
+_OPS = {
+    m.SET: Overlay.set, m.MERGE: Overlay.merge, m.ENSURE: Overlay.ensure, m.DELETE: Overlay.delete,
+    m.LINK: Overlay.link, m.UNLINK: Overlay.unlink, m.CLEAR: Overlay.clear, m.REF: Overlay.ref,
+}

@@ -1,0 +1,218 @@
+"""Rebuild a projection version from log position 0 beside the active one.
+
+Phases, each resumable because every batch commits with its checkpoint:
+
+1. **bulk**: positions ``checkpoint+1 .. head-at-start`` in large batches
+   (``batch_events``, default 20k). Planner processes read, decode and run
+   the pure apply step ahead of the store (:mod:`.pipeline`); the store
+   applies each batch in an overlay without read-before-write where the
+   result cannot depend on it, sorts every table's writes and puts them with
+   one ``putmulti`` per table, appending past the table's last key (new
+   nodes have increasing ids, so most of a rebuild's node and adjacency
+   writes are appends). No outbox records (DESIGN invariant 8); poison stops
+   the rebuild, naming the position and event.
+2. **catch-up**: smaller batches until the version reaches the log head.
+3. **promote**: one ``rebuilt`` outbox record, then the ACTIVE pointer
+   switch. Readers of the old version never notice; the projector switches
+   to the new version on its next iteration.
+
+Kill the process at any point and run it again: it resumes from the
+version's own checkpoint (``resumed_from`` in the result says where).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from events.log import EventLog
+
+from .applier import Applier, plan_rows
+from .digest import digest
+from .errors import VersionStateError
+from .lmdbenv import DEFAULT_MAP_SIZE
+from .ontology import NAME, VERSION
+from .pipeline import default_workers, open_scan_log, planned_chunks
+from .store import GraphStore
+from .versions import BUILDING, Versions, WriterLock
+
+__all__ = ["RebuildProgress", "RebuildResult", "rebuild"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RebuildProgress:
+    """One progress report: where the rebuild is and how fast it goes."""
+
+    phase: str  # "bulk", "catch-up" or "promoted"
+    version: int
+    position: int
+    target: int
+    resumed_from: int
+    events_per_sec: float
+    eta_secs: float | None
+    elapsed_secs: float
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What a :func:`rebuild` call did (``asdict`` gives the ``--json`` summary)."""
+
+    projection: str
+    version: int
+    previous: int | None
+    resumed_from: int
+    position: int
+    events: int
+    bulk_events: int
+    bulk_secs: float
+    total_secs: float
+    promoted: bool
+    interrupted: bool
+    digest: str | None
+
+    @property
+    def bulk_events_per_sec(self) -> float:
+        """Throughput of the bulk phase."""
+        return self.bulk_events / self.bulk_secs if self.bulk_secs else 0.0
+
+    def as_dict(self) -> dict:
+        """The summary as plain data."""
+        return asdict(self) | {"bulk_events_per_sec": round(self.bulk_events_per_sec)}
+
+
+def _describe(event_log: EventLog) -> Callable[[int], tuple[str | None, str | None]]:
+    def describe(position: int) -> tuple[str | None, str | None]:
+        entry = event_log.get(position)
+        return entry.event_id, entry.type
+
+    return describe
+
+
+def rebuild(
+    log_path: str | Path,
+    projections_dir: str | Path,
+    *,
+    name: str = NAME,
+    version: int = VERSION,
+    from_scratch: bool = False,
+    promote: bool = True,
+    progress: Callable[[RebuildProgress], None] | None = None,
+    stop: threading.Event | None = None,
+    workers: int | None = None,
+    batch_events: int = 20_000,
+    plan_chunk: int = 10_000,
+    catch_up_batch: int = 10_000,
+    map_size: int = DEFAULT_MAP_SIZE,
+    with_digest: bool = True,
+) -> RebuildResult:
+    """Build ``version`` of projection ``name`` from the log, then promote it."""
+    versions = Versions(projections_dir, name)
+    active = versions.active()
+    if active == version:
+        raise VersionStateError(
+            f"{name} v{version} is already active - the projector keeps it current;"
+            " bump the projection VERSION to rebuild, or roll back first"
+        )
+    path = versions.path(version)
+    if from_scratch and path.exists():
+        with WriterLock(path, what=f"{name} v{version}"):
+            shutil.rmtree(path)
+    versions.create(version)
+    if versions.info(version).state != BUILDING:
+        versions.mark_building(version)
+    lock = WriterLock(path, what=f"{name} v{version}").acquire()
+    store = GraphStore(path, create=True, map_size=map_size)
+    event_log = open_scan_log(log_path)
+    try:
+        return _run(versions, version, active, store, event_log, Path(log_path), promote=promote,
+                    progress=progress, stop=stop,
+                    workers=default_workers() if workers is None else workers,
+                    batch_events=batch_events, plan_chunk=plan_chunk,
+                    catch_up_batch=catch_up_batch, with_digest=with_digest)
+    finally:
+        event_log.close()
+        store.close()
+        lock.release()
+
+
+def _run(versions: Versions, version: int, active: int | None, store: GraphStore,
+         event_log: EventLog, log_path: Path, *, promote: bool,
+         progress: Callable[[RebuildProgress], None] | None, stop: threading.Event | None,
+         workers: int, batch_events: int, plan_chunk: int, catch_up_batch: int,
+         with_digest: bool) -> RebuildResult:
+    started = time.perf_counter()
+    resumed_from = store.checkpoint()
+    target = event_log.head
+    applier = Applier(store, precise=False, strict=True, outbox=False,
+                      describe=_describe(event_log), release_pages=True)
+    position = resumed_from
+    log.info("rebuild started", extra={"projection": versions.name, "version": version,
+                                       "resumed_from": resumed_from, "target": target,
+                                       "workers": workers})
+
+    def report(phase: str, goal: int) -> None:
+        if progress is None:
+            return
+        elapsed = time.perf_counter() - started
+        rate = (position - resumed_from) / elapsed if elapsed > 0 else 0.0
+        eta = (goal - position) / rate if rate > 0 else None
+        progress(RebuildProgress(phase, version, position, goal, resumed_from, rate, eta, elapsed))
+
+    def interrupted() -> RebuildResult:
+        elapsed = time.perf_counter() - started
+        return RebuildResult(versions.name, version, active, resumed_from, position,
+                             position - resumed_from, position - resumed_from, elapsed, elapsed,
+                             False, True, None)
+
+    batch: list = []
+    if position < target:
+        for planned in planned_chunks(log_path, position + 1, target, chunk=plan_chunk,
+                                      workers=workers):
+            batch.extend(planned)
+            if len(batch) >= batch_events:
+                position = applier.apply(batch).checkpoint
+                batch = []
+                report("bulk", target)
+                if stop is not None and stop.is_set():
+                    return interrupted()
+        if batch:
+            position = applier.apply(batch).checkpoint
+            report("bulk", target)
+    bulk_secs = time.perf_counter() - started
+    bulk_events = position - resumed_from
+
+    while True:
+        head = event_log.head
+        if position >= head:
+            break
+        if stop is not None and stop.is_set():
+            return interrupted()
+        rows = next(event_log.read_payloads(position + 1, batch_size=catch_up_batch), [])
+        position = applier.apply(plan_rows(rows)).checkpoint
+        report("catch-up", head)
+    versions.mark_ready(version)
+    store.env.env.sync(True)
+    result_digest = digest(store).hexdigest if with_digest else None
+    promoted = False
+    if promote:
+        store.write_rebuilt(projection=versions.name, version=version, previous=active,
+                            digest=result_digest)
+        versions.promote(version)
+        promoted = True
+        report("promoted", position)
+    total = time.perf_counter() - started
+    log.info("rebuild finished", extra={"projection": versions.name, "version": version,
+                                        "position": position, "promoted": promoted,
+                                        "bulk_events_per_sec": round(bulk_events / bulk_secs)
+                                        if bulk_secs else None})
+    return RebuildResult(versions.name, version, active, resumed_from, position,
+                         position - resumed_from, bulk_events, bulk_secs, total, promoted, False,
+                         result_digest)
+

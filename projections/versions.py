@@ -1,0 +1,243 @@
+"""Projection versions on disk: the ACTIVE pointer, states, promote, rollback, drop.
+
+Layout under ``<projections_dir>/<name>/``::
+
+    ACTIVE          "v2\\n": the version readers use (replaced atomically)
+    v1/             an LMDB environment (data.mdb, lock.mdb) ...
+    v1/version.json its bookkeeping: state, timestamps, the version it replaced
+    v1/writer.lock  flock held by the one process writing the version
+
+States: ``building`` (a rebuild has not finished), ``ready`` (built and
+caught up, waiting for promotion), ``active`` (ACTIVE names it) and
+``retired`` (was active, or was rolled back from; kept for rollback until
+dropped). Switching ACTIVE is a single ``os.replace``; readers that hold the
+old version's environment open keep reading it undisturbed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StoreBusy, UnknownVersion, VersionStateError
+
+__all__ = ["Versions", "VersionInfo", "WriterLock", "parse_version"]
+
+_DIR = re.compile(r"^v([0-9]+)$")
+BUILDING, READY, ACTIVE, RETIRED = "building", "ready", "active", "retired"
+
+
+def parse_version(text: str | int) -> int:
+    """``"v3"``, ``"3"`` or ``3`` -> 3."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"v?([0-9]+)", text.strip())
+    if match is None:
+        raise UnknownVersion(f"{text!r} is not a version - write it as v<N>, e.g. v2")
+    return int(match.group(1))
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version directory and its bookkeeping."""
+
+    version: int
+    path: Path
+    state: str
+    created_at: float | None = None
+    built_at: float | None = None
+    promoted_at: float | None = None
+    retired_at: float | None = None
+    previous: int | None = None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Versions:
+    """The versions of projection ``name`` under ``projections_dir``."""
+
+    def __init__(self, projections_dir: str | Path, name: str = "graph") -> None:
+        self.name = name
+        self.root = Path(projections_dir) / name
+
+    # -- reading -----------------------------------------------------------
+
+    def path(self, version: int) -> Path:
+        """The directory of ``version`` (which may not exist)."""
+        return self.root / f"v{version}"
+
+    def active(self) -> int | None:
+        """The active version, or None before the first promotion."""
+        try:
+            text = (self.root / "ACTIVE").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return parse_version(text) if text else None
+
+    def exists(self, version: int) -> bool:
+        """Whether ``version`` has a directory."""
+        return self.path(version).is_dir()
+
+    def _meta(self, version: int) -> dict:
+        try:
+            return json.loads((self.path(version) / "version.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def info(self, version: int) -> VersionInfo:
+        """Bookkeeping of one version; raises :class:`UnknownVersion` if absent."""
+        if not self.exists(version):
+            known = ", ".join(f"v{v.version}" for v in self.list()) or "none"
+            raise UnknownVersion(
+                f"{self.name} has no version v{version} (versions on disk: {known})"
+            )
+        meta = self._meta(version)
+        state = ACTIVE if self.active() == version else meta.get("state", BUILDING)
+        if state == ACTIVE and self.active() != version:
+            state = RETIRED
+        return VersionInfo(
+            version=version, path=self.path(version), state=state,
+            created_at=meta.get("created_at"), built_at=meta.get("built_at"),
+            promoted_at=meta.get("promoted_at"), retired_at=meta.get("retired_at"),
+            previous=meta.get("previous"),
+        )
+
+    def list(self) -> list[VersionInfo]:
+        """Every version on disk, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = sorted(int(m.group(1)) for p in self.root.iterdir() if (m := _DIR.match(p.name)))
+        return [self.info(v) for v in found]
+
+    # -- changing ----------------------------------------------------------
+
+    def _update(self, version: int, **changes: object) -> None:
+        meta = self._meta(version)
+        meta.update(changes)
+        _write_atomic(self.path(version) / "version.json", json.dumps(meta, indent=2) + "\n")
+
+    def create(self, version: int) -> Path:
+        """Make the directory of a new version in state ``building``."""
+        path = self.path(version)
+        path.mkdir(parents=True, exist_ok=True)
+        if not (path / "version.json").exists():
+            self._update(version, state=BUILDING, created_at=time.time())
+        return path
+
+    def mark_ready(self, version: int) -> None:
+        """Record that ``version`` finished its rebuild."""
+        self._update(version, state=READY, built_at=time.time())
+
+    def mark_building(self, version: int) -> None:
+        """Record that ``version`` is being (re)built."""
+        self._update(version, state=BUILDING)
+
+    def promote(self, version: int) -> int | None:
+        """Make ``version`` active (one atomic pointer switch); returns the previous one."""
+        info = self.info(version)
+        if info.state == BUILDING:
+            raise VersionStateError(
+                f"{self.name} v{version} is still building - `fleet replay {self.name}` finishes it"
+            )
+        previous = self.active()
+        if previous == version:
+            return previous
+        self._update(version, state=ACTIVE, promoted_at=time.time(),
+                     previous=previous if previous is not None else info.previous)
+        _write_atomic(self.root / "ACTIVE", f"v{version}\n")
+        if previous is not None and self.exists(previous):
+            self._update(previous, state=RETIRED, retired_at=time.time())
+        return previous
+
+    def rollback(self) -> tuple[int, int]:
+        """Re-activate the version the active one replaced; returns (from, to)."""
+        current = self.active()
+        if current is None:
+            raise VersionStateError(f"{self.name} has no active version to roll back from")
+        previous = self.info(current).previous
+        if previous is None or not self.exists(previous):
+            raise VersionStateError(
+                f"{self.name} v{current} replaced no version that is still on disk - nothing to"
+                " roll back to"
+            )
+        if self.info(previous).state == BUILDING:
+            raise VersionStateError(f"{self.name} v{previous} never finished building")
+        self._update(previous, state=ACTIVE, promoted_at=time.time())
+        _write_atomic(self.root / "ACTIVE", f"v{previous}\n")
+        self._update(current, state=RETIRED, retired_at=time.time())
+        return current, previous
+
+    def drop(self, version: int) -> None:
+        """Delete a version that is not active and not being written."""
+        info = self.info(version)
+        if info.state == ACTIVE:
+            raise VersionStateError(
+                f"{self.name} v{version} is active - promote or roll back to another version first"
+            )
+        with WriterLock(info.path, what=f"{self.name} v{version}"):
+            shutil.rmtree(info.path)
+
+
+class WriterLock:
+    """An exclusive, non-blocking flock on a version: one writer process at a time.
+
+    LMDB already serialises write transactions; this lock keeps a second
+    projector or rebuild from writing the same version with stale in-memory
+    state (tombstones) and makes ``drop`` refuse a version in use.
+    """
+
+    def __init__(self, version_dir: Path, *, what: str = "projection version") -> None:
+        self.path = Path(version_dir) / "writer.lock"
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> "WriterLock":
+        """Take the lock or raise :class:`StoreBusy` naming the holder's pid."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreBusy(f"{self.what} is being written by another process (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def __enter__(self) -> "WriterLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,183 @@
+"""Versions: rebuild beside the active one, promotion, rollback, drop, resume after kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from test_projection_support import append, ev, simulated_log
+
+from projections.digest import digest
+from projections.errors import StoreBusy, UnknownNode, UnknownVersion, VersionStateError
+from projections.keys import parse_key
+from projections.query import GraphReader
+from projections.rebuild import rebuild
+from projections.store import GraphStore
+from projections.versions import Versions, WriterLock
+from workers.projector import Projector, ProjectorConfig
+
+
+@pytest.fixture
+def log_path(tmp_path):
+    path = tmp_path / "log.db"
+    simulated_log(path, 3000, seed=5)
+    return path
+
+
+def test_first_rebuild_promotes_and_records_states(log_path, tmp_path):
+    """The first build becomes active; its bookkeeping says when and from what."""
+    proj = tmp_path / "proj"
+    result = rebuild(log_path, proj, workers=0)
+    versions = Versions(proj)
+    assert versions.active() == 1 and result.previous is None and result.promoted
+    [info] = versions.list()
+    assert info.state == "active" and info.built_at and info.promoted_at
+    assert (proj / "graph" / "ACTIVE").read_text() == "v1\n"
+
+
+def test_rebuilding_the_active_version_is_refused(log_path, tmp_path):
+    """The active version is kept current by the projector; replaying it is an error."""
+    rebuild(log_path, tmp_path / "proj", workers=0)
+    with pytest.raises(VersionStateError, match="already active"):
+        rebuild(log_path, tmp_path / "proj", workers=0)
+
+
+def test_queries_during_a_rebuild_answer_from_the_old_version(log_path, tmp_path):
+    """While v2 builds, readers see v1 (an open snapshot survives the promotion)."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    append(log_path, [ev("user.created", user_id=9001, username="newcomer")])
+    reader = GraphReader(proj)
+    assert reader.counts()["position"] == 3000
+    seen = []
+
+    def during(progress):
+        if progress.phase != "promoted":
+            try:
+                reader.node("user:gitlab:9001")
+                visible = True
+            except UnknownNode:
+                visible = False
+            seen.append((reader.version, reader.counts()["position"], visible))
+
+    with reader.snapshot() as old:
+        result = rebuild(log_path, proj, version=2, workers=0, batch_events=500, progress=during)
+        # A snapshot taken before the promotion keeps reading the old version.
+        assert old.store.path.name == "v1"
+        assert old.props(parse_key("user:gitlab:9001")) is None
+    assert result.promoted and result.previous == 1
+    assert seen and all(s == (1, 3000, False) for s in seen)
+    assert reader.version == 2
+    assert reader.node("user:gitlab:9001").props["username"] == "newcomer"
+    reader.close()
+
+
+def test_version_bump_makes_the_projector_rebuild_and_promote(log_path, tmp_path):
+    """A projector whose code version is not active rebuilds it, promotes it, then goes live."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    append(log_path, [ev("user.created", user_id=9002, username="late")])
+    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0, poll_interval_ms=20),
+                          version=2)
+    stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 60))
+    versions = Versions(proj)
+    assert versions.active() == 2
+    assert versions.info(1).state == "retired"
+    assert stats.rebuild_error is None and len(stats.rebuilds) == 1
+    assert stats.version == 2 and stats.lag == 0
+    with GraphReader(proj) as reader:
+        assert reader.node("user:gitlab:9002").props["username"] == "late"
+
+
+def test_rollback_reactivates_the_previous_version(log_path, tmp_path):
+    """Rollback switches ACTIVE back; readers follow; the rolled-back version can be dropped."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    append(log_path, [ev("user.created", user_id=9003, username="v2only")])
+    rebuild(log_path, proj, version=2, workers=0)
+    versions = Versions(proj)
+    reader = GraphReader(proj)
+    assert reader.node("user:gitlab:9003")
+    assert versions.rollback() == (2, 1)
+    assert versions.active() == 1 and versions.info(2).state == "retired"
+    assert reader.version == 1
+    with pytest.raises(Exception, match="no node user:gitlab:9003"):
+        reader.node("user:gitlab:9003")
+    with pytest.raises(VersionStateError, match="is active"):
+        versions.drop(1)
+    with pytest.raises(VersionStateError, match="nothing to roll back to"):
+        versions.rollback()
+    reader.close()
+    versions.drop(2)
+    assert [v.version for v in versions.list()] == [1]
+    with pytest.raises(UnknownVersion, match="versions on disk: v1"):
+        versions.drop(2)
+
+
+def test_a_projector_does_not_rebuild_a_version_rolled_back_from(log_path, tmp_path):
+    """After a rollback the projector leaves the retired code version alone (no flip-flop)."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj, version=2, workers=0)
+    Versions(proj).rollback()
+    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0), version=2)
+    stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 30))
+    assert Versions(proj).active() == 1 and stats.rebuilds == [] and stats.applied == 0
+
+
+def test_one_writer_per_version(tmp_path):
+    """A second writer of the same version is refused, naming the holder."""
+    with WriterLock(tmp_path / "v1"):
+        with pytest.raises(StoreBusy, match=f"pid {os.getpid()}"):
+            WriterLock(tmp_path / "v1").acquire()
+    WriterLock(tmp_path / "v1").acquire().release()
+
+
+def test_promote_refuses_a_version_still_building(tmp_path):
+    """Only a finished version can become active."""
+    versions = Versions(tmp_path)
+    versions.create(3)
+    with pytest.raises(VersionStateError, match="still building"):
+        versions.promote(3)
+
+
+@pytest.mark.slow
+def test_rebuild_resumes_from_its_checkpoint_after_kill_9(tmp_path):
+    """kill -9 in the middle of a rebuild; the rerun resumes from the checkpoint, not from 0."""
+    log_path = tmp_path / "log.db"
+    simulated_log(log_path, 30_000, seed=11)
+    proj = tmp_path / "proj"
+    script = (f"from projections.rebuild import rebuild; rebuild({str(log_path)!r}, {str(proj)!r},"
+              " workers=0, batch_events=1000, plan_chunk=500)")
+    child = subprocess.Popen([sys.executable, "-c", script])
+    version_dir = proj / "graph" / "v1"
+    killed_at = 0
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            if (version_dir / "data.mdb").exists():
+                with GraphStore(version_dir) as store:
+                    killed_at = store.checkpoint()
+                if killed_at >= 5000:
+                    break
+            time.sleep(0.05)
+        assert child.poll() is None, "the rebuild finished before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL and killed_at >= 5000
+    assert Versions(proj).info(1).state == "building"
+
+    resumed = rebuild(log_path, proj, workers=0)
+    assert resumed.resumed_from >= killed_at > 0
+    assert resumed.position == 30_000 and resumed.promoted
+
+    fresh = rebuild(log_path, tmp_path / "fresh", workers=0)
+    assert resumed.digest == fresh.digest
+    with GraphStore(version_dir) as store:
+        assert digest(store).hexdigest == fresh.digest
