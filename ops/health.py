@@ -130,9 +130,12 @@ def _is_stuck(now: float, details: dict[str, Any], stuck_after_secs: float) -> b
 
 
 def _projection(now: float, p: dict[str, Any], stuck_after_secs: float) -> Component:
-    name = f"projection {p.get('name')} v{p.get('version')}"
+    version = p.get("version")
+    name = f"projection {p.get('name')}" + (f" v{version}" if version is not None else "")
     lag = p.get("lag") or 0
     if p.get("checkpoint") is None:
+        if not p.get("head"):
+            return Component(name, "projection", "ok", "waiting for the first event", p)
         return Component(name, "projection", "never started", "no checkpoint yet", p)
     state = p.get("state", "ok")
     detail = f"position {p.get('checkpoint')}, lag {lag}"

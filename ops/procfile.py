@@ -10,6 +10,7 @@ __all__ = ["FLEET_PROCESSES", "read_procfile"]
 FLEET_PROCESSES: dict[str, str] = {
     "nats": "fleet nats",
     "ingest": "fleet ingest",
+    "worker": "fleet worker",
     "api": "fleet api",
 }
 

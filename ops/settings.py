@@ -31,6 +31,12 @@ class Settings:
     stream_max_age_secs: int = 0  # FLEET_STREAM_MAX_AGE_SECS, 0 = keep forever
     stream_max_bytes: int = -1  # FLEET_STREAM_MAX_BYTES, -1 = unlimited
     dedup_window_secs: int = 120  # FLEET_DEDUP_WINDOW_SECS
+    graph_stream: str = "GRAPH"  # FLEET_GRAPH_STREAM: graph-change events for downstream
+    graph_subject_prefix: str = "graph"  # FLEET_GRAPH_SUBJECT_PREFIX: graph.<projection>.<kind>
+    changes_max_age_secs: int = 0  # FLEET_CHANGES_MAX_AGE_SECS, 0 = keep forever
+    changes_max_bytes: int = -1  # FLEET_CHANGES_MAX_BYTES, -1 = unlimited
+    changes_batch_max: int = 1_000  # FLEET_CHANGES_BATCH_MAX: changes per publish round
+    changes_poll_interval_ms: int = 100  # FLEET_CHANGES_POLL_INTERVAL_MS (notify wakes it sooner)
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # FLEET_MAX_EVENT_BYTES
     ingest_durable: str = "ingest"  # FLEET_INGEST_DURABLE
     ingest_batch_max: int = 20_000  # FLEET_INGEST_BATCH_MAX
@@ -38,6 +44,10 @@ class Settings:
     ingest_ack_wait_secs: int = 30  # FLEET_INGEST_ACK_WAIT_SECS: redelivery after a crash
     ingest_writer: str = "process"  # FLEET_INGEST_WRITER: process (second core) | thread
     log_sync: str = "full"  # FLEET_LOG_SYNC: full (fsync per commit) | normal
+    broker_url: str | None = None  # FLEET_BROKER_URL: dramatiq broker, default the NATS URL
+    worker_threads: int = 4  # FLEET_WORKER_THREADS
+    projector_batch_max: int = 10_000  # FLEET_PROJECTOR_BATCH_MAX: log entries per LMDB txn
+    projector_poll_ms: int = 200  # FLEET_PROJECTOR_POLL_MS: polling beside notifications
     gitlab_token: str | None = None  # FLEET_GITLAB_TOKEN
     github_secret: str | None = None  # FLEET_GITHUB_SECRET
     api_host: str = "127.0.0.1"  # FLEET_API_HOST
@@ -47,7 +57,7 @@ class Settings:
     heartbeat_interval_secs: int = 2  # FLEET_HEARTBEAT_INTERVAL_SECS
     heartbeat_stale_secs: int = 6  # FLEET_HEARTBEAT_STALE_SECS: older means the process is down
     stuck_after_secs: int = 30  # FLEET_STUCK_AFTER_SECS: backlog without progress this long = stuck
-    expected_processes: str = "ingest,api"  # FLEET_EXPECTED_PROCESSES: comma-separated, for `fleet health`
+    expected_processes: str = "ingest,worker,api"  # FLEET_EXPECTED_PROCESSES: comma-separated, for `fleet health`
     failpoint: str | None = None  # FLEET_FAILPOINT: fault injection for tests only
 
     @property
@@ -119,7 +129,8 @@ def _validate(s: Settings) -> None:
         )
     for name in ("max_event_bytes", "ingest_batch_max", "ingest_max_wait_ms", "dedup_window_secs",
                  "ingest_ack_wait_secs", "heartbeat_interval_secs", "heartbeat_stale_secs",
-                 "stuck_after_secs"):
+                 "stuck_after_secs", "changes_batch_max", "changes_poll_interval_ms",
+                 "worker_threads", "projector_batch_max", "projector_poll_ms"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name)} must be positive")
     if s.ingest_writer not in {"process", "thread"}:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from events.log import EventLog
 from workers.ingest import IngestConfig
 from workers.log_writer import BatchWriter, WriterProcess
@@ -9,7 +11,11 @@ from workers.nats import StreamSpec
 
 from .settings import Settings
 
-__all__ = ["ingest_config", "log_writer", "open_log", "sdlc_stream"]
+if TYPE_CHECKING:
+    from workers.runtime import RuntimeConfig
+
+__all__ = ["change_publisher_factory", "ingest_config", "log_writer", "open_log",
+           "runtime_config", "sdlc_stream"]
 
 
 def sdlc_stream(settings: Settings) -> StreamSpec:
@@ -47,3 +53,26 @@ def log_writer(settings: Settings) -> BatchWriter | WriterProcess:
         return WriterProcess(settings.log_path, sync=settings.log_sync, consumer=settings.ingest_durable,
                              max_event_bytes=settings.max_event_bytes)
     return BatchWriter(open_log(settings), settings.ingest_durable, settings.max_event_bytes)
+
+
+def runtime_config(settings: Settings) -> "RuntimeConfig":
+    """The worker process's runtime configuration."""
+    from workers.projector import ProjectorConfig
+    from workers.runtime import RuntimeConfig
+
+    return RuntimeConfig(
+        log_path=settings.log_path,
+        projections_dir=settings.projections_dir,
+        nats_url=settings.nats_url,
+        projector=ProjectorConfig(batch_max=settings.projector_batch_max,
+                                  poll_interval_ms=settings.projector_poll_ms, auto_rebuild=False),
+        poll_interval_secs=settings.projector_poll_ms / 1000,
+        heartbeat_interval_secs=settings.heartbeat_interval_secs,
+    )
+
+
+def change_publisher_factory(settings: Settings):
+    """A function making the change publisher on a connected NATS client."""
+    from .cli.changes import change_publisher
+
+    return lambda nc: change_publisher(nc, settings)

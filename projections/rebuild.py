@@ -127,9 +127,13 @@ def rebuild(
     versions.create(version)
     if versions.info(version).state != BUILDING:
         versions.mark_building(version)
-    lock = WriterLock(path, what=f"{name} v{version}").acquire()
+    event_log = open_scan_log(log_path)  # before the lock: a missing log must not leave it held
+    try:
+        lock = WriterLock(path, what=f"{name} v{version}").acquire()
+    except BaseException:
+        event_log.close()
+        raise
     store = GraphStore(path, create=True, map_size=map_size)
-    event_log = open_scan_log(log_path)
     try:
         return _run(versions, version, active, store, event_log, Path(log_path), promote=promote,
                     progress=progress, stop=stop,

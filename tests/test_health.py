@@ -64,12 +64,14 @@ def test_projection_states_from_the_worker_heartbeat():
     projections = [
         {"name": "graph", "version": 2, "state": "ok", "checkpoint": 5, "lag": 40, "progress_at": NOW - 100},
         {"name": "graph", "version": 3, "state": "rebuilding", "checkpoint": 1, "lag": 44, "progress_at": NOW - 100},
-        {"name": "other", "version": 1, "checkpoint": None},
+        {"name": "other", "version": 1, "checkpoint": None, "head": 50},
+        {"name": "fresh", "version": None, "checkpoint": None, "head": 0},
     ]
     report, states = judge({"worker": beat(projections=projections)}, expected=("worker",))
     assert states["projection graph v2"] == "stuck"
     assert states["projection graph v3"] == "rebuilding"
     assert states["projection other v1"] == "never started"
+    assert states["projection fresh"] == "ok"  # an empty log: nothing to project yet
 
 
 @pytest.mark.slow

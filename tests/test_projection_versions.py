@@ -181,3 +181,15 @@ def test_rebuild_resumes_from_its_checkpoint_after_kill_9(tmp_path):
     assert resumed.digest == fresh.digest
     with GraphStore(version_dir) as store:
         assert digest(store).hexdigest == fresh.digest
+
+
+def test_a_rebuild_without_a_log_says_so_and_leaves_the_version_unlocked(tmp_path):
+    """A rebuild started before the log exists fails clearly and holds no writer lock after."""
+    from events.errors import NotFound
+    from projections.rebuild import rebuild
+    from projections.versions import Versions, WriterLock
+
+    with pytest.raises(NotFound, match="fleet ingest"):
+        rebuild(tmp_path / "missing.db", tmp_path / "projections", version=1)
+    lock = WriterLock(Versions(tmp_path / "projections").path(1)).acquire()
+    lock.release()

@@ -36,7 +36,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, FLEET_DATA_DIR=str(tmp_path / "data"),
                 FLEET_NATS_URL=f"nats://127.0.0.1:{free_port()}", FLEET_EMBEDDED_NATS="true",
                 FLEET_API_PORT=str(free_port()), FLEET_HEARTBEAT_INTERVAL_SECS="1",
-                FLEET_EXPECTED_PROCESSES="ingest,api")
+                FLEET_EXPECTED_PROCESSES="ingest,worker,api")
 
 
 def _wait_healthy(env, timeout=40):
@@ -56,7 +56,7 @@ def test_fleet_up_starts_the_procfile_and_stops_on_sigterm(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         report = _wait_healthy(env)
-        assert {c["name"] for c in report["components"]} >= {"nats", "ingest", "api"}
+        assert {c["name"] for c in report["components"]} >= {"nats", "ingest", "worker", "api"}
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

@@ -1,0 +1,62 @@
+"""``fleet worker``: the dramatiq worker process (projector, rebuilds, change publisher)."""
+
+from __future__ import annotations
+
+import click
+
+from ..logs import configure_logging
+from ..runner import block_stop_signals, wait_for_stop_signal
+from ..settings import Settings
+from ..telemetry import setup_telemetry
+
+
+@click.command("worker")
+@click.option("--threads", type=click.IntRange(1, 64), help="dramatiq worker threads [FLEET_WORKER_THREADS].")
+@click.pass_obj
+def worker_cmd(settings: Settings, threads: int | None) -> None:
+    """Run the dramatiq actors that keep the graph current, until SIGTERM.
+
+    graph.apply applies new log entries to the active projection version,
+    graph.rebuild builds a new version beside it (started by itself when the
+    code's projection version is not the active one) and promotes it,
+    graph.publish_changes drains the outbox to the GRAPH stream. Messages
+    travel over JetStream (FLEET_BROKER_URL, default the NATS URL); a redis://
+    or amqp:// URL selects dramatiq's own brokers.
+
+    \b
+    Example:
+      fleet worker --threads 4
+    """
+    import dramatiq
+
+    from workers.actors import declare_actors
+    from workers.broker import broker_from_url
+    from workers.broker.telemetry import OpenTelemetryMiddleware
+    from workers.runtime import WorkerRuntime
+
+    from ..wiring import change_publisher_factory, runtime_config
+
+    configure_logging("worker")
+    telemetry = setup_telemetry("worker")
+    broker = broker_from_url(settings.broker_url or settings.nats_url)
+    broker.add_middleware(OpenTelemetryMiddleware())
+    dramatiq.set_broker(broker)
+    runtime = WorkerRuntime(runtime_config(settings), metrics=telemetry.snapshot,
+                            publisher_factory=change_publisher_factory(settings))
+    runtime.actors = declare_actors(broker, apply=runtime.apply, rebuild=runtime.rebuild,
+                                    publish=runtime.publish)
+    worker = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads)
+    block_stop_signals()  # before any thread starts, so only sigwait sees them
+    runtime.start()
+    worker.start()
+    try:
+        wait_for_stop_signal()
+    finally:
+        worker.stop()
+        runtime.stop()
+        broker.close()
+        telemetry.shutdown()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(worker_cmd)
