@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from events.codec import event_json_schema
+from projections.contract import change_json_schema
 
 from ._common import echo_json
 
@@ -23,6 +24,21 @@ def events_cmd() -> None:
       fleet schema events > sdlc-events.schema.json
     """
     echo_json(event_json_schema())
+
+
+@schema_group.command("changes")
+def changes_cmd() -> None:
+    """The JSON Schema of every graph-change event on the GRAPH stream (version 1).
+
+    One JSON object per message on ``graph.<projection>.<kind>``; ``kind`` is
+    the tag (node_upserted, node_deleted, edge_added, edge_updated,
+    edge_removed, rebuilt). Fields are only ever added, with defaults.
+
+    \b
+    Example:
+      fleet schema changes > graph-changes.schema.json
+    """
+    echo_json(change_json_schema())
 
 
 def register(cli: click.Group) -> None:

@@ -1,0 +1,405 @@
+"""Graph-change events: outbox -> GRAPH stream -> a downstream copy (real nats-server, real LMDB)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+from click.testing import CliRunner
+from test_changes_support import (
+    append_events,
+    example_cmd,
+    graph_settings,
+    load_example,
+    project,
+    projection_graph,
+    publish_all,
+    read_stream,
+    run_example,
+    start_projection,
+    traceparent,
+    workload,
+)
+
+from events.log import EventLog
+from ops.cli import cli
+from ops.cli.changes import change_publisher
+from projections.contract import change_subject
+from projections.rebuild import rebuild
+from projections.store import GraphStore
+from projections.versions import Versions, WriterLock
+from tests.conftest import fleet_cmd, settings_env, wait_for
+from workers.changes_diff import emit_diff
+from workers.changes_outbox import read_watermark, write_watermark
+from workers.nats import connect
+
+
+def _dense(messages, version: int) -> list[int]:
+    return [c["seq"] for _, _, c in messages if c["version"] == version]
+
+
+def test_every_change_goes_out_in_order_with_its_cause(settings, spans):
+    """Each outbox record is published once, in seq order, with id, subject, event id, time, trace."""
+    s = graph_settings(settings)
+    start_projection(s)
+    events = workload(1500)
+    traced = {3, 700, 1499}
+    append_events(s, events, traced=traced)
+    project(s)
+    spans.clear()
+
+    async def main():
+        nc = await connect(s.nats_url, name="t")
+        stats = await publish_all(nc, s)
+        messages = await read_stream(nc, s)
+        await nc.close()
+        return stats, messages
+
+    stats, messages = asyncio.run(main())
+    with GraphStore(s.projections_dir / "graph" / "v1") as store:
+        head = _outbox_head(store)
+    assert stats.published == head == len(messages) and stats.backlog == 0
+    assert [c["seq"] for _, _, c in messages] == list(range(1, head + 1))
+    with EventLog(s.log_path, readonly=True) as event_log:
+        by_position = {e.position: e for batch in event_log.read() for e in batch}
+    first = messages[0][2]
+    assert first["kind"] == "rebuilt" and first.get("previous") is None
+    traced_positions = {i + 1 for i in traced}
+    seen_traced = set()
+    for _, headers, change in messages:
+        assert headers["Nats-Msg-Id"] == f"graph@v1:{change['seq']}"
+        assert change["projection"] == "graph" and change["version"] == 1
+        if change["kind"] == "rebuilt":
+            continue
+        entry = by_position[change["position"]]
+        assert change["event_id"] == entry.event_id and change["occurred_at"] == entry.occurred_at
+        if change["position"] in traced_positions:
+            seen_traced.add(change["position"])
+            trace_id = traceparent(change["position"] - 1).split("-")[1]
+            assert headers["traceparent"].split("-")[1] == trace_id  # the event's trace goes on
+        else:
+            assert "traceparent" not in headers
+    assert seen_traced == traced_positions
+    published = [sp for sp in spans.get_finished_spans() if sp.name == "graph.change publish"]
+    assert {format(sp.context.trace_id, "032x") for sp in published} == {
+        traceparent(i).split("-")[1] for i in traced}
+
+
+def _outbox_head(store: GraphStore) -> int:
+    from projections.store import OUTBOX_SEQ
+
+    with store.env.read() as txn:
+        return store.meta_int(txn, OUTBOX_SEQ)
+
+
+def test_subjects_name_the_projection_and_the_kind(settings):
+    """Changes travel on <prefix>.graph.<kind>, so subscribers can filter by kind."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(300))
+    project(s)
+
+    async def main():
+        nc = await connect(s.nats_url, name="t")
+        await publish_all(nc, s)
+        js = nc.jetstream()
+        sub = await js.subscribe(f"{s.graph_subject_prefix}.graph.edge.added", stream=s.graph_stream,
+                                 ordered_consumer=True)
+        msg = await sub.next_msg(timeout=5)
+        await nc.close()
+        return msg
+
+    msg = asyncio.run(main())
+    change = json.loads(msg.data)
+    assert change["kind"] == "edge_added"
+    assert msg.subject == change_subject("graph", "edge_added", s.graph_subject_prefix)
+
+
+def test_the_example_copy_equals_the_projection_even_when_killed_halfway(settings, tmp_path):
+    """The downstream example, kill -9'd halfway and restarted, ends with the projection's graph."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(2500))
+    project(s)
+
+    async def publish():
+        nc = await connect(s.nats_url, name="t")
+        stats = await publish_all(nc, s)
+        await nc.close()
+        return stats
+
+    first = asyncio.run(publish())
+    db = tmp_path / "copy.sqlite"
+    child = subprocess.Popen(example_cmd(s, db, "--batch", "100"), stderr=subprocess.DEVNULL)
+    half = first.watermark // 2
+
+    def applied() -> int:
+        try:
+            with sqlite3.connect(db) as conn:
+                row = conn.execute("SELECT seq FROM position").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return row[0] if row else 0
+
+    try:
+        asyncio.run(wait_for(lambda: applied() >= half, timeout=60, interval=0.01))
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL and applied() < first.watermark
+
+    # The fleet moves on while the example is down.
+    append_events(s, workload(4000, start=2500))
+    project(s)
+    second = asyncio.run(publish())
+    assert second.published > 0
+    run_example(s, db)
+
+    copy = load_example().GraphCopy(db)
+    nodes, edges = copy.graph()
+    assert copy.position()[:2] == (1, second.watermark)
+    copy.close()
+    expected_nodes, expected_edges = projection_graph(s)
+    assert len(nodes) > 1000 and len(edges) > 1000
+    assert nodes == expected_nodes
+    assert edges == expected_edges
+
+
+def test_a_building_or_ready_version_emits_nothing(settings):
+    """Outbox records of a version that was never promoted are not published."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(200))
+    project(s)
+    versions = Versions(s.projections_dir)
+    versions.create(2)  # building, with an outbox record that must not go out
+    with GraphStore(versions.path(2), create=True) as store:
+        store.write_rebuilt(projection="graph", version=2, previous=1, digest=None)
+    rebuild(s.log_path, s.projections_dir, version=3, workers=0, promote=False)  # ready
+    assert [v.state for v in versions.list()] == ["active", "building", "ready"]
+
+    async def main():
+        nc = await connect(s.nats_url, name="t")
+        stats = await publish_all(nc, s)
+        messages = await read_stream(nc, s)
+        await nc.close()
+        return stats, messages
+
+    stats, messages = asyncio.run(main())
+    assert {c["version"] for _, _, c in messages} == {1}
+    assert stats.backlog == 0
+
+    result = CliRunner().invoke(cli, ["changes", "status", "--json"], env=settings_env(s, **_env(s)))
+    assert result.exit_code == 0, result.output
+    rows = {r["version"]: r for r in json.loads(result.output)["versions"]}
+    assert rows[1]["published"] and rows[1]["backlog"] == 0
+    assert not rows[2]["published"] and rows[2]["head"] == 1 and rows[2]["watermark"] == 0
+    assert not rows[3]["published"]
+
+
+def _env(s) -> dict[str, str]:
+    return {"FLEET_GRAPH_STREAM": s.graph_stream, "FLEET_GRAPH_SUBJECT_PREFIX": s.graph_subject_prefix}
+
+
+def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(settings, tmp_path):
+    """v1's last changes, then v2's `rebuilt`, then the diff; the example's copy becomes v2."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(1200))
+    project(s)
+    db = tmp_path / "copy.sqlite"
+
+    async def publish(**kwargs):
+        nc = await connect(s.nats_url, name="t")
+        stats = await publish_all(nc, s, **kwargs)
+        await nc.close()
+        return stats
+
+    asyncio.run(publish())
+    run_example(s, db)  # the copy follows v1
+
+    append_events(s, workload(1600, start=1200))
+    project(s)  # v1 moves on; these changes are not published yet
+    append_events(s, workload(2000, start=1600))  # v1 never sees these
+    result = rebuild(s.log_path, s.projections_dir, version=2, workers=0)
+    assert result.promoted and result.previous == 1
+    v1 = Versions(s.projections_dir).path(1)
+
+    async def held_back():
+        """While v1 is still locked (being written), v2 waits; v1's backlog goes out."""
+        nc = await connect(s.nats_url, name="t")
+        publisher = change_publisher(nc, s)
+        with WriterLock(v1):
+            await publisher.publish_pending()
+            state, details = publisher.health()
+        messages = await read_stream(nc, s)
+        await publisher.close()
+        await nc.close()
+        return details, messages
+
+    details, messages = asyncio.run(held_back())
+    assert details["waiting_on"] == "v1 is still being written" and details["backlog"] >= 1
+    assert {c["version"] for _, _, c in messages} == {1}
+
+    summary = emit_diff(s.projections_dir, version=2)
+    assert summary.previous == 1 and summary.first_seq == 2 and summary.changes > 100
+    assert summary.nodes_upserted and summary.edges_added
+
+    stats = asyncio.run(publish())
+    assert stats.backlog == 0
+
+    async def read():
+        nc = await connect(s.nats_url, name="t")
+        messages = await read_stream(nc, s)
+        await nc.close()
+        return messages
+
+    messages = asyncio.run(read())
+    versions = [c["version"] for _, _, c in messages]
+    assert versions == sorted(versions)  # every v1 change before any v2 change
+    v2 = [c for _, _, c in messages if c["version"] == 2]
+    assert v2[0]["kind"] == "rebuilt" and v2[0]["seq"] == 1 and v2[0]["previous"] == 1
+    assert [c["seq"] for c in v2] == list(range(1, summary.last_seq + 1))
+    assert all(c.get("diff") for c in v2[1:]) and not v2[0].get("diff")
+    assert _dense(messages, 1) == list(range(1, len(_dense(messages, 1)) + 1))
+
+    run_example(s, db)
+    copy = load_example().GraphCopy(db)
+    nodes, edges = copy.graph()
+    assert copy.position()[:2] == (2, summary.last_seq)
+    copy.close()
+    expected_nodes, expected_edges = projection_graph(s, 2)
+    assert nodes == expected_nodes and edges == expected_edges
+
+
+def test_a_lost_watermark_skips_ahead_instead_of_republishing(settings):
+    """With the watermark gone, the stream's last id tells the publisher where it was."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(400))
+    project(s)
+    path = Versions(s.projections_dir).path(1)
+
+    async def publish():
+        nc = await connect(s.nats_url, name="t")
+        stats = await publish_all(nc, s)
+        await nc.close()
+        return stats
+
+    first = asyncio.run(publish())
+    (path / "changes.published").unlink()
+    again = asyncio.run(publish())
+    assert again.published == 0 and again.duplicates == 0 and again.skipped == first.watermark
+    assert read_watermark(path) == first.watermark
+
+
+def test_beyond_the_dedup_window_the_fence_prevents_duplicates(settings):
+    """A watermark behind the stream, past the dedup window: the fence refuses, nothing doubles."""
+    s = graph_settings(settings, dedup_window_secs=1)
+    start_projection(s)
+    append_events(s, workload(300))
+    project(s)
+    path = Versions(s.projections_dir).path(1)
+
+    async def main():
+        nc = await connect(s.nats_url, name="t")
+        first = await publish_all(nc, s)
+        write_watermark(path, first.watermark // 2, "rewound")
+        js = nc.jetstream()
+
+        async def window_passed():
+            last = await js.get_last_msg(s.graph_stream, f"{s.graph_subject_prefix}.>")
+            return time.time() - last.time.timestamp() > 1.2
+
+        await wait_for(window_passed, timeout=10, interval=0.1)
+        again = await publish_all(nc, s)
+        messages = await read_stream(nc, s)
+        await nc.close()
+        return first, again, messages
+
+    first, again, messages = asyncio.run(main())
+    assert again.published == 0 and again.duplicates == 0
+    assert again.skipped == first.watermark - first.watermark // 2
+    assert [c["seq"] for _, _, c in messages] == list(range(1, first.watermark + 1))
+
+
+def test_health_reports_state_backlog_and_progress(settings):
+    """health() says starting, then ok with no backlog and a fresh progress time once drained."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(200))
+    project(s)
+
+    async def main():
+        nc = await connect(s.nats_url, name="t")
+        publisher = change_publisher(nc, s, batch_max=50)
+        before = publisher.health()
+        await publisher.publish_pending()
+        after = publisher.health()
+        await publisher.close()
+        await nc.close()
+        return before, after
+
+    before, (state, details) = asyncio.run(main())
+    assert before[0] == "starting"
+    assert state == "ok" and details["backlog"] == 0 and details["head"] == details["watermark"] > 50
+    assert details["version"] == 1 and time.time() - details["progress_at"] < 30
+
+
+def test_tail_follows_the_stream_in_a_terminal(settings):
+    """`fleet changes tail` prints one line per change; --json prints the events as sent."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(100))
+    project(s)
+
+    async def publish():
+        nc = await connect(s.nats_url, name="t")
+        await publish_all(nc, s)
+        await nc.close()
+
+    asyncio.run(publish())
+    lines = subprocess.run(fleet_cmd("changes", "tail", "--all", "-n", "3"), env=settings_env(s, **_env(s)),
+                           capture_output=True, text=True, timeout=30)
+    assert lines.returncode == 0, lines.stderr
+    first, second, third = lines.stdout.splitlines()
+    assert first.split()[:4] == ["1", "graph", "v1:1", "rebuilt"]
+    assert second.split()[2:4] == ["v1:2", "node_upserted"] and third.split()[2] == "v1:3"
+    raw = subprocess.run(fleet_cmd("changes", "tail", "--from-seq", "2", "-n", "2", "--json"),
+                         env=settings_env(s, **_env(s)), capture_output=True, text=True, timeout=30)
+    assert raw.returncode == 0, raw.stderr
+    assert [json.loads(line)["seq"] for line in raw.stdout.splitlines()] == [2, 3]
+
+
+def test_after_a_rollback_the_old_version_goes_on_after_the_newer_one(settings):
+    """Rolled back to v1: v2's changes go out first, then v1's new ones (the fence re-anchors)."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(300))
+    project(s)
+
+    async def publish():
+        nc = await connect(s.nats_url, name="t")
+        stats = await publish_all(nc, s)
+        messages = await read_stream(nc, s)
+        await nc.close()
+        return stats, messages
+
+    asyncio.run(publish())
+    rebuild(s.log_path, s.projections_dir, version=2, workers=0)
+    asyncio.run(publish())  # v2's rebuilt notice
+    Versions(s.projections_dir).rollback()
+    append_events(s, workload(400, start=300))
+    project(s)  # v1 is active again and moves on
+    stats, messages = asyncio.run(publish())
+    order = [(c["version"], c["seq"]) for _, _, c in messages]
+    v2_at = order.index((2, 1))
+    assert all(v == 1 for v, _ in order[:v2_at]) and all(v == 1 for v, _ in order[v2_at + 1:])
+    v1 = [seq for v, seq in order if v == 1]
+    assert v1 == list(range(1, len(v1) + 1)) and len(v1) > v2_at
+    assert stats.backlog == 0 and stats.version == 1

@@ -1,0 +1,275 @@
+"""``--emit-diff``: the difference between two projection versions, as ordinary changes.
+
+After ``fleet replay graph`` promotes a new version, its outbox starts with
+one ``rebuilt`` notice. :func:`emit_diff` appends, right after it, the changes
+that turn the previous version's graph into the new one, so a downstream copy
+of the old version becomes a copy of the new one without a resync:
+
+1. ``edge_removed`` for edges only the old version has,
+2. ``node_deleted`` / ``node_upserted`` for nodes that differ (full new state,
+   ``changed`` naming the properties that differ),
+3. ``edge_added`` / ``edge_updated`` for edges only the new version has or
+   whose properties differ,
+
+each marked ``diff: true`` and tagged with the new version's checkpoint as
+``position``. Every change carries the full state it leaves, so the result is
+right even when the projector has already appended live changes to the new
+version before the diff: the diff is computed inside the write transaction
+that appends it, against the new version's state at that moment.
+
+The comparison is a streaming merge of the two environments' tables (LMDB
+keeps keys sorted), so memory stays flat whatever the graph's size.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import lmdb
+import msgspec
+
+from projections.errors import StoreBusy, UnknownVersion, VersionStateError
+from projections.keys import format_key, pack_int
+from projections.lmdbenv import DEFAULT_MAP_SIZE
+from projections.ontology import EDGE_TYPES, NODE_TYPES
+from projections.store import CHECKPOINT, OUTBOX_SEQ, GraphStore
+from projections.versions import ACTIVE, Versions, WriterLock
+from projections.writeset import EDGE_BYTES, decode_props
+
+__all__ = ["DiffSummary", "diff_sorted", "diff_stores", "emit_diff"]
+
+log = logging.getLogger(__name__)
+_encode = msgspec.msgpack.Encoder().encode
+_EDGE_NAMES = {e.code: e.name for e in EDGE_TYPES}
+_PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class DiffSummary:
+    """What :func:`emit_diff` appended to the new version's outbox."""
+
+    projection: str
+    version: int
+    previous: int | None
+    position: int
+    first_seq: int | None
+    last_seq: int | None
+    nodes_upserted: int = 0
+    nodes_deleted: int = 0
+    edges_added: int = 0
+    edges_updated: int = 0
+    edges_removed: int = 0
+    elapsed_secs: float = 0.0
+
+    @property
+    def changes(self) -> int:
+        """How many diff changes were appended."""
+        return (self.nodes_upserted + self.nodes_deleted + self.edges_added + self.edges_updated
+                + self.edges_removed)
+
+    def as_dict(self) -> dict:
+        """The summary as plain data (``--json``)."""
+        return asdict(self) | {"changes": self.changes}
+
+
+def diff_sorted(old: Iterable[tuple[Any, Any]], new: Iterable[tuple[Any, Any]]
+                ) -> Iterator[tuple[Any, Any, Any]]:
+    """``(key, old_value, new_value)`` for every key whose value differs; None = absent.
+
+    Both inputs must be sorted by key with unique keys (LMDB tables are).
+    """
+    end = object()
+    olds, news = iter(old), iter(new)
+    o = next(olds, end)
+    n = next(news, end)
+    while o is not end or n is not end:
+        if n is end or (o is not end and o[0] < n[0]):
+            yield o[0], o[1], None
+            o = next(olds, end)
+        elif o is end or n[0] < o[0]:
+            yield n[0], None, n[1]
+            n = next(news, end)
+        else:
+            if o[1] != n[1]:
+                yield o[0], o[1], n[1]
+            o, n = next(olds, end), next(news, end)
+
+
+def _nodes(txn: lmdb.Transaction | None, store: GraphStore | None, code: int
+           ) -> Iterable[tuple[bytes, bytes]]:
+    if txn is None or store is None:
+        return ()
+    return txn.cursor(store.env.nodes[code]).iternext()
+
+
+def _edges(txn: lmdb.Transaction | None, store: GraphStore | None, code: int
+           ) -> Iterator[tuple[tuple[bytes, bytes], bytes]]:
+    """``((src, dst), raw props or b"")`` of one edge type, sorted."""
+    if txn is None or store is None:
+        return
+    eprops, suffix, with_props = store.env.eprops, EDGE_BYTES[code], code in _PROPS_EDGES
+    for src, dst in txn.cursor(store.env.out[code]).iternext():
+        raw = txn.get(src + suffix + dst, db=eprops) if with_props else None
+        yield (src, dst), raw or b""
+
+
+def _props(raw: bytes) -> dict:
+    return decode_props(raw) if raw else {}
+
+
+def diff_stores(old: GraphStore | None, old_txn: lmdb.Transaction | None, new: GraphStore,
+                new_txn: lmdb.Transaction) -> Iterator[dict]:
+    """Outbox records (without ``seq``) turning ``old``'s graph into ``new``'s; see the module doc.
+
+    ``old`` None means an empty graph: the diff is then every node and edge of ``new``.
+    """
+    for e in EDGE_TYPES:
+        for (src, dst), _, after in diff_sorted(_edges(old_txn, old, e.code),
+                                                _edges(new_txn, new, e.code)):
+            if after is None:
+                yield {"kind": "edge_removed", "src": format_key(src), "edge": e.name,
+                       "dst": format_key(dst)}
+    for t in NODE_TYPES:
+        for key, before, after in diff_sorted(_nodes(old_txn, old, t.code),
+                                              _nodes(new_txn, new, t.code)):
+            node = format_key(key)
+            if after is None:
+                yield {"kind": "node_deleted", "node": node, "node_type": t.name,
+                       "props": decode_props(before)}
+                continue
+            props = decode_props(after)
+            record = {"kind": "node_upserted", "node": node, "node_type": t.name, "props": props}
+            if before is not None:
+                old_props = decode_props(before)
+                changed = sorted(k for k in props.keys() | old_props.keys()
+                                 if props.get(k) != old_props.get(k))
+                if not changed:
+                    continue
+                record["changed"] = changed
+            yield record
+    for e in EDGE_TYPES:
+        for (src, dst), before, after in diff_sorted(_edges(old_txn, old, e.code),
+                                                     _edges(new_txn, new, e.code)):
+            if after is None:
+                continue
+            props = _props(after)
+            if before is not None and _props(before) == props:
+                continue
+            record = {"kind": "edge_added" if before is None else "edge_updated",
+                      "src": format_key(src), "edge": e.name, "dst": format_key(dst)}
+            if props:
+                record["props"] = props
+            yield record
+
+
+def _acquire(lock: WriterLock, wait_secs: float) -> None:
+    deadline = time.monotonic() + wait_secs
+    while True:
+        try:
+            lock.acquire()
+            return
+        except StoreBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def emit_diff(projections_dir: str | Path, *, projection: str = "graph", version: int | None = None,
+              previous: int | None = _UNSET, lock_wait_secs: float = 30.0,
+              map_size: int = DEFAULT_MAP_SIZE) -> DiffSummary:
+    """Append the diff ``previous`` -> ``version`` to ``version``'s outbox; call after promotion.
+
+    ``version`` defaults to the active version and ``previous`` to the version
+    it replaced (None: diff against an empty graph, i.e. a full snapshot).
+    Waits up to ``lock_wait_secs`` for the previous version's writer lock (the
+    projector lets go of it on its first step after the promotion) and holds
+    it meanwhile, so the old side cannot change and the change publisher holds
+    the new version back until the diff is in. The new version's writer lock
+    is taken when free; when a live projector already holds it, LMDB's own
+    writer lock serialises the append with its batches (the diff touches only
+    the outbox, never the graph, so the projector's in-memory state stays true).
+    """
+    started = time.perf_counter()
+    versions = Versions(projections_dir, projection)
+    version = versions.active() if version is None else version
+    if version is None:
+        raise VersionStateError(f"{projection} has no active version - promote one before emitting a diff")
+    info = versions.info(version)
+    if info.state != ACTIVE:
+        raise VersionStateError(
+            f"{projection} v{version} is {info.state}, not active - the diff follows its `rebuilt`"
+            " notice, which only a promotion writes; promote it first")
+    previous = info.previous if previous is _UNSET else previous
+    if previous is not None and not versions.exists(previous):
+        raise UnknownVersion(
+            f"{projection} v{previous} (the version v{version} replaced) is not on disk - without it"
+            " there is nothing to diff against; downstream must resync from the query API")
+    locks: list[WriterLock] = []
+    stores: list[GraphStore] = []
+    try:
+        old = None
+        if previous is not None:
+            old_lock = WriterLock(versions.path(previous), what=f"{projection} v{previous}")
+            _acquire(old_lock, lock_wait_secs)
+            locks.append(old_lock)
+            old = GraphStore(versions.path(previous), map_size=map_size)
+            stores.append(old)
+        new_lock = WriterLock(info.path, what=f"{projection} v{version}")
+        try:
+            _acquire(new_lock, min(1.0, lock_wait_secs))
+            locks.append(new_lock)
+        except StoreBusy:
+            log.info("new version is being written; appending the diff under LMDB's writer lock",
+                     extra={"projection": projection, "version": version})
+        new = GraphStore(info.path, map_size=map_size)
+        stores.append(new)
+        while True:
+            try:
+                summary = _append(new, old, projection, version, previous)
+                break
+            except lmdb.MapFullError:
+                new.env.grow()
+    finally:
+        for store in stores:
+            store.close()
+        for lock in reversed(locks):
+            lock.release()
+    summary = DiffSummary(**(asdict(summary) | {"elapsed_secs": time.perf_counter() - started}))
+    log.info("diff emitted", extra=summary.as_dict())
+    return summary
+
+
+def _append(new: GraphStore, old: GraphStore | None, projection: str, version: int,
+            previous: int | None) -> DiffSummary:
+    counts = dict.fromkeys(("node_upserted", "node_deleted", "edge_added", "edge_updated",
+                            "edge_removed"), 0)
+    with new.env.write() as txn:
+        position = new.meta_int(txn, CHECKPOINT)
+        seq = first = new.meta_int(txn, OUTBOX_SEQ) + 1
+        outbox = new.env.outbox
+        with ExitStack() as stack:
+            old_txn = stack.enter_context(old.env.read()) if old is not None else None
+            # Streamed straight into the outbox: puts to the outbox table leave the
+            # cursors on the graph tables of the same transaction valid.
+            for record in diff_stores(old, old_txn, new, txn):
+                record["seq"] = seq
+                record["position"] = position
+                record["diff"] = True
+                counts[record["kind"]] += 1
+                txn.put(pack_int(seq), _encode(record), db=outbox, append=True)
+                seq += 1
+        emitted = seq > first
+        if emitted:
+            new.put_meta(txn, OUTBOX_SEQ, seq - 1)
+        txn.commit()
+    return DiffSummary(projection, version, previous, position,
+                       first if emitted else None, seq - 1 if emitted else None,
+                       nodes_upserted=counts["node_upserted"], nodes_deleted=counts["node_deleted"],
+                       edges_added=counts["edge_added"], edges_updated=counts["edge_updated"],
+                       edges_removed=counts["edge_removed"])

@@ -1,0 +1,341 @@
+"""Publishing one version's outbox: rounds, acks, the fence, the watermark.
+
+:class:`LanePublisher` owns what belongs to one version (see
+:mod:`workers.changes_outbox` for lanes): its outbox reader, its watermark
+and watermark file, and the fence anchor. :class:`~workers.changes.ChangePublisher`
+decides which lane goes when; the protocol is described there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError
+from opentelemetry import metrics, propagate, trace
+
+from events.errors import NotFound, TransientError
+from events.log import EventLog
+from projections.contract import change_from_record, change_msg_id, change_subject, encode_change
+from projections.contract import parse_msg_id
+
+from .changes_acks import WRONG_LAST_MSG_ID, Ack, AckedSender
+from .changes_outbox import Lane, OutboxReader, WatermarkFile, read_watermark
+
+__all__ = ["ChangesConfig", "ChangesStats", "LanePublisher", "Shared"]
+
+log = logging.getLogger("workers.changes")
+tracer = trace.get_tracer("workers.changes")
+meter = metrics.get_meter("workers.changes")
+_published = meter.create_counter("fleet.changes.published", unit="{change}",
+                                  description="Changes acknowledged by JetStream, by outcome")
+_round_ms = meter.create_histogram("fleet.changes.publish.duration", unit="ms",
+                                   description="Latency of one publish round (read, publish, all acks)")
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangesConfig:
+    """How the publisher runs (built from Settings in ``ops``)."""
+
+    batch_max: int = 1_000
+    window: int = 10_000
+    poll_interval_ms: int = 100
+    ack_timeout_secs: float = 5
+    ack_every: int = 250  # ask for an ack this often (and for each round's last change)
+    subject_prefix: str = "graph"
+    failpoint: str | None = None  # "changes_after_ack[:N]": SIGKILL after the N-th acked round
+
+
+@dataclass
+class ChangesStats:
+    """Counters of one publisher run."""
+
+    published: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    rounds: int = 0
+    errors: int = 0
+    version: int | None = None
+    watermark: int = 0
+    head: int = 0
+    backlog: int = 0
+    last_error: str | None = None
+    waiting_on: str | None = None
+
+
+@dataclass
+class Shared:
+    """What every lane of one publisher shares."""
+
+    nc: Client
+    sender: AckedSender
+    projection: str
+    stream_name: str
+    log_path: Path
+    config: ChangesConfig
+    stats: ChangesStats = field(default_factory=ChangesStats)
+    progress_at: float = field(default_factory=time.time)
+    kill_after: int | None = None
+    _log: EventLog | None = None
+
+    def event_log(self) -> EventLog:
+        """The log, opened read-only on first use."""
+        if self._log is None:
+            self._log = EventLog(self.log_path, readonly=True)
+        return self._log
+
+    def close(self) -> None:
+        """Close the log."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    async def stream_last(self) -> str | None:
+        """The ``Nats-Msg-Id`` of this projection's last change in the stream."""
+        try:
+            last = await self.nc.jetstream().get_last_msg(
+                self.stream_name, f"{self.config.subject_prefix}.{self.projection}.>")
+        except NotFoundError:
+            return None
+        return (last.headers or {}).get("Nats-Msg-Id")
+
+
+class LanePublisher:
+    """Publishes one version's outbox, in change-sequence order."""
+
+    def __init__(self, lane: Lane, shared: Shared) -> None:
+        self.lane = lane
+        self.shared = shared
+        self.reader = OutboxReader(lane.path)
+        self.watermark = read_watermark(lane.path)
+        self.head = 0
+        #: the last round was full: more may be waiting right now
+        self.more = False
+        self._anchor: tuple[str | None] | None = None
+        self._file: WatermarkFile | None = None
+
+    @property
+    def left(self) -> int:
+        """Changes written but not yet acknowledged (as of the last read)."""
+        return max(0, self.head - self.watermark)
+
+    def refresh_head(self) -> int:
+        """Read the outbox head now."""
+        self.head = self.reader.head()
+        return self.head
+
+    def close(self) -> None:
+        """Release the environment and the watermark file."""
+        self.reader.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _read(self) -> tuple[int, list[dict], dict[int, tuple], dict[int, str]]:
+        """(head, records, causes, traceparents) of the next round, in a worker thread."""
+        watermark = self.watermark
+        head, records = self.reader.read(watermark, self.shared.config.batch_max)
+        for i, record in enumerate(records):
+            if record.get("seq") != watermark + 1 + i:
+                log.error("outbox is not dense; publishing stops before the gap",
+                          extra={"projection": self.shared.projection, "version": self.lane.version,
+                                 "expected_seq": watermark + 1 + i, "found": record.get("seq")})
+                records = records[:i]
+                break
+        positions = sorted({r["position"] for r in records
+                            if r.get("position") and r.get("kind") != "rebuilt" and not r.get("diff")})
+        causes, parents = {}, {}
+        if positions:
+            event_log = self.shared.event_log()
+            causes = _causes(event_log, positions)
+            parents = event_log.traceparents(positions[0], positions[-1])
+        return head, records, causes, parents
+
+    async def _fence(self) -> str | None:
+        """The id the stream's last change must have before ``watermark + 1`` goes out."""
+        if self._anchor is not None:
+            (anchor,), self._anchor = self._anchor, None
+            return anchor
+        if self.watermark > 0:
+            return change_msg_id(self.shared.projection, self.lane.version, self.watermark)
+        return await self.shared.stream_last()
+
+    async def round(self) -> int:
+        """Publish the next batch; returns how far the watermark moved."""
+        head, records, causes, parents = await asyncio.to_thread(self._read)
+        shared, version = self.shared, self.lane.version
+        self.head = head
+        if not records:
+            return 0
+        # A short batch reached the head: what the projector writes meanwhile comes with
+        # its notify (or the next poll), so no second read just to find nothing.
+        self.more = len(records) >= shared.config.batch_max
+        expected = await self._fence()
+        if self.watermark == 0 and (skip := self._already_stored(expected)):
+            self.more = True
+            return self._advance(skip, expected or "", skipped=True)
+        started = time.perf_counter()
+        sender = shared.sender
+        sender.begin()
+        spans = {}
+        prefix, projection = shared.config.subject_prefix, shared.projection
+        ack_every, last = shared.config.ack_every, len(records) - 1
+        for i, record in enumerate(records):
+            seq = record["seq"]
+            position = record.get("position", 0)
+            event_id, occurred_at = causes.get(position, (None, None))
+            change = change_from_record(record, projection=projection, version=version,
+                                        event_id=event_id, occurred_at=occurred_at)
+            msg_id = change_msg_id(projection, version, seq)
+            headers = {"Nats-Msg-Id": msg_id}
+            if expected:
+                headers["Nats-Expected-Last-Msg-Id"] = expected
+            parent = parents.get(position) if not record.get("diff") else None
+            if parent:
+                spans[seq] = _start_span(parent, record, projection, version, msg_id, headers)
+            await sender.send(change_subject(projection, record["kind"], prefix),
+                              encode_change(change), headers,
+                              ack=i == last or (i + 1) % ack_every == 0)
+            expected = msg_id
+        acks = await sender.flush()
+        return await self._settle(records, acks, spans, started)
+
+    def _already_stored(self, last_id: str | None) -> int:
+        """The sequence the stream already holds for this version (0 if none)."""
+        parsed = parse_msg_id(last_id)
+        if parsed is None or parsed[0] != self.shared.projection or parsed[1] != self.lane.version:
+            return 0
+        return min(parsed[2], self.head)
+
+    async def _settle(self, records: list[dict], acks: list[tuple[int, Ack]], spans: dict,
+                      started: float) -> int:
+        """Advance over what JetStream acknowledged; make sense of a failure."""
+        # The fence makes an ack for message i vouch for every message before it.
+        acked, failed, segment = -1, None, 0
+        stored = duplicates = 0
+        for i, ack in acks:
+            if not ack.ok:
+                failed = (i, ack)
+                break
+            if ack.duplicate:
+                duplicates += i - segment + 1
+            else:
+                stored += i - segment + 1
+            acked, segment = i, i + 1
+        for seq, span in spans.items():
+            if seq > records[0]["seq"] + acked:
+                span.set_status(trace.StatusCode.ERROR, "not acknowledged")
+            span.end()
+        shared, stats, version = self.shared, self.shared.stats, self.lane.version
+        attrs = {"projection": shared.projection, "version": version}
+        _round_ms.record((time.perf_counter() - started) * 1000, attrs)
+        stats.rounds += 1
+        if stored:
+            _published.add(stored, attrs | {"outcome": "stored"})
+        if duplicates:
+            _published.add(duplicates, attrs | {"outcome": "duplicate"})
+        stats.published += stored
+        stats.duplicates += duplicates
+        moved = 0
+        if acked >= 0:
+            if shared.kill_after is not None:
+                shared.kill_after -= 1
+                if shared.kill_after <= 0:
+                    os.kill(os.getpid(), signal.SIGKILL)  # failpoint: acked, watermark not written
+            seq = records[acked]["seq"]
+            moved = self._advance(seq, change_msg_id(shared.projection, version, seq))
+        if failed is None:
+            return moved
+        index, ack = failed
+        if ack.err_code == WRONG_LAST_MSG_ID:
+            _, _, last_id = (ack.error or "").partition("wrong last msg ID:")
+            last_id = last_id.strip() or None
+        else:  # no ack (timeout, reconnect) or another error: ask the stream how far it got
+            last_id = await shared.stream_last()
+        stored_upto = self._already_stored(last_id)
+        if stored_upto > self.watermark:
+            log.info("changes found in the stream; moving the watermark up to them",
+                     extra={"projection": shared.projection, "version": version,
+                            "to_seq": stored_upto, "stream_last": last_id})
+            moved += self._advance(stored_upto, last_id or "", skipped=True)
+            if ack.err_code == WRONG_LAST_MSG_ID:
+                self.more = True  # go on from there at once
+                return moved
+        elif ack.err_code == WRONG_LAST_MSG_ID and stored_upto < self.watermark:
+            # The stream's last change is not this one's predecessor (stream recreated, a
+            # rollback, another writer): chain on to what is there instead of refusing forever.
+            log.warning("stream's last change is not the expected predecessor; re-anchoring",
+                        extra={"projection": shared.projection, "version": version,
+                               "seq": records[index]["seq"], "stream_last": last_id})
+            self._anchor = (last_id,)
+        raise TransientError(
+            f"JetStream did not store {shared.projection} v{version} changes from"
+            f" {self.watermark + 1} on: {ack.error}")
+
+    def _advance(self, seq: int, msg_id: str, *, skipped: bool = False) -> int:
+        before = self.watermark
+        if seq <= before:
+            return 0
+        if self._file is None:
+            self._file = WatermarkFile(self.lane.path)
+        self._file.write(seq, msg_id)
+        self.watermark = seq
+        if skipped:
+            self.shared.stats.skipped += seq - before
+        self.shared.progress_at = time.time()
+        if self.lane.active:
+            self.shared.stats.watermark = seq
+        return seq - before
+
+
+
+def _causes(event_log: EventLog, positions: list[int]) -> dict[int, tuple[str, str]]:
+    """``position -> (event_id, occurred_at)`` for the given log positions."""
+    found: dict[int, tuple[str, str]] = {}
+    for i in range(0, len(positions), _IN_CHUNK):
+        chunk = positions[i:i + _IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for position, event_id, occurred_at in event_log.db.execute(
+            f"SELECT position, event_id, occurred_at FROM events WHERE position IN ({marks})", chunk
+        ):
+            found[position] = (event_id, occurred_at)
+    missing = len(positions) - len(found)
+    if missing:
+        raise NotFound(f"{missing} causing log positions are not in {event_log.path}"
+                       f" (first asked: {positions[0]}) - is this the projection's log?")
+    return found
+
+
+def _start_span(traceparent: str, record: dict, projection: str, version: int, msg_id: str,
+                headers: dict[str, str]):
+    """A producer span continuing the causing event's trace; its context goes in ``headers``."""
+    parent = propagate.extract({"traceparent": traceparent})
+    span = tracer.start_span("graph.change publish", context=parent, kind=trace.SpanKind.PRODUCER,
+                             attributes={"messaging.system": "nats",
+                                         "messaging.message.id": msg_id,
+                                         "fleet.projection": projection,
+                                         "fleet.projection.version": version,
+                                         "fleet.change.seq": record["seq"],
+                                         "fleet.change.kind": record["kind"],
+                                         "fleet.log.position": record.get("position", 0)})
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    headers.update(carrier)
+    if "traceparent" not in headers:  # no SDK installed: pass the event's context on as it is
+        headers["traceparent"] = traceparent
+    return span
+
+
+def failpoint_rounds(failpoint: str | None) -> int | None:
+    """``changes_after_ack[:N]`` -> N (1 when absent); None for any other failpoint."""
+    if not failpoint or not failpoint.startswith("changes_after_ack"):
+        return None
+    _, _, count = failpoint.partition(":")
+    return int(count) if count.isdigit() else 1
