@@ -1,0 +1,67 @@
+"""Graph queries over HTTP against a real LMDB projection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ops.api.app import create_app
+from ops.api.queries import setup as queries_setup
+from ops.settings import load_settings
+from projections.rebuild import rebuild
+from tests.test_projection_support import simulated_log
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("graph")
+    simulated_log(root / "log.db", 3000, seed=5)
+    rebuild(root / "log.db", root / "projections", version=1, workers=0)
+    return root
+
+
+async def _call(url, data_dir, *paths):
+    settings = load_settings({}, data_dir=data_dir, nats_url=url, embedded_nats=False)
+    app = create_app(settings, setups=[queries_setup])
+    async with TestClient(TestServer(app)) as client:
+        out = []
+        for path in paths:
+            response = await client.get(path)
+            out.append((response.status, await response.json()))
+        return out
+
+
+def test_counts_node_neighbors_hops_path_and_find(nats_server, data_dir):
+    """Every query route answers JSON from the active version."""
+    (status, counts), = asyncio.run(_call(nats_server.url, data_dir, "/graph/counts"))
+    assert status == 200 and counts["version"] == 1 and counts["position"] == 3000
+    (status, page), = asyncio.run(_call(nats_server.url, data_dir, "/graph/types/Issue?state=opened&limit=2"))
+    assert status == 200 and len(page["items"]) == 2
+    issue = page["items"][0]["id"]
+    results = asyncio.run(_call(
+        nats_server.url, data_dir, f"/graph/nodes/{issue}", f"/graph/nodes/{issue}/neighbors?direction=out",
+        f"/graph/nodes/{issue}/hops?depth=2&max_nodes=50",
+        f"/graph/path?from={issue}&to={page['items'][1]['id']}"))
+    assert [s for s, _ in results] == [200, 200, 200, 200]
+    assert results[0][1]["id"] == issue and results[0][1]["type"] == "Issue"
+    assert any(n["edge"] == "IN_PROJECT" for n in results[1][1]["neighbors"])
+    assert results[2][1]["count"] >= 2
+    assert results[3][1]["length"] >= 1
+
+
+def test_bad_queries_get_clear_errors(nats_server, data_dir):
+    """Unknown nodes are 404, bad parameters 400, each with a detail."""
+    results = asyncio.run(_call(
+        nats_server.url, data_dir, "/graph/nodes/issue:gitlab:999999999", "/graph/nodes/issue:simulate:1/hops?depth=99",
+        "/graph/types/Spaceship", "/graph/path?from=issue:simulate:1",
+        "/graph/nodes/issue:simulate:1/neighbors?direction=sideways"))
+    assert [s for s, _ in results] == [404, 400, 400, 400, 400]
+    assert all(body["detail"] for _, body in results)
+
+
+def test_no_projection_yet_is_503(nats_server, tmp_path):
+    """Before any version is built the routes say so with 503."""
+    (status, body), = asyncio.run(_call(nats_server.url, tmp_path, "/graph/counts"))
+    assert status == 503 and body["error"] == "no_projection"
