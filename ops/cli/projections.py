@@ -63,10 +63,12 @@ def _bar(p: RebuildProgress) -> str:
 @click.option("--batch", "batch_events", type=click.IntRange(min=100), default=20_000,
               show_default=True, help="Events per bulk-load transaction.")
 @click.option("--no-promote", is_flag=True, help="Build and catch up, but leave ACTIVE alone.")
+@click.option("--emit-diff", is_flag=True,
+              help="After promotion, send the differences from the old version as ordinary changes.")
 @json_option
 @click.pass_obj
 def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers: int | None,
-               batch_events: int, no_promote: bool, as_json: bool) -> None:
+               batch_events: int, no_promote: bool, emit_diff: bool, as_json: bool) -> None:
     """Build the code's version of PROJECTION from log position 0, then promote it.
 
     The new version is built beside the active one (queries keep answering
@@ -94,9 +96,21 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
     if interactive:
         click.echo("", err=True)
     summary = result.as_dict()
+    if emit_diff and result.promoted:
+        from dataclasses import asdict
+
+        from workers.changes_diff import emit_diff as append_diff
+
+        summary["diff"] = asdict(append_diff(settings.projections_dir, projection=projection,
+                                             version=result.version))
     if as_json:
         echo_json(summary)
         return
+    if "diff" in summary:
+        d = summary["diff"]
+        click.echo(f"diff from v{d['previous']}: {d['nodes_upserted']} nodes upserted, "
+                   f"{d['nodes_deleted']} deleted, {d['edges_added']} edges added, "
+                   f"{d['edges_updated']} updated, {d.get('edges_removed', 0)} removed")
     state = "promoted" if result.promoted else "built (not promoted)"
     click.echo(f"{projection} v{result.version} {state} at position {result.position}"
                f" (resumed from {result.resumed_from}); bulk {summary['bulk_events_per_sec']:,}"
