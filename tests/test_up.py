@@ -39,7 +39,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
                 FLEET_EXPECTED_PROCESSES="ingest,worker,api")
 
 
-def _wait_healthy(env, timeout=40):
+def _wait_healthy(env, timeout=90):
     deadline = time.monotonic() + timeout
     while True:
         result = subprocess.run(fleet_cmd("health", "--json"), env=env, capture_output=True, timeout=30)

@@ -21,7 +21,8 @@ from nats.js.errors import NotFoundError
 
 from events.errors import TransientError
 
-__all__ = ["LOG_APPENDED_SUBJECT", "FleetClient", "StreamSpec", "connect", "ensure_stream"]
+__all__ = ["LOG_APPENDED_SUBJECT", "FleetClient", "StreamSpec", "connect", "ensure_stream",
+           "wait_for_server"]
 
 #: Core NATS subject the ingest worker pings after each commit (payload: the log head).
 LOG_APPENDED_SUBJECT = "fleet.log.appended"
@@ -73,14 +74,20 @@ async def connect(url: str, *, name: str, connect_timeout_secs: float = 5,
     ``wait_for_server_secs`` keeps trying the first connection that long, for
     processes that start beside the server (the Procfile starts all at once).
     """
-    deadline = asyncio.get_running_loop().time() + wait_for_server_secs
+    if wait_for_server_secs:
+        await wait_for_server(url, timeout_secs=wait_for_server_secs)
+    return await _connect_once(url, name, connect_timeout_secs)
+
+
+async def wait_for_server(url: str, *, timeout_secs: float) -> None:
+    """Wait until something listens at ``url``; TransientError after ``timeout_secs``."""
+    deadline = asyncio.get_running_loop().time() + timeout_secs
     while True:
         try:
-            return await _connect_once(url, name, connect_timeout_secs)
+            return await _probe(url, 2)
         except TransientError:
             if asyncio.get_running_loop().time() >= deadline:
                 raise
-            log.info("waiting for nats", extra={"url": url, "client": name})
             await asyncio.sleep(0.5)
 
 

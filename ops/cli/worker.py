@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import click
 
 from ..logs import configure_logging
@@ -32,13 +34,19 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     from workers.actors import declare_actors
     from workers.broker import broker_from_url
     from workers.broker.telemetry import OpenTelemetryMiddleware
+    from workers.nats import wait_for_server
     from workers.runtime import WorkerRuntime
 
     from ..wiring import change_publisher_factory, runtime_config
 
     configure_logging("worker")
     telemetry = setup_telemetry("worker")
-    broker = broker_from_url(settings.broker_url or settings.nats_url)
+    broker_url = settings.broker_url or settings.nats_url
+    if broker_url.startswith(("nats://", "tls://")):
+        # The Procfile starts every process at once: wait for NATS like the others do,
+        # instead of letting the broker's first connect fail and honcho stop the fleet.
+        asyncio.run(wait_for_server(broker_url, timeout_secs=30))
+    broker = broker_from_url(broker_url)
     broker.add_middleware(OpenTelemetryMiddleware())
     dramatiq.set_broker(broker)
     runtime = WorkerRuntime(runtime_config(settings), metrics=telemetry.snapshot,
