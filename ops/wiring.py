@@ -12,9 +12,12 @@ from workers.nats import StreamSpec
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client
+
+    from workers.changes import ChangePublisher
     from workers.runtime import RuntimeConfig
 
-__all__ = ["change_publisher_factory", "ingest_config", "log_writer", "open_log",
+__all__ = ["change_publisher", "graph_stream", "ingest_config", "log_writer", "open_log",
            "runtime_config", "sdlc_stream"]
 
 
@@ -71,8 +74,28 @@ def runtime_config(settings: Settings) -> "RuntimeConfig":
     )
 
 
-def change_publisher_factory(settings: Settings):
-    """A function making the change publisher on a connected NATS client."""
-    from .cli.changes import change_publisher
+def graph_stream(settings: Settings) -> StreamSpec:
+    """The GRAPH stream as the settings shape it."""
+    return StreamSpec(
+        name=settings.graph_stream,
+        subjects=(f"{settings.graph_subject_prefix}.>",),
+        duplicate_window_secs=settings.dedup_window_secs,
+        max_age_secs=settings.changes_max_age_secs,
+        max_bytes=settings.changes_max_bytes,
+    )
 
-    return lambda nc: change_publisher(nc, settings)
+
+def change_publisher(nc: "Client", settings: Settings, *, projection: str = "graph",
+                     batch_max: int | None = None, poll_ms: int | None = None) -> "ChangePublisher":
+    """The change publisher of ``projection`` configured by ``settings``."""
+    from workers.changes import ChangePublisher, ChangesConfig
+
+    config = ChangesConfig(
+        batch_max=batch_max or settings.changes_batch_max,
+        poll_interval_ms=poll_ms or settings.changes_poll_interval_ms,
+        subject_prefix=settings.graph_subject_prefix,
+        failpoint=settings.failpoint,
+    )
+    return ChangePublisher(nc, settings.projections_dir, settings.log_path, projection=projection,
+                           stream=graph_stream(settings), config=config)
+

@@ -28,7 +28,7 @@ from test_changes_support import (
 
 from events.log import EventLog
 from ops.cli import cli
-from ops.cli.changes import change_publisher
+from ops.wiring import change_publisher
 from projections.contract import change_subject
 from projections.rebuild import rebuild
 from projections.store import GraphStore

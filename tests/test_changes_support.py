@@ -14,7 +14,7 @@ import msgspec
 from test_projection_support import accepted
 
 from events.log import EventLog
-from ops.cli.changes import change_publisher
+from ops.wiring import change_publisher
 from ops.simulate import simulate
 from projections.contract import decode_change
 from projections.export import export

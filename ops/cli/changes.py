@@ -11,51 +11,26 @@ import json
 import sys
 
 import click
-from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from projections.changes import KINDS
 from projections.ontology import NAME
 from projections.versions import Versions
-from workers.changes import ChangePublisher, ChangesConfig
 from workers.changes_outbox import OutboxReader, plan_lanes, read_watermark
 from workers.heartbeat import Heartbeat
-from workers.nats import StreamSpec, connect
+from workers.nats import connect
 
 from ..logs import configure_logging
 from ..runner import run_until_signal
 from ..settings import Settings
 from ..telemetry import setup_telemetry
+from ..wiring import change_publisher
 from ._common import echo_json, json_option
 
-__all__ = ["change_publisher", "format_change", "graph_stream"]
+__all__ = ["format_change"]
 
 _PROJECTIONS = (NAME,)
-
-
-def graph_stream(settings: Settings) -> StreamSpec:
-    """The GRAPH stream as the settings shape it."""
-    return StreamSpec(
-        name=settings.graph_stream,
-        subjects=(f"{settings.graph_subject_prefix}.>",),
-        duplicate_window_secs=settings.dedup_window_secs,
-        max_age_secs=settings.changes_max_age_secs,
-        max_bytes=settings.changes_max_bytes,
-    )
-
-
-def change_publisher(nc: Client, settings: Settings, *, projection: str = NAME,
-                     batch_max: int | None = None, poll_ms: int | None = None) -> ChangePublisher:
-    """The change publisher of ``projection`` configured by ``settings``."""
-    config = ChangesConfig(
-        batch_max=batch_max or settings.changes_batch_max,
-        poll_interval_ms=poll_ms or settings.changes_poll_interval_ms,
-        subject_prefix=settings.graph_subject_prefix,
-        failpoint=settings.failpoint,
-    )
-    return ChangePublisher(nc, settings.projections_dir, settings.log_path, projection=projection,
-                           stream=graph_stream(settings), config=config)
 
 
 @click.group("changes")

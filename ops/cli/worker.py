@@ -37,7 +37,7 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     from workers.nats import wait_for_server
     from workers.runtime import WorkerRuntime
 
-    from ..wiring import change_publisher_factory, runtime_config
+    from ..wiring import change_publisher, runtime_config
 
     configure_logging("worker")
     telemetry = setup_telemetry("worker")
@@ -50,7 +50,7 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     broker.add_middleware(OpenTelemetryMiddleware())
     dramatiq.set_broker(broker)
     runtime = WorkerRuntime(runtime_config(settings), metrics=telemetry.snapshot,
-                            publisher_factory=change_publisher_factory(settings))
+                            publisher_factory=lambda nc: change_publisher(nc, settings))
     runtime.actors = declare_actors(broker, apply=runtime.apply, rebuild=runtime.rebuild,
                                     publish=runtime.publish)
     worker = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads)
