@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opentelemetry import metrics, trace
+from opentelemetry import metrics, propagate, trace
 
 from events.errors import FleetError, NotFound
 from events.log import EventLog
@@ -235,6 +235,7 @@ class Projector:
                 result = self._applier.apply(plan_rows(rows))
                 self._record(result, started, span)
                 checkpoint = result.checkpoint
+                _trace_applied(event_log, rows[0][0], rows[-1][0], self.stats.version)
             head = event_log.head
         self.stats.position, self.stats.head = checkpoint, head
         _lag.set(max(0, head - checkpoint), {"projection": self.name, "version": self.stats.version})
@@ -365,3 +366,13 @@ class Projector:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, extra=extra)
+
+
+def _trace_applied(event_log: EventLog, first: int, last: int, version: int | None) -> None:
+    """Continue the trace of each traced event in the batch with an apply span."""
+    for position, traceparent in event_log.traceparents(first, last).items():
+        parent = propagate.extract({"traceparent": traceparent})
+        span = tracer.start_span("projection.apply", context=parent)
+        span.set_attribute("fleet.log.position", position)
+        span.set_attribute("projection.version", version or 0)
+        span.end()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Iterable
 
 from nats.aio.client import Client
+from opentelemetry import propagate
 from nats.aio.msg import Msg
 
 from events.codec import encode_event
@@ -137,15 +138,24 @@ async def publish_events(
     rate: float = 0,
     window: int = 10_000,
     progress: Callable[[int], None] | None = None,
+    trace: bool = False,
 ) -> PublishReport:
-    """Publish canonical events, paced to ``rate`` per second, and wait for all acks."""
+    """Publish canonical events, paced to ``rate`` per second, and wait for all acks.
+
+    With ``trace`` every message carries the current span's W3C ``traceparent``
+    (per-event tracing is for sampled events, not for bulk loads).
+    """
     publisher = Publisher(nc, window=window)
     limiter = RateLimiter(rate)
     sent = 0
 
     async def send(event: Event) -> None:
         nonlocal sent
-        await publisher.publish(subject_for(event, prefix), encode_event(event), msg_id=event.event_id)
+        headers: dict[str, str] = {}
+        if trace:
+            propagate.inject(headers)
+        await publisher.publish(subject_for(event, prefix), encode_event(event), msg_id=event.event_id,
+                                headers=headers or None)
         sent += 1
         if progress and sent % 10_000 == 0:
             progress(sent)
