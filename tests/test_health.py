@@ -101,3 +101,72 @@ def test_a_killed_ingest_process_is_named_within_seconds(settings):
             break
         assert time.monotonic() - killed_at < 15, result.stdout
         time.sleep(0.3)
+
+
+def _health_states(env, want: dict[str, str], timeout: float = 45) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(fleet_cmd("health", "--json"), env=env, capture_output=True, timeout=30)
+        states = {c["name"]: c["state"] for c in json.loads(result.stdout)["components"]}
+        if all(states.get(k) == v for k, v in want.items()):
+            return states
+        assert time.monotonic() < deadline, states
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_a_projection_that_cannot_move_is_stuck_and_an_absent_process_never_started(settings):
+    """Real worker, version locked by another writer: lag grows, checkpoint stands still -> stuck."""
+    from projections.rebuild import rebuild
+    from projections.versions import Versions, WriterLock
+    from tests.test_projection_support import simulated_log
+
+    simulated_log(settings.log_path, 300, seed=2)
+    rebuild(settings.log_path, settings.projections_dir, version=1, workers=0)
+    lock = WriterLock(Versions(settings.projections_dir).path(1)).acquire()  # "another writer"
+    simulated_log(settings.log_path, 400, seed=2, start=300)
+    env = settings_env(settings, FLEET_HEARTBEAT_INTERVAL_SECS="1", FLEET_STUCK_AFTER_SECS="2",
+                       FLEET_EXPECTED_PROCESSES="worker,api")
+    worker = subprocess.Popen(fleet_cmd("worker"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        states = _health_states(env, {"projection graph v1": "stuck"})
+        assert states["worker"] == "stuck" and states["api"] == "never started"
+        lock.release()  # the other writer goes away: the worker catches up
+        _health_states(env, {"projection graph v1": "ok", "worker": "ok"})
+    finally:
+        lock.release()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+
+
+@pytest.mark.slow
+def test_a_worker_rebuilding_reports_rebuilding_and_counts_as_healthy(settings):
+    """A real worker building the first version says rebuilding; then ok at the head."""
+    import asyncio
+
+    from ops.health import gather
+    from tests.test_projection_support import simulated_log
+
+    simulated_log(settings.log_path, 30_000, seed=4)
+    env = settings_env(settings, FLEET_HEARTBEAT_INTERVAL_SECS="1", FLEET_EXPECTED_PROCESSES="worker")
+    worker = subprocess.Popen(fleet_cmd("worker"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: list[str] = []
+    try:
+        async def watch():
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                report = await gather(settings, expected=("worker",))
+                state = {c.name: c.state for c in report.components}.get("worker")
+                if state and (not seen or seen[-1] != state):
+                    seen.append(state)
+                if state == "rebuilding":
+                    assert report.ok  # a rebuild in progress is not a failure
+                if "rebuilding" in seen and state == "ok":
+                    return
+                await asyncio.sleep(0.1)
+
+        asyncio.run(watch())
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    assert "rebuilding" in seen and seen[-1] == "ok", seen

@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 from events.errors import FleetError
 
+from projections.query import GraphReader
+
 from .heartbeat import Heartbeat
 from .nats import LOG_APPENDED_SUBJECT, connect
 from .projector import Projector, ProjectorConfig, run_rebuild
@@ -167,19 +169,36 @@ class WorkerRuntime:
 
     # -- health --------------------------------------------------------------
 
+    def _active_checkpoint(self) -> tuple[int | None, int | None]:
+        """(active version, its checkpoint) read-only, when the projector does not hold it."""
+        try:
+            with GraphReader(self.config.projections_dir, self.projector.name) as reader:
+                counts = reader.counts()
+            return counts["version"], counts["position"]
+        except FleetError:
+            return None, None
+
     def health(self) -> tuple[str, dict]:
         """Heartbeat state and details (projection lag and progress for stuck detection)."""
         stats = self.projector.stats
+        version, checkpoint = stats.version, stats.position
+        if version is None:
+            # Not writing (e.g. another process holds the version's writer lock):
+            # report the active version's own checkpoint, so lag shows as stuck.
+            version, checkpoint = self._active_checkpoint()
         projections = [{
-            "name": self.projector.name, "version": stats.version, "state": "ok",
-            "checkpoint": stats.position if stats.version is not None else None,
-            "head": stats.head, "lag": stats.lag, "progress_at": self._progress_at,
-            "poisoned": stats.poisoned,
+            "name": self.projector.name, "version": version, "state": "ok",
+            "checkpoint": checkpoint if version is not None else None,
+            "head": stats.head, "lag": max(0, stats.head - (checkpoint or 0)),
+            "progress_at": self._progress_at, "poisoned": stats.poisoned,
         }]
+        if version is None and self._rebuilding:
+            projections = []  # nothing active yet: the first version is being built
         for version in sorted(self._rebuilding):
             projections.append({"name": self.projector.name, "version": version, "state": "rebuilding",
                                 "checkpoint": 0, "lag": 0, "progress_at": time.time()})
-        details: dict[str, Any] = {"projections": projections, "backlog": stats.lag,
+        details: dict[str, Any] = {"projections": projections,
+                                   "backlog": projections[0]["lag"] if projections else 0,
                                    "progress_at": self._progress_at}
         if self.publisher is not None:
             details["changes"] = self.publisher.health()[1]
