@@ -27,8 +27,9 @@ wall clock). Per run:
 
 Layouts: ``worker`` (default) runs the projector and the publisher in one
 process, the projector calling ``ChangePublisher.notify()`` after each batch
-(the fleet's worker process); ``processes`` runs ``fleet project --poll-ms 5``
-and ``fleet changes publish`` separately, each polling every 5 ms. Both use
+(the fleet's worker process; the publisher's own poll stays at its 100 ms
+default); ``processes`` runs ``fleet project --poll-ms 5`` and
+``fleet changes publish --poll-ms 5`` separately. Both use
 ``FLEET_INGEST_MAX_WAIT_MS=5`` (the ingest batch wait: 50 ms by default,
 which alone would put p50 above 20 ms) and a 5 ms log poll in the projector
 (nothing notifies it across processes). Prints ``name: value unit`` lines,
@@ -72,7 +73,7 @@ _SELF = [sys.executable, str(Path(__file__).resolve()), "--role"]
 
 def run_worker() -> None:
     """The worker process of the ``worker`` layout (settings from FLEET_* variables)."""
-    from ops.cli.changes import change_publisher
+    from ops.wiring import change_publisher
     from ops.runner import run_until_signal
     from ops.settings import load_settings
     from workers.projector import Projector, ProjectorConfig
@@ -152,8 +153,7 @@ class Fleet:
     def __init__(self, tmp: Path, nats_url: str) -> None:
         self.tmp = tmp
         self.env = dict(os.environ, FLEET_DATA_DIR=str(tmp / "data"), FLEET_NATS_URL=nats_url,
-                        FLEET_INGEST_MAX_WAIT_MS="5", FLEET_CHANGES_POLL_INTERVAL_MS="5",
-                        OTEL_SDK_DISABLED="true")
+                        FLEET_INGEST_MAX_WAIT_MS="5", OTEL_SDK_DISABLED="true")
         self.procs: dict[str, subprocess.Popen] = {}
         self._graph: GraphStore | None = None
         (tmp / "logs").mkdir(exist_ok=True)
@@ -272,7 +272,7 @@ async def one_run(tmp: Path, rate: float, secs: float, burst: int, layout: str) 
             fleet.start("worker", "worker", command=_SELF)
         else:
             fleet.start("project", "project", "--poll-ms", "5")
-            fleet.start("changes", "changes", "publish")
+            fleet.start("changes", "changes", "publish", "--poll-ms", "5")
         fleet.start("subscriber", "subscriber", str(tmp / "sub.json"), command=_SELF)
         await wait_until(lambda: fleet.received() >= 1, 60, fleet, "v1's rebuilt notice")
         events = list(simulate(int(rate * secs) + burst, seed=42))

@@ -209,6 +209,9 @@ class EventLog:
             conn = sqlite3.connect(
                 f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
             )
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() is None:
+                conn.close()  # created but not yet initialised by its writer
+                raise NotFound(f"the log at {self.path} has no events yet - run `fleet ingest` first")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -19,9 +19,9 @@ from test_changes_support import (
     workload,
 )
 
-from ops.cli.changes import graph_stream
 from ops.embedded import NatsServer
 from ops.settings import load_settings
+from ops.wiring import graph_stream
 from projections.versions import Versions
 from tests.conftest import fleet_cmd, settings_env, wait_for
 from workers.changes import ChangePublisher, ChangesConfig

@@ -118,3 +118,12 @@ def test_readonly_open_of_a_missing_log_says_what_to_do(tmp_path):
     """Opening a log that does not exist points at `fleet ingest`."""
     with pytest.raises(NotFound, match="fleet ingest"):
         EventLog(tmp_path / "nope.db", readonly=True)
+
+
+def test_readonly_open_of_an_uninitialised_log_file_says_what_to_do(tmp_path):
+    """A reader that races the writer's first start gets NotFound, not a SQL error."""
+    import sqlite3 as raw_sqlite
+
+    raw_sqlite.connect(tmp_path / "log.db").close()  # the file exists, its tables do not yet
+    with pytest.raises(NotFound, match="fleet ingest"):
+        EventLog(tmp_path / "log.db", readonly=True)

@@ -1,7 +1,7 @@
 """``fleet changes ...``: the graph-change stream (publish, tail, status).
 
-``graph_stream`` and ``change_publisher`` build the publisher from Settings;
-the worker process uses them too.
+The publisher is built from Settings by :func:`ops.wiring.change_publisher`,
+as in the worker process.
 """
 
 from __future__ import annotations
