@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -73,7 +74,8 @@ class IngestStats:
     batches: int = 0
     head: int = 0
     last_commit_ms: float = 0.0
-    commit_ms: list[float] = field(default_factory=list)
+    # The latest batch latencies only: a long-running worker must not grow without bound.
+    commit_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
 def stream_seq(reply: str) -> int:
