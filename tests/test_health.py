@@ -160,7 +160,10 @@ def test_a_worker_rebuilding_reports_rebuilding_and_counts_as_healthy(settings):
                 if state and (not seen or seen[-1] != state):
                     seen.append(state)
                 if state == "rebuilding":
-                    assert report.ok  # a rebuild in progress is not a failure
+                    # a rebuild in progress is not a failure (other tests' processes may
+                    # still have heartbeats in this module's bucket: judge this worker's)
+                    mine = [c for c in report.culprits if c.name == "worker" or c.kind == "projection"]
+                    assert not mine, mine
                 if "rebuilding" in seen and state == "ok":
                     return
                 await asyncio.sleep(0.1)
