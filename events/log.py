@@ -16,13 +16,13 @@ event's JSON text as the producer sent it (upcasting happens on read).
 
 from __future__ import annotations
 
-import hashlib
+from hashlib import blake2b as _blake2b
 import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import sqlite_utils
 
@@ -62,9 +62,8 @@ def id_key(event_id: str) -> bytes:
     return key + b"\xff" if len(key) == 16 else key
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """A validated event on its way into the log."""
+class Accepted(NamedTuple):
+    """A validated event on its way into the log (a tuple: it crosses process pipes cheaply)."""
 
     event_id: str
     type: str
@@ -75,8 +74,7 @@ class Accepted:
     traceparent: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(NamedTuple):
     """Input that failed validation, bound for the quarantine with its raw bytes."""
 
     raw: bytes
@@ -177,6 +175,9 @@ _SCHEMA = [
     )""",
 ]
 
+# Column order of an `Accepted` tuple, framed by the position and the writer's columns.
+_INSERT_EVENT = ("INSERT INTO events (position, event_id, type, source, occurred_at, payload, subject,"
+                 " traceparent, recorded_at, hash) VALUES (?,?,?,?,?,?,?,?,?,?)")
 _ENTRY_COLUMNS = ("position, event_id, type, source, occurred_at, recorded_at, payload, subject,"
                   " traceparent")
 
@@ -185,10 +186,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def chain_hash(prev: bytes, position: int, event_id: str, recorded_at: str, payload: str) -> bytes:
-    """The hash of one row given the hash of the row before it."""
-    h = hashlib.blake2b(prev, digest_size=32)
-    h.update(b"%d\0%s\0%s\0" % (position, event_id.encode(), recorded_at.encode()))
+def chain_hash(prev: bytes, position: int, event_id: str, recorded_at: bytes, payload: str) -> bytes:
+    """The hash of one row given the hash of the row before it (``recorded_at`` as UTF-8)."""
+    h = _blake2b(prev, digest_size=32)
+    h.update(b"%d\0%s\0%s\0" % (position, event_id.encode(), recorded_at))
     h.update(payload.encode())
     return h.digest()
 
@@ -257,26 +258,35 @@ class EventLog:
         rejected: Iterable[Rejected] = (),
         *,
         checkpoint: tuple[str, int] | None = None,
+        keys: Sequence[bytes] | None = None,
     ) -> AppendResult:
         """Append a batch in one transaction; ids already logged are skipped.
 
         ``rejected`` items go to the quarantine and ``checkpoint`` (consumer
         name, stream sequence) is stored in the same transaction, so a crash
-        leaves all of it or none of it.
+        leaves all of it or none of it. ``keys``, when given, are the
+        :func:`id_key` of each accepted event, computed by the caller (the
+        ingest worker does it in the receiving process).
         """
+        accepted = list(accepted)
+        if keys is None:
+            keys = [id_key(item.event_id) for item in accepted]
+        elif len(keys) != len(accepted):
+            raise ValueError(f"{len(keys)} id keys for {len(accepted)} events")
+        unique: dict[bytes, Accepted] = {}
+        for key, item in zip(keys, accepted):
+            unique.setdefault(key, item)  # the first occurrence of an id wins
         with self._lock:
-            return self._append_locked(list(accepted), list(rejected), checkpoint)
+            return self._append_locked(unique, len(accepted), list(rejected), checkpoint)
 
     def _append_locked(
         self,
-        accepted: list[Accepted],
+        unique: dict[bytes, Accepted],
+        count: int,
         rejected: list[Rejected],
         checkpoint: tuple[str, int] | None,
     ) -> AppendResult:
-        unique: dict[bytes, Accepted] = {}
-        for item in accepted:
-            unique.setdefault(id_key(item.event_id), item)
-        duplicates = len(accepted) - len(unique)
+        duplicates = count - len(unique)
         recorded_at = _now()
         conn = self._conn
         try:
@@ -299,7 +309,7 @@ class EventLog:
                     if id_rows and not self._insert_ids(id_rows):
                         raise DuplicateEvent("an event id appeared in the log while appending")
                 if rows:
-                    conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                    conn.executemany(_INSERT_EVENT, rows)
                 if rejected:
                     conn.executemany(
                         "INSERT INTO quarantine (received_at, reason, detail, subject, headers,"
@@ -331,13 +341,11 @@ class EventLog:
         """Event rows (positions and chain from the tail) and their sorted id rows."""
         rows = []
         id_rows = []
+        stamp = recorded_at.encode()
         for key, item in unique.items():
             position += 1
-            prev = chain_hash(prev, position, item.event_id, recorded_at, item.payload)
-            rows.append(
-                (position, item.event_id, item.type, item.source, item.subject,
-                 item.occurred_at, recorded_at, item.payload, prev, item.traceparent)
-            )
+            prev = chain_hash(prev, position, item.event_id, stamp, item.payload)
+            rows.append((position, *item, recorded_at, prev))
             id_rows.append((key, position))
         id_rows.sort()
         return rows, id_rows
@@ -460,7 +468,7 @@ class EventLog:
                 if position != expected:
                     problems.append(f"gap: expected position {expected}, found {position}")
                     expected = position
-                prev = chain_hash(prev, position, event_id, recorded_at, payload)
+                prev = chain_hash(prev, position, event_id, recorded_at.encode(), payload)
                 if prev != stored:
                     problems.append(
                         f"hash mismatch at position {position} (event {event_id}): the row or one"

@@ -40,7 +40,6 @@ class Settings:
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # FLEET_MAX_EVENT_BYTES
     ingest_durable: str = "ingest"  # FLEET_INGEST_DURABLE
     ingest_batch_max: int = 20_000  # FLEET_INGEST_BATCH_MAX
-    ingest_max_wait_ms: int = 50  # FLEET_INGEST_MAX_WAIT_MS
     ingest_ack_wait_secs: int = 30  # FLEET_INGEST_ACK_WAIT_SECS: redelivery after a crash
     ingest_writer: str = "process"  # FLEET_INGEST_WRITER: process (second core) | thread
     log_sync: str = "full"  # FLEET_LOG_SYNC: full (fsync per commit) | normal
@@ -127,7 +126,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"FLEET_NATS_URL={s.nats_url!r} is not a NATS URL - e.g. nats://127.0.0.1:4222"
         )
-    for name in ("max_event_bytes", "ingest_batch_max", "ingest_max_wait_ms", "dedup_window_secs",
+    for name in ("max_event_bytes", "ingest_batch_max", "dedup_window_secs",
                  "ingest_ack_wait_secs", "heartbeat_interval_secs", "heartbeat_stale_secs",
                  "stuck_after_secs", "changes_batch_max", "changes_poll_interval_ms",
                  "worker_threads", "projector_batch_max", "projector_poll_ms"):

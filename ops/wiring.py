@@ -38,7 +38,6 @@ def ingest_config(settings: Settings) -> IngestConfig:
         stream=sdlc_stream(settings),
         durable=settings.ingest_durable,
         batch_max=settings.ingest_batch_max,
-        max_wait_ms=settings.ingest_max_wait_ms,
         max_event_bytes=settings.max_event_bytes,
         ack_wait_secs=settings.ingest_ack_wait_secs,
         failpoint=settings.failpoint,
@@ -53,9 +52,8 @@ def open_log(settings: Settings, *, readonly: bool = False) -> EventLog:
 def log_writer(settings: Settings) -> BatchWriter | WriterProcess:
     """The log's single writer, in a child process unless FLEET_INGEST_WRITER=thread."""
     if settings.ingest_writer == "process":
-        return WriterProcess(settings.log_path, sync=settings.log_sync, consumer=settings.ingest_durable,
-                             max_event_bytes=settings.max_event_bytes)
-    return BatchWriter(open_log(settings), settings.ingest_durable, settings.max_event_bytes)
+        return WriterProcess(settings.log_path, sync=settings.log_sync, consumer=settings.ingest_durable)
+    return BatchWriter(open_log(settings), settings.ingest_durable)
 
 
 def runtime_config(settings: Settings) -> "RuntimeConfig":

@@ -35,7 +35,6 @@ def settings(tmp_path, nats_server, request):
         stream=f"SDLC_{tag}",
         subject_prefix=f"sdlc{tag}",
         ingest_durable="ingest",
-        ingest_max_wait_ms=20,
     )
 
 
@@ -80,7 +79,6 @@ def settings_env(settings, **extra: str) -> dict[str, str]:
         "FLEET_NATS_URL": settings.nats_url,
         "FLEET_STREAM": settings.stream,
         "FLEET_SUBJECT_PREFIX": settings.subject_prefix,
-        "FLEET_INGEST_MAX_WAIT_MS": str(settings.ingest_max_wait_ms),
     })
     env.update(extra)
     return env

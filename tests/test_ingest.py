@@ -228,3 +228,29 @@ def test_trace_context_travels_from_publish_into_the_log(settings, spans):
         assert log.traceparents(1, 10) == {1: traceparent}
     ingest_spans = [s for s in spans.get_finished_spans() if s.name == "sdlc.ingest"]
     assert any(format(s.context.trace_id, "032x") == trace_id for s in ingest_spans)
+
+
+def test_a_validation_bug_quarantines_the_message_and_keeps_the_connection(settings, monkeypatch):
+    """An unexpected error while validating is kept as `internal` input; the stream moves on."""
+    import workers.ingest as ingest
+
+    bodies = [encode_event(make_issue(i, event_id=str(uuid.uuid4()))) for i in range(3)]
+    real_decode = ingest.decode_event
+
+    def flaky_decode(data, **kwargs):
+        if data == bodies[1]:
+            raise RuntimeError("boom")
+        return real_decode(data, **kwargs)
+
+    monkeypatch.setattr(ingest, "decode_event", flaky_decode)
+
+    async def main():
+        await _publish_raw(settings, bodies)
+        return await _ingest_until_idle(settings)
+
+    stats = asyncio.run(main())
+    assert (stats.appended, stats.quarantined) == (2, 1)
+    with open_log(settings, readonly=True) as log:
+        (item,) = log.quarantine_list()
+        assert item["reason"] == "internal" and "boom" in item["detail"]
+        assert log.quarantine_get(item["id"])["raw"] == bodies[1]

@@ -23,8 +23,7 @@ pytestmark = pytest.mark.slow
 def test_a_nats_restart_mid_stream_loses_nothing(tmp_path):
     """Stop and restart the server while ingesting: every event ends up in the log once."""
     server = NatsServer(tmp_path / "nats").start()
-    settings = load_settings({}, data_dir=tmp_path / "data", nats_url=server.url, embedded_nats=False,
-                             ingest_max_wait_ms=20)
+    settings = load_settings({}, data_dir=tmp_path / "data", nats_url=server.url, embedded_nats=False)
     first = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(300)]
     second = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(300, 600)]
 
@@ -34,7 +33,7 @@ def test_a_nats_restart_mid_stream_loses_nothing(tmp_path):
     async def main():
         nc = await connect(settings.nats_url, name="ingest")
         await ensure_stream(nc.jetstream(), sdlc_stream(settings))
-        writer = BatchWriter(open_log(settings), settings.ingest_durable, settings.max_event_bytes)
+        writer = BatchWriter(open_log(settings), settings.ingest_durable)
         event_log = open_log(settings, readonly=True)
         stop = asyncio.Event()
         task = asyncio.create_task(IngestWorker(nc, writer, ingest_config(settings)).run(stop))

@@ -3,13 +3,17 @@
 Design (measured in BENCHMARKS.md):
 
 * **Receive**: a durable pull consumer with ``AckPolicy.ALL``. Pull requests
-  are answered into one subscription callback that only appends the message
-  to a buffer; nats-py's ``fetch()`` costs ~23 µs a message, the callback a
-  fraction of that.
-* **Commit**: the log's single writer (a child process by default, see
-  :mod:`workers.log_writer`) decodes, validates and appends a batch in one
-  SQLite transaction (quarantined input and the consumer checkpoint included)
-  while the event loop keeps receiving the next batch on the other core.
+  are answered into a raw *tap* of :class:`~workers.nats.FleetClient`: the
+  protocol parser hands each frame's bytes straight to :meth:`_on_frame`,
+  with no nats-py ``Msg``, queue or task switch per message.
+* **Validate on arrival**: each frame is decoded and validated as it is
+  parsed, into the open :class:`~workers.log_writer.PreparedBatch`
+  (accepted events with their id keys, or quarantine rows). This runs while
+  the writer commits the previous batch.
+* **Group commit**: whenever the log's single writer (a child process by
+  default) is free, everything validated so far (up to ``batch_max``)
+  becomes the next transaction. Under load batches grow by themselves; at a
+  trickle each event commits at once, with no timer to wait for.
 * **Ack**: one ``+ACK`` on the batch's last message after the commit; with
   ``AckPolicy.ALL`` it acknowledges the whole batch.
 * **Duplicates**: redeliveries are recognised by stream sequence (at or below
@@ -21,6 +25,7 @@ Design (measured in BENCHMARKS.md):
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -30,14 +35,17 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from nats.aio.client import Client
-from nats.aio.msg import Msg
+import msgspec
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import metrics, propagate, trace
 
-from .log_writer import BatchWriter, RawMessage, WriterProcess
-from .nats import LOG_APPENDED_SUBJECT, StreamSpec, ensure_stream
+from events.codec import decode_event
+from events.errors import InvalidEvent
+from events.log import Accepted, Rejected, id_key
+
+from .log_writer import BatchWriter, PreparedBatch, WriterProcess
+from .nats import LOG_APPENDED_SUBJECT, FleetClient, StreamSpec, ensure_stream
 
 __all__ = ["IngestConfig", "IngestStats", "IngestWorker", "stream_seq"]
 
@@ -48,6 +56,8 @@ _events_counter = meter.create_counter("fleet.ingest.events", unit="{event}",
                                        description="Events handled by ingest, by outcome")
 _commit_hist = meter.create_histogram("fleet.ingest.batch.commit", unit="ms",
                                       description="Latency of one batch commit")
+_iso = msgspec.json.Encoder().encode  # RFC 3339, ~10x cheaper than datetime.isoformat
+_IDLE_POLL_SECS = 0.1  # how often an idle worker re-checks its pull requests and the stop flag
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +67,6 @@ class IngestConfig:
     stream: StreamSpec
     durable: str = "ingest"
     batch_max: int = 20_000
-    max_wait_ms: int = 50
     max_event_bytes: int = 1024 * 1024
     ack_wait_secs: float = 30
     pull_expires_secs: float = 2
@@ -78,23 +87,37 @@ class IngestStats:
     commit_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
-def stream_seq(reply: str) -> int:
+def stream_seq(reply: bytes | str) -> int:
     """The stream sequence in a JetStream ack subject (v1 and v2 token layouts)."""
-    tokens = reply.split(".")
+    tokens = reply.split(b"." if isinstance(reply, bytes) else ".")
     # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
     # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<token>
     return int(tokens[5] if len(tokens) == 9 else tokens[7])
 
 
+@dataclass
+class _OpenBatch:
+    """A batch being filled by the tap: what the writer gets, and what the ack and traces need."""
+
+    prepared: PreparedBatch = field(default_factory=PreparedBatch)
+    size: int = 0
+    last_reply: bytes = b""
+    traced: list[tuple[dict[str, str], str]] = field(default_factory=list)
+
+
 class IngestWorker:
     """Consumes the SDLC stream through ``writer`` into the log until stopped."""
 
-    def __init__(self, nc: Client, writer: BatchWriter | WriterProcess, config: IngestConfig) -> None:
+    def __init__(self, nc: FleetClient, writer: BatchWriter | WriterProcess, config: IngestConfig
+                 ) -> None:
+        if not isinstance(nc, FleetClient):
+            raise TypeError("the ingest worker needs a FleetClient (workers.nats.connect gives one)")
         self._nc = nc
         self._js = nc.jetstream()
         self._writer = writer
         self._config = config
-        self._buffer: list[Msg] = []
+        self._open: deque[_OpenBatch] = deque([_OpenBatch()])
+        self._floor = writer.committed_seq  # sequences at or below it are committed
         self._outstanding = 0
         self._wake = asyncio.Event()
         self._last_msg_at = time.monotonic()
@@ -106,13 +129,18 @@ class IngestWorker:
         self._progress_at = time.time()
         self.stats = IngestStats()
 
+    @property
+    def backlog(self) -> int:
+        """Messages received and validated, not yet committed."""
+        return sum(batch.size for batch in self._open)
+
     def health(self) -> tuple[str, dict]:
         """State and details for the heartbeat (``backlog`` and ``progress_at`` feed stuck detection)."""
         s = self.stats
         return ("ok" if self._ready else "starting", {
             "appended": s.appended, "duplicates": s.duplicates, "quarantined": s.quarantined,
-            "head": s.head, "committed_seq": self._writer.committed_seq,
-            "backlog": len(self._buffer), "progress_at": self._progress_at,
+            "head": s.head, "committed_seq": self._floor,
+            "backlog": self.backlog, "progress_at": self._progress_at,
             "last_commit_ms": round(s.last_commit_ms, 1),
         })
 
@@ -141,20 +169,63 @@ class IngestWorker:
 
     # -- receiving --------------------------------------------------------
 
-    async def _on_msg(self, msg: Msg) -> None:
-        headers = msg.headers
-        if headers and "Status" in headers and not msg.data:
-            status = headers["Status"]
-            if status in ("404", "408", "409"):
-                # The request ended: whatever it had not delivered is no longer coming.
-                left = int(headers.get("Nats-Pending-Messages", "0") or 0)
-                self._outstanding = max(0, self._outstanding - left)
+    def _on_frame(self, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None) -> None:
+        """The tap: validate one delivered message into the open batch (runs inside the parser)."""
+        if hdr is not None and not data and hdr.startswith(b"NATS/1.0 4"):
+            self._on_status(hdr)
             return
         self._outstanding -= 1
         self._last_msg_at = time.monotonic()
-        self._buffer.append(msg)
-        if len(self._buffer) >= self._config.batch_max:
-            self._wake.set()
+        batch = self._open[-1]
+        if batch.size >= self._config.batch_max:
+            batch = _OpenBatch()
+            self._open.append(batch)
+        batch.size += 1
+        batch.last_reply = reply
+        prepared = batch.prepared
+        seq = stream_seq(reply)
+        if seq > prepared.top_seq:
+            prepared.top_seq = seq
+        if seq <= self._floor:
+            prepared.skipped += 1  # a redelivery of a committed message: acked with the batch
+        else:
+            try:
+                self._validate(batch, subject.decode(), seq, data, hdr)
+            except Exception as e:  # a bug must not kill the parser: keep the input, move on
+                log.exception("validation failed unexpectedly", extra={"stream_seq": seq})
+                batch.prepared.rejected.append(Rejected(data, "internal", repr(e), subject.decode(),
+                                                        None, seq))
+        self._wake.set()
+
+    def _validate(self, batch: _OpenBatch, subject: str, seq: int, data: bytes, hdr: bytes | None
+                  ) -> None:
+        prepared = batch.prepared
+        try:
+            event = decode_event(data, max_bytes=self._config.max_event_bytes)
+            payload = data.decode()
+        except (InvalidEvent, UnicodeDecodeError) as e:
+            if isinstance(e, UnicodeDecodeError):
+                e = InvalidEvent("not_json", f"body is not UTF-8: {e}")
+            headers = FleetClient.parse_headers(hdr) if hdr else None
+            prepared.rejected.append(Rejected(data, e.reason, e.detail, subject,
+                                              json.dumps(headers) if headers else None, seq))
+            return
+        traceparent = None
+        if hdr is not None and b"traceparent" in hdr:
+            headers = FleetClient.parse_headers(hdr)
+            traceparent = headers.get("traceparent")
+            if traceparent:
+                batch.traced.append((headers, subject))
+        prepared.accepted.append(Accepted(
+            event.event_id, event.__struct_config__.tag, event.source,
+            _iso(event.occurred_at)[1:-1].decode(), payload, subject, traceparent,
+        ))
+        prepared.keys.append(id_key(event.event_id))
+
+    def _on_status(self, hdr: bytes) -> None:
+        """A pull request ended (404 no messages, 408 expired, 409 limits): forget what it owed."""
+        left = FleetClient.parse_headers(hdr).get("Nats-Pending-Messages", "0")
+        self._outstanding = max(0, self._outstanding - int(left or 0))
 
     async def _request_more(self) -> None:
         cfg = self._config
@@ -162,7 +233,7 @@ class IngestWorker:
         now = time.monotonic()
         if now - max(self._last_msg_at, self._last_request_at) > cfg.pull_expires_secs * 2:
             self._outstanding = 0  # requests lost (e.g. a reconnect) or all expired
-        want = target - self._outstanding - len(self._buffer)
+        want = target - self._outstanding - self.backlog
         if want < cfg.batch_max // 2:
             return
         request = {"batch": want, "expires": int(cfg.pull_expires_secs * 1e9)}
@@ -176,23 +247,29 @@ class IngestWorker:
 
     # -- committing -------------------------------------------------------
 
-    async def _flush_batch(self) -> None:
-        msgs, self._buffer = (self._buffer[: self._config.batch_max],
-                              self._buffer[self._config.batch_max:])
-        batch = [RawMessage(m.data, m.subject, stream_seq(m.reply), m.headers) for m in msgs]
+    async def _commit_next(self) -> None:
+        """Commit the oldest open batch, then ack it."""
+        batch = self._open.popleft()
+        if not self._open:
+            self._open.append(_OpenBatch())
+        prepared = batch.prepared
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         with tracer.start_as_current_span("ingest.batch") as span:
-            result = await loop.run_in_executor(self._executor, self._writer.commit, batch)
+            result = await loop.run_in_executor(self._executor, self._writer.commit, prepared)
             elapsed_ms = (time.perf_counter() - started) * 1000
-            span.set_attribute("fleet.batch.size", len(batch))
+            span.set_attribute("fleet.batch.size", batch.size)
             span.set_attribute("fleet.log.head", result.head)
-        _trace_events(msgs, result.head)
+        self._floor = max(self._floor, prepared.top_seq)
+        _trace_events(batch.traced, result.head)
         if self._config.failpoint == "after_commit":
             os.kill(os.getpid(), signal.SIGKILL)
-        await self._nc.publish(msgs[-1].reply, b"+ACK")
+        await self._nc.publish(batch.last_reply.decode(), b"+ACK")
         if result.appended:
             await self._nc.publish(LOG_APPENDED_SUBJECT, b"%d" % result.head)
+        self._record(result, elapsed_ms)
+
+    def _record(self, result, elapsed_ms: float) -> None:
         stats = self.stats
         stats.batches += 1
         stats.appended += result.appended
@@ -216,31 +293,31 @@ class IngestWorker:
         """Consume until ``stop`` is set (or, with ``until_idle_secs``, the stream is drained)."""
         await self.setup()
         self._inbox = self._nc.new_inbox()
-        self._sub = await self._nc.subscribe(
-            self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
-        )
-        wait_secs = self._config.max_wait_ms / 1000
+        self._sub = await self._nc.tap(self._inbox, self._on_frame)
+        # What exists now lives as long as the process; the per-message objects
+        # made from here on are short-lived: keep the collector off the former.
+        gc.freeze()
         self._ready = True
         log.info("ingest started", extra={"durable": self._config.durable,
-                                          "committed_seq": self._writer.committed_seq})
+                                          "committed_seq": self._floor})
         try:
             while not stop.is_set():
                 await self._request_more()
-                if len(self._buffer) < self._config.batch_max:
+                if not self._open[0].size:
                     self._wake.clear()
                     try:
-                        await asyncio.wait_for(self._wake.wait(), wait_secs)
+                        await asyncio.wait_for(self._wake.wait(), _IDLE_POLL_SECS)
                     except asyncio.TimeoutError:
                         pass
-                if self._buffer:
-                    await self._flush_batch()
+                if self._open[0].size:
+                    await self._commit_next()
                 elif until_idle_secs is not None and await self._idle(until_idle_secs):
                     break
         finally:
             await self._sub.unsubscribe()
-            # Finish the batch in hand: everything received is committed and acked.
-            while self._buffer:
-                await self._flush_batch()
+            # Finish the batches in hand: everything received is committed and acked.
+            while self._open[0].size:
+                await self._commit_next()
             await self._nc.flush()
             self._executor.shutdown(wait=True)
         log.info("ingest stopped", extra={"appended": self.stats.appended,
@@ -255,13 +332,12 @@ class IngestWorker:
         return info.num_pending == 0 and info.num_ack_pending == 0
 
 
-def _trace_events(msgs: list[Msg], head: int) -> None:
+def _trace_events(traced: list[tuple[dict[str, str], str]], head: int) -> None:
     """Continue the trace of every event that arrived with a ``traceparent``."""
-    for msg in msgs:
-        if msg.headers and "traceparent" in msg.headers:
-            parent = propagate.extract(msg.headers)
-            span = tracer.start_span("sdlc.ingest", context=parent, kind=trace.SpanKind.CONSUMER)
-            span.set_attribute("messaging.message.id", msg.headers.get("Nats-Msg-Id", ""))
-            span.set_attribute("messaging.destination.name", msg.subject)
-            span.set_attribute("fleet.log.head", head)
-            span.end()
+    for headers, subject in traced:
+        parent = propagate.extract(headers)
+        span = tracer.start_span("sdlc.ingest", context=parent, kind=trace.SpanKind.CONSUMER)
+        span.set_attribute("messaging.message.id", headers.get("Nats-Msg-Id", ""))
+        span.set_attribute("messaging.destination.name", subject)
+        span.set_attribute("fleet.log.head", head)
+        span.end()

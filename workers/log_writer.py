@@ -1,41 +1,41 @@
-"""The log's single writer: decode, validate and append a batch of raw messages.
+"""The log's single writer: append prepared batches, one transaction each.
 
-Two implementations of one seam:
+The ingest worker validates messages as they arrive (in its receiving
+process) into a :class:`PreparedBatch`; a writer appends it to the log with
+the consumer checkpoint in one SQLite transaction. Two implementations of
+one seam:
 
 * :class:`BatchWriter` runs in the caller's process (a thread of the ingest
   worker, or tests);
 * :class:`WriterProcess` runs a :class:`BatchWriter` in a child process, so
-  that decoding and SQLite work use the second core instead of competing with
-  the NATS receive loop for the GIL. Batches cross a pipe as msgpack.
+  that SQLite work uses the second core instead of competing with the NATS
+  receive loop for the GIL. Batches cross a pipe as msgpack.
 
-Both take a batch as a list of :class:`RawMessage` and return a
-:class:`CommitResult` once the transaction has committed.
+Both return a :class:`CommitResult` once the transaction has committed.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import msgspec
 
-from events.codec import decode_event
-from events.errors import InvalidEvent, LogError
+from events.errors import LogError
 from events.log import Accepted, EventLog, Rejected
 
-__all__ = ["BatchWriter", "CommitResult", "RawMessage", "WriterProcess"]
+__all__ = ["BatchWriter", "CommitResult", "PreparedBatch", "WriterProcess"]
 
 
-class RawMessage(NamedTuple):
-    """One JetStream message as the writer needs it."""
+class PreparedBatch(msgspec.Struct, array_like=True):
+    """Validated input of one commit: events with their id keys, quarantine rows, checkpoint."""
 
-    data: bytes
-    subject: str
-    stream_seq: int
-    headers: dict[str, str] | None
+    accepted: list[Accepted] = msgspec.field(default_factory=list)
+    keys: list[bytes] = msgspec.field(default_factory=list)
+    rejected: list[Rejected] = msgspec.field(default_factory=list)
+    top_seq: int = 0  # the highest stream sequence the batch covers
+    skipped: int = 0  # redeliveries of sequences already committed, dropped before the writer
 
 
 class CommitResult(msgspec.Struct, array_like=True):
@@ -49,71 +49,41 @@ class CommitResult(msgspec.Struct, array_like=True):
 
 @dataclass
 class BatchWriter:
-    """Validates raw messages and appends them to ``event_log`` with the checkpoint."""
+    """Appends prepared batches to ``event_log`` with the consumer's checkpoint."""
 
     event_log: EventLog
     consumer: str
-    max_event_bytes: int
 
     def __post_init__(self) -> None:
         self.committed_seq = self.event_log.consumer_checkpoint(self.consumer)
 
-    def commit(self, batch: list[RawMessage]) -> CommitResult:
-        """Append ``batch`` in one transaction; redeliveries of committed sequences are skipped."""
-        accepted: list[Accepted] = []
-        rejected: list[Rejected] = []
-        floor = top = self.committed_seq
-        skipped = 0
-        max_bytes = self.max_event_bytes
-        for data, subject, seq, headers in batch:
-            if seq <= floor:
-                skipped += 1
-                continue
-            if seq > top:
-                top = seq
-            try:
-                event = decode_event(data, max_bytes=max_bytes)
-                payload = data.decode()
-            except InvalidEvent as e:
-                rejected.append(_rejected(data, subject, seq, headers, e.reason, e.detail))
-                continue
-            except UnicodeDecodeError as e:  # pragma: no cover - msgspec rejects bad UTF-8 first
-                rejected.append(_rejected(data, subject, seq, headers, "not_json", f"not UTF-8: {e}"))
-                continue
-            accepted.append(Accepted(
-                event.event_id, event.__struct_config__.tag, event.source,
-                _iso(event.occurred_at)[1:-1].decode(), payload, subject,
-                headers.get("traceparent") if headers else None,
-            ))
-        result = self.event_log.append(accepted, rejected, checkpoint=(self.consumer, top))
+    def commit(self, batch: PreparedBatch) -> CommitResult:
+        """Append ``batch`` in one transaction and move the checkpoint to its top sequence."""
+        top = max(batch.top_seq, self.committed_seq)
+        result = self.event_log.append(batch.accepted, batch.rejected, checkpoint=(self.consumer, top),
+                                       keys=batch.keys)
         self.committed_seq = top
-        return CommitResult(result.appended, result.duplicates + skipped, result.quarantined, result.head)
+        return CommitResult(result.appended, result.duplicates + batch.skipped, result.quarantined,
+                            result.head)
 
     def close(self) -> None:
         """Close the log."""
         self.event_log.close()
 
 
-def _rejected(data: bytes, subject: str, seq: int, headers: dict | None, reason: str, detail: str
-              ) -> Rejected:
-    return Rejected(raw=data, reason=reason, detail=detail, subject=subject,
-                    headers=json.dumps(headers) if headers else None, stream_seq=seq)
-
-
-_iso = msgspec.json.Encoder().encode  # RFC 3339, ~10x cheaper than datetime.isoformat
 _batch_encoder = msgspec.msgpack.Encoder()
-_batch_decoder = msgspec.msgpack.Decoder(list[RawMessage])
+_batch_decoder = msgspec.msgpack.Decoder(PreparedBatch)
 _result_decoder = msgspec.msgpack.Decoder(CommitResult | str)
 
 
 class WriterProcess:
     """A :class:`BatchWriter` in a child process; :meth:`commit` blocks until it committed."""
 
-    def __init__(self, log_path: Path, *, sync: str, consumer: str, max_event_bytes: int) -> None:
+    def __init__(self, log_path: Path, *, sync: str, consumer: str) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(
-            target=_child_main, args=(child, str(log_path), sync, consumer, max_event_bytes),
+            target=_child_main, args=(child, str(log_path), sync, consumer),
             name="fleet-log-writer", daemon=True,
         )
         self._process.start()
@@ -130,12 +100,12 @@ class WriterProcess:
             raise LogError(f"the log writer failed: {reply[6:]}")
         return reply
 
-    def commit(self, batch: list[RawMessage]) -> CommitResult:
+    def commit(self, batch: PreparedBatch) -> CommitResult:
         """Send ``batch`` to the child and wait for its commit."""
         self._conn.send_bytes(_batch_encoder.encode(batch))
         result = self._receive()
         assert isinstance(result, CommitResult)
-        self.committed_seq = max(self.committed_seq, max((m.stream_seq for m in batch), default=0))
+        self.committed_seq = max(self.committed_seq, batch.top_seq)
         return result
 
     def close(self) -> None:
@@ -150,12 +120,12 @@ class WriterProcess:
         self._conn.close()
 
 
-def _child_main(conn, log_path: str, sync: str, consumer: str, max_event_bytes: int) -> None:
+def _child_main(conn, log_path: str, sync: str, consumer: str) -> None:
     import gc
 
     writer = None
     try:
-        writer = BatchWriter(EventLog(log_path, sync=sync), consumer, max_event_bytes)
+        writer = BatchWriter(EventLog(log_path, sync=sync), consumer)
         gc.freeze()  # the batch objects are short-lived and cycle-free
         conn.send_bytes(_batch_encoder.encode(str(writer.committed_seq)))
         while True:
