@@ -378,30 +378,23 @@ class EventLog:
     def read(self, from_position: int = 1, *, batch_size: int = 10_000, to_position: int | None = None
              ) -> Iterator[list[LogEntry]]:
         """Yield committed entries from ``from_position`` on, in batches, in order."""
-        position = max(1, from_position)
-        stop = to_position if to_position is not None else 1 << 62
-        while position <= stop:
-            rows = self._conn.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM events WHERE position >= ? AND position <= ?"
-                " ORDER BY position LIMIT ?",
-                (position, stop, batch_size),
-            ).fetchall()
-            if not rows:
-                return
+        for rows in self._pages(_ENTRY_COLUMNS, from_position, to_position, batch_size):
             yield [LogEntry(*row) for row in rows]
-            position = rows[-1][0] + 1
 
     def read_payloads(self, from_position: int = 1, *, batch_size: int = 10_000,
                       to_position: int | None = None) -> Iterator[list[tuple[int, str]]]:
         """Like :meth:`read` but only ``(position, payload)``: the fast path for replay."""
+        return self._pages("position, payload", from_position, to_position, batch_size)
+
+    def _pages(self, columns: str, from_position: int, to_position: int | None, batch_size: int
+               ) -> Iterator[list[tuple]]:
+        """Rows of ``columns`` (position first) in position order, one page per query."""
         position = max(1, from_position)
         stop = to_position if to_position is not None else 1 << 62
+        query = (f"SELECT {columns} FROM events WHERE position >= ? AND position <= ?"
+                 " ORDER BY position LIMIT ?")
         while position <= stop:
-            rows = self._conn.execute(
-                "SELECT position, payload FROM events WHERE position >= ? AND position <= ?"
-                " ORDER BY position LIMIT ?",
-                (position, stop, batch_size),
-            ).fetchall()
+            rows = self._conn.execute(query, (position, stop, batch_size)).fetchall()
             if not rows:
                 return
             yield rows

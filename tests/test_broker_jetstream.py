@@ -249,6 +249,33 @@ def test_dead_letters_keep_the_reason_and_expire(make_broker, run_worker, nats_s
     assert [m.actor_name for m in broker.dead_letters(QUEUE)] == ["doomed"]
 
 
+def test_a_message_that_never_settles_is_dead_lettered_after_max_deliveries(make_broker, nats_server,
+                                                                             names):
+    """A message whose worker dies every time stops coming back after the cap; it is kept on the XQ."""
+    broker = make_broker(max_deliveries=2)
+
+    @dramatiq.actor(broker=broker, queue_name=QUEUE)
+    def crashes_its_worker():
+        pass
+
+    crashes_its_worker.send()
+    consumer = broker.consume(QUEUE, prefetch=1, timeout=2000)
+    for _ in range(2):  # delivered, then lost (as if the worker died): redelivered at once
+        message = next(consumer)
+        assert message is not None and message.actor_name == "crashes_its_worker"
+        consumer.requeue([message])
+    assert next(consumer) is None
+    consumer.close()
+    (dead,) = broker.dead_letters(QUEUE)
+    assert dead.actor_name == "crashes_its_worker"
+
+    async def reason(js):
+        msg = await js.get_msg(names["stream"], seq=1, subject=f"{names['subject_prefix']}.q.XQ", next=True)
+        return msg.headers["Dramatiq-Reason"]
+
+    assert nats_call(nats_server.url, reason).startswith("delivered 2 times without being settled")
+
+
 def test_a_long_running_actor_is_not_redelivered_past_ack_wait(make_broker, run_worker):
     """Heartbeats keep a message that runs longer than ack_wait with its worker: it runs once."""
     broker = make_broker(ack_wait_secs=1)

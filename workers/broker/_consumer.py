@@ -178,6 +178,16 @@ class JetStreamConsumer(Consumer):
                                       key=f"raw:{meta.sequence.stream}")
             self._settle(msg.reply, ACK)
             return None
+        cap = self._broker.max_deliveries
+        if cap and meta.num_delivered > cap:
+            # Delivered `cap` times and never settled: whatever it does kills or
+            # wedges its worker. Keep it on the XQ; don't let it do that again.
+            self._broker._dead_letter(
+                self.queue_name, msg.data, key=f"{message.message_id}:{meta.sequence.stream}",
+                reason=f"delivered {cap} times without being settled (the worker crashed or hung"
+                       " each time)")
+            self._settle(msg.reply, ACK)
+            return None
         return JetStreamMessage(message, reply=msg.reply, stream_seq=meta.sequence.stream,
                                 redelivered=meta.num_delivered > 1, owner=self)
 

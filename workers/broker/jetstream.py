@@ -70,6 +70,11 @@ class JetStreamBroker(Broker):
       duplicate_window_secs: JetStream's publish dedup window.
       replicas: stream replicas (3 on a JetStream cluster).
       max_ack_pending: per-queue cap on delivered, unacked messages (-1: none).
+      max_deliveries: a message delivered this many times without being
+        settled (its worker crashed or hung every time) is dead-lettered on
+        the next delivery instead of crashing workers forever (0: no cap).
+        Exceptions raised by an actor are not deliveries lost: dramatiq's
+        Retries middleware counts those.
       connect_timeout_secs: how long to try reaching NATS at start.
       op_timeout_secs: how long one JetStream request (publish, info) may take.
 
@@ -90,6 +95,7 @@ class JetStreamBroker(Broker):
         duplicate_window_secs: float = 120.0,
         replicas: int = 1,
         max_ack_pending: int = -1,
+        max_deliveries: int = 20,
         connect_timeout_secs: float = 5.0,
         op_timeout_secs: float = 10.0,
     ) -> None:
@@ -101,6 +107,7 @@ class JetStreamBroker(Broker):
         self.ack_wait_secs = ack_wait_secs
         self.dead_message_ttl_ms = dead_message_ttl_ms
         self._max_ack_pending = max_ack_pending
+        self.max_deliveries = max_deliveries
         self._durables: dict[str, str] = {}
         self._consumers: weakref.WeakSet[Consumer] = weakref.WeakSet()
         self._close_lock = threading.Lock()
