@@ -106,7 +106,8 @@ def assess(
                                  f"last heartbeat {_age(now, beat.at)} (pid {beat.pid})", data))
             continue
         state, detail = beat.state, f"heartbeat {_age(now, beat.at)}"
-        if _is_stuck(now, beat.details, stuck_after_secs):
+        if _is_stuck(now, beat.details.get("backlog"), beat.details.get("progress_at"),
+                     stuck_after_secs):
             state = "stuck"
             detail = (f"backlog {beat.details.get('backlog')} but no progress since "
                       f"{_age(now, beat.details.get('progress_at'))}")
@@ -123,10 +124,10 @@ def assess(
     return HealthReport(tuple(out), now, {name: b.metrics for name, b in beats.items()})
 
 
-def _is_stuck(now: float, details: dict[str, Any], stuck_after_secs: float) -> bool:
-    backlog = details.get("backlog") or 0
-    progress_at = details.get("progress_at")
-    return backlog > 0 and progress_at is not None and now - progress_at > stuck_after_secs
+def _is_stuck(now: float, backlog: int | None, progress_at: float | None, stuck_after_secs: float
+              ) -> bool:
+    """Work is waiting but nothing moved for ``stuck_after_secs``."""
+    return bool(backlog) and progress_at is not None and now - progress_at > stuck_after_secs
 
 
 def _projection(now: float, p: dict[str, Any], stuck_after_secs: float) -> Component:
@@ -139,8 +140,7 @@ def _projection(now: float, p: dict[str, Any], stuck_after_secs: float) -> Compo
         return Component(name, "projection", "never started", "no checkpoint yet", p)
     state = p.get("state", "ok")
     detail = f"position {p.get('checkpoint')}, lag {lag}"
-    if state != "rebuilding" and _is_stuck(now, {"backlog": lag, "progress_at": p.get("progress_at")},
-                                           stuck_after_secs):
+    if state != "rebuilding" and _is_stuck(now, lag, p.get("progress_at"), stuck_after_secs):
         state = "stuck"
         detail += f", no progress since {_age(now, p.get('progress_at'))}"
     return Component(name, "projection", state, detail, p)
