@@ -12,7 +12,9 @@
   fresh projections directory (durable LMDB, synced before promotion); the
   wall time of the whole call counts.
 * **queries** go through the public reader API (:class:`GraphReader`,
-  :func:`projections.questions.open_issues`).
+  :func:`projections.questions.open_issues`) with its defaults, so a path
+  search may stop at ``PATH_MAX_NODES`` visited nodes and answer
+  :data:`TRUNCATED`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ from workers.projector import Projector, ProjectorConfig
 from workers.publish import publish_events
 
 __all__ = ["IngestResult", "ingest", "live_apply", "run_rebuild", "same_digest", "graph_counts",
-           "export_graph", "GraphfleetQueries"]
+           "export_graph", "GraphfleetQueries", "TRUNCATED"]
+
+#: a path answer of a search that gave up at the reader's ``max_nodes`` bound
+#: (not a claim that there is no path: peers.py counts these apart)
+TRUNCATED = "truncated"
 
 
 @dataclass
@@ -190,9 +196,10 @@ class GraphfleetQueries:
     def hops3(self, node_id: str) -> int:
         return self.reader.hops(node_id, 3, direction="both", max_nodes=10_000_000)["count"]
 
-    def path(self, src: str, dst: str) -> int | None:
+    def path(self, src: str, dst: str) -> int | str | None:
+        """The shortest path's length, None for no path, or :data:`TRUNCATED`."""
         found = self.reader.path(src, dst, directed=False, max_depth=6)
-        return None if found is None else len(found.steps)
+        return TRUNCATED if found.truncated else found.length
 
     def filtered(self, project_id: str, label_id: str) -> list:
         return open_issues(self.reader, project_id, label=label_id, limit=100)

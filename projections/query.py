@@ -1,12 +1,19 @@
 """Read-only queries over the active version of the graph projection.
 
-``GraphReader(projections_dir)`` follows the ACTIVE pointer (re-checked by
-``stat`` on every query, so a promotion or rollback is picked up at once) and
-answers each query from one LMDB read transaction: a consistent snapshot,
-never blocked by the writer. Node ids are the text form of
-:mod:`projections.keys` (``issue:gitlab:12``); :meth:`GraphReader.resolve`
-also accepts paths (``gitlab:group/project``, ``gitlab:group/project#12``,
+``GraphReader(projections_dir)`` follows the ACTIVE pointer and answers each
+query from one LMDB read transaction: a consistent snapshot, never blocked by
+the writer. Node ids are the text form of :mod:`projections.keys`
+(``issue:gitlab:12``); :meth:`Snapshot.resolve` also accepts paths
+(``gitlab:group/project``, ``gitlab:group/project#12``,
 ``gitlab:group/project!3``).
+
+Queries are meant to cost little more than the LMDB reads they need. The
+reader keeps the ACTIVE file open and re-checks it with one ``fstat`` per
+query: ``Versions`` replaces the file atomically, so a promotion or rollback
+leaves the held file unlinked (or, if rewritten in place, with a new mtime)
+and the next query switches at once. The tables each node type's edges live
+in are planned once per direction and edge filter, a query resolves its ids
+in its own transaction, and results are msgspec Structs.
 
 The realistic questions (open issues with a label, what closed an issue,
 who authored what, what an issue blocks) live in :mod:`.questions`.
@@ -15,32 +22,42 @@ who authored what, what an issue blocks) live in :mod:`.questions`.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import threading
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import lmdb
+import msgspec
 
 from .errors import NoActiveVersion, QueryError, UnknownNode
-from .indexing import child_lookup, iid_lookup, root_lookup
-from .keys import CODES, COMMIT_REF, TAGS, commit_lookup, format_key, key_int, key_type, parse_key
+from .indexing import child_lookup, iid_lookup, index_prefix, root_lookup
+from .keys import CODES, COMMIT_REF, TAGS, commit_lookup, format_key, key_int, parse_key
 from .keys import source_prefix
-from .ontology import EDGE_TYPES, INDEXES, NAME, edge_type, node_type
+from .ontology import EDGE_TYPES, INDEXES, NAME, NODE_TYPES, edge_type, node_type
 from .store import CHECKPOINT, IN_EDGES_OF, OUT_EDGES_OF, GraphStore
-from .traverse import Step, hops, shortest_path
-from .versions import Versions
-from .writeset import decode_props
+from .traverse import hops, shortest_path
+from .versions import Versions, parse_version
+from .writeset import EDGE_BYTES, decode_props
 
-__all__ = ["GraphReader", "Node", "Neighbor", "Page", "PathResult", "Snapshot"]
+__all__ = ["GraphReader", "Node", "Neighbor", "Page", "PathResult", "Snapshot", "Step",
+           "PATH_MAX_NODES"]
+
+#: default bound on the nodes a shortest-path search visits before it gives up
+PATH_MAX_NODES = 1_000_000
 
 _EDGE_NAME = {e.code: e.name for e in EDGE_TYPES}
+_PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
+_TYPE_NAME = {t.code: t.name for t in NODE_TYPES}
 _DIRECTIONS = ("out", "in", "both")
 _TAGS = set(TAGS.values()) | {t.lower() for t in TAGS} | {"mr", "branch", "tag"}
+_MAX_PLANS = 64
+
+#: node type code -> ((edge code, direction, table), ...) for one direction and edge filter
+Plan = dict[int, tuple[tuple[int, str, Any], ...]]
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(msgspec.Struct, frozen=True):
     """A node: its id, type and properties."""
 
     id: str
@@ -51,8 +68,7 @@ class Node:
         return {"id": self.id, "type": self.type, "props": self.props}
 
 
-@dataclass(frozen=True)
-class Neighbor:
+class Neighbor(msgspec.Struct, frozen=True):
     """An edge seen from one end: ``direction`` is ``out`` (node -> id) or ``in``."""
 
     edge: str
@@ -67,8 +83,7 @@ class Neighbor:
         return out
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(msgspec.Struct, frozen=True):
     """One page of nodes; pass ``next`` as ``after`` for the following page."""
 
     items: list[Node]
@@ -78,75 +93,242 @@ class Page:
         return {"items": [n.as_dict() for n in self.items], "next": self.next}
 
 
-@dataclass(frozen=True)
-class PathResult:
-    """A shortest path as steps (empty when source is target)."""
+class Step(msgspec.Struct, frozen=True):
+    """One edge of a path from ``source`` to ``target``: walked ``out`` along
+    the edge (source -[edge]-> target) or ``in`` against it."""
 
-    steps: list[Step]
+    source: str
+    edge: str
+    direction: str
+    target: str
 
     def as_dict(self) -> dict:
-        return {"length": len(self.steps), "steps": [
-            {"from": format_key(s.node), "edge": s.edge, "direction": s.direction,
-             "to": format_key(s.next)} for s in self.steps]}
+        return {"from": self.source, "edge": self.edge, "direction": self.direction,
+                "to": self.target}
 
 
-def _edge_codes(edges: str | list[str] | None) -> set[int] | None:
+class PathResult(msgspec.Struct, frozen=True):
+    """The answer to a shortest-path query.
+
+    ``steps`` is a shortest path (empty when source is target), or None when
+    none was found. Then ``truncated`` tells the two reasons apart: True, the
+    search gave up after visiting ``max_nodes`` nodes and a path may still
+    exist; False, there is no path of at most ``max_depth`` edges.
+    ``visited`` is how many nodes the search reached.
+    """
+
+    steps: list[Step] | None
+    truncated: bool = False
+    visited: int = 0
+
+    @property
+    def found(self) -> bool:
+        """Whether a path was found."""
+        return self.steps is not None
+
+    @property
+    def length(self) -> int | None:
+        """The number of edges of the path found, or None."""
+        return None if self.steps is None else len(self.steps)
+
+    def as_dict(self) -> dict:
+        return {"length": self.length,
+                "steps": None if self.steps is None else [s.as_dict() for s in self.steps],
+                "truncated": self.truncated, "visited": self.visited}
+
+
+def _edge_codes(edges: str | list[str] | None) -> frozenset[int] | None:
     if edges is None:
         return None
     names = [edges] if isinstance(edges, str) else list(edges)
-    return {edge_type(n).code for n in names if n}
+    return frozenset(edge_type(n).code for n in names if n)
 
 
-@dataclass
+def _check_direction(direction: str) -> None:
+    if direction not in _DIRECTIONS:
+        raise QueryError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}")
+
+
+def _plan(store: GraphStore, direction: str, codes: frozenset[int] | None) -> Plan:
+    """The edge tables of every node type for one direction and edge filter."""
+    env = store.env
+    plan: Plan = {}
+    for t in NODE_TYPES:
+        tables: list[tuple[int, str, Any]] = []
+        if direction in ("out", "both"):
+            tables += [(c, "out", env.out[c]) for c in OUT_EDGES_OF.get(t.code, ())
+                       if codes is None or c in codes]
+        if direction in ("in", "both"):
+            tables += [(c, "in", env.inn[c]) for c in IN_EDGES_OF.get(t.code, ())
+                       if codes is None or c in codes]
+        plan[t.code] = tuple(tables)
+    return plan
+
+
+class _Open:
+    """The version a reader answers from: its store, the ACTIVE file held open
+    with the mtime it had (``fd`` None: a fixed version; ``stamp`` None: the
+    file was released by a switch), and the plans made for it."""
+
+    __slots__ = ("store", "number", "fd", "stamp", "plans")
+
+    def __init__(self, store: GraphStore, number: int, fd: int | None, stamp: int) -> None:
+        self.store = store
+        self.number = number
+        self.fd = fd
+        self.stamp: int | None = stamp
+        self.plans: dict[tuple[str, frozenset[int] | None], Plan] = {}
+
+    def unchanged(self) -> bool:
+        """Whether ACTIVE still names this version (always, for a fixed one)."""
+        if self.fd is None:
+            return True
+        if self.stamp is None:
+            return False
+        try:
+            st = os.fstat(self.fd)
+        except OSError:  # closed by a concurrent switch: take the slow path
+            return False
+        return st.st_nlink > 0 and st.st_mtime_ns == self.stamp
+
+    def plan(self, direction: str, codes: frozenset[int] | None) -> Plan:
+        """The (cached) plan for a direction and an edge filter."""
+        found = self.plans.get((direction, codes))
+        if found is None:
+            if len(self.plans) >= _MAX_PLANS:
+                self.plans.clear()
+            found = self.plans[(direction, codes)] = _plan(self.store, direction, codes)
+        return found
+
+    def release_pointer(self) -> None:
+        """Close the ACTIVE file: from now on ``unchanged`` says False."""
+        if self.fd is not None and self.stamp is not None:
+            self.stamp = None
+            os.close(self.fd)
+
+
 class Snapshot:
-    """One read transaction over a store: the primitives every query uses."""
+    """One read transaction over a version: the primitives every query uses.
 
-    store: GraphStore
-    txn: lmdb.Transaction
-    _cursors: dict = field(default_factory=dict)
+    A context manager (:meth:`GraphReader.snapshot`): the transaction begins
+    on entry and is released on exit, so keep it short.
+    """
+
+    __slots__ = ("store", "version", "txn", "_open", "_read", "_cursors")
+
+    def __init__(self, opened: _Open) -> None:
+        self.store = opened.store
+        self.version = opened.number
+        self._open = opened
+        self._cursors: dict[Any, lmdb.Cursor] = {}
+
+    def __enter__(self) -> "Snapshot":
+        self._read = self.store.env.read()
+        self.txn: lmdb.Transaction = self._read.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._read.__exit__(*exc)
 
     def cursor(self, db: Any) -> lmdb.Cursor:
+        """This transaction's cursor on table ``db`` (one per table, reused)."""
         c = self._cursors.get(db)
         if c is None:
             c = self._cursors[db] = self.txn.cursor(db)
         return c
 
+    def plan(self, direction: str, codes: frozenset[int] | None = None) -> Plan:
+        """Which tables hold the edges of each node type (see :func:`_plan`)."""
+        return self._open.plan(direction, codes)
+
+    # -- nodes ---------------------------------------------------------------
+
+    def exists(self, key: bytes) -> bool:
+        """Whether the graph has the node ``key`` (its properties are not decoded)."""
+        return self.txn.get(key, db=self.store.env.nodes[key[0]]) is not None
+
     def props(self, key: bytes) -> dict | None:
+        """The properties of node ``key``, None when there is no such node."""
         raw = self.txn.get(key, db=self.store.env.nodes[key[0]])
         return None if raw is None else decode_props(raw)
 
     def node(self, key: bytes) -> Node:
+        """The node ``key``; raises :class:`UnknownNode`."""
         props = self.props(key)
         if props is None:
             raise UnknownNode(f"no node {format_key(key)} in the graph")
-        return Node(format_key(key), key_type(key).name, props)
+        return Node(format_key(key), _TYPE_NAME[key[0]], props)
 
-    def adjacent(self, key: bytes, direction: str, codes: set[int] | None = None
+    def require(self, key: bytes) -> bytes:
+        """``key``, or :class:`UnknownNode` when the graph has no such node."""
+        if not self.exists(key):
+            raise UnknownNode(f"no node {format_key(key)} in the graph")
+        return key
+
+    # -- edges ---------------------------------------------------------------
+
+    def adjacent(self, key: bytes, direction: str, codes: set[int] | frozenset[int] | None = None
                  ) -> Iterator[tuple[int, str, bytes]]:
         """``(edge code, direction, other key)`` for every edge at ``key``."""
-        env = self.store.env
-        if direction in ("out", "both"):
-            for code in OUT_EDGES_OF.get(key[0], ()):
-                if codes is None or code in codes:
-                    c = self.cursor(env.out[code])
-                    if c.set_key(key):
-                        for other in c.iternext_dup():
-                            yield code, "out", other
-        if direction in ("in", "both"):
-            for code in IN_EDGES_OF.get(key[0], ()):
-                if codes is None or code in codes:
-                    c = self.cursor(env.inn[code])
-                    if c.set_key(key):
-                        for other in c.iternext_dup():
-                            yield code, "in", other
+        for code, d, db in self.plan(direction, _frozen(codes)).get(key[0], ()):
+            c = self.cursor(db)
+            if c.set_key(key):
+                # Read the table's run now: the caller may walk other edges in between.
+                for other in list(c.iternext_dup()):
+                    yield code, d, other
 
-    def expander(self, direction: str, codes: set[int] | None):
-        def expand(key: bytes):
-            return ((_EDGE_NAME[code], d, other) for code, d, other in self.adjacent(key, direction, codes))
+    def expander(self, direction: str, codes: frozenset[int] | None = None
+                 ) -> Callable[[bytes], Iterator[bytes]]:
+        """A function ``key -> its neighbours' keys`` (with repeats) for traversals.
+
+        The iterator it returns is lazy (a hub's edges are read only as far
+        as needed) and shares cursors with the next call's: read it first.
+        """
+        plan = self.plan(direction, codes)
+        by_type: dict[int, list[lmdb.Cursor]] = {}
+
+        def expand(key: bytes) -> Iterator[bytes]:
+            cursors = by_type.get(key[0])
+            if cursors is None:
+                cursors = by_type[key[0]] = [self.cursor(db) for _, _, db in plan.get(key[0], ())]
+            return chain.from_iterable(c.iternext_dup() for c in cursors if c.set_key(key))
 
         return expand
 
+    def degree(self, direction: str, codes: frozenset[int] | None = None) -> Callable[[bytes], int]:
+        """A function ``key -> how many edges it has`` (LMDB counts a key's duplicates in O(1))."""
+        plan = self.plan(direction, codes)
+
+        def count(key: bytes) -> int:
+            n = 0
+            for _, _, db in plan[key[0]]:
+                c = self.cursor(db)
+                if c.set_key(key):
+                    n += c.count()
+            return n
+
+        return count
+
+    def edge_props(self, src: bytes, code: int, dst: bytes) -> dict | None:
+        """The properties of edge ``src -[code]-> dst`` (None for types without any)."""
+        if code not in _PROPS_EDGES:
+            return None
+        raw = self.txn.get(src + EDGE_BYTES[code] + dst, db=self.store.env.eprops)
+        return None if raw is None else decode_props(raw)
+
+    def steps(self, nodes: list[bytes], direction: str, codes: frozenset[int] | None) -> list[Step]:
+        """Label a path's nodes with the first edge (in plan order) joining each pair."""
+        plan = self.plan(direction, codes)
+        out = []
+        for a, b in zip(nodes, nodes[1:]):
+            code, d = next((code, d) for code, d, db in plan[a[0]] if self.cursor(db).set_key_dup(a, b))
+            out.append(Step(format_key(a), _EDGE_NAME[code], d, format_key(b)))
+        return out
+
+    # -- lookups and scans -----------------------------------------------------
+
     def lookup(self, key: bytes) -> bytes | None:
+        """The node key a lookup key (iid, path, commit sha) names, or None."""
         return self.txn.get(key, db=self.store.env.lookup)
 
     def index_scan(self, key: bytes, after: bytes | None = None) -> Iterator[bytes]:
@@ -169,71 +351,7 @@ class Snapshot:
             yield c.key()
             found = c.next()
 
-
-class GraphReader:
-    """Queries over the active version (or a fixed ``version``) of a projection."""
-
-    def __init__(self, projections_dir: str | Path, name: str = NAME, *,
-                 version: int | None = None) -> None:
-        self.versions = Versions(projections_dir, name)
-        self.fixed = version
-        self._store: GraphStore | None = None
-        self._version: int | None = None
-        self._pointer_stamp: int | None = None
-
-    def close(self) -> None:
-        """Release the open version."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-    def __enter__(self) -> "GraphReader":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def version(self) -> int:
-        """The version queries are answered from."""
-        self._current()
-        assert self._version is not None
-        return self._version
-
-    def _current(self) -> GraphStore:
-        if self.fixed is not None:
-            wanted = self.fixed
-        else:
-            try:
-                stamp = os.stat(self.versions.root / "ACTIVE").st_mtime_ns
-            except FileNotFoundError:
-                raise NoActiveVersion(
-                    f"projection {self.versions.name!r} has no active version yet under"
-                    f" {self.versions.root.parent} - run `fleet replay {self.versions.name}`"
-                ) from None
-            if stamp == self._pointer_stamp and self._store is not None:
-                return self._store
-            self._pointer_stamp = stamp
-            wanted = self.versions.active()
-            if wanted is None:
-                raise NoActiveVersion(f"projection {self.versions.name!r} has no active version")
-        if self._store is None or self._version != wanted:
-            self.versions.info(wanted)  # raises UnknownVersion with the versions on disk
-            old = self._store
-            self._store = GraphStore(self.versions.path(wanted))
-            self._version = wanted
-            if old is not None:
-                old.close()
-        return self._store
-
-    @contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """One consistent read transaction over the current version."""
-        store = self._current()
-        with store.env.read() as txn:
-            yield Snapshot(store, txn)
-
-    # -- ids ---------------------------------------------------------------
+    # -- ids -----------------------------------------------------------------
 
     def resolve(self, ref: str) -> bytes:
         """A node key from an id (``issue:gitlab:12``) or a path reference
@@ -243,15 +361,14 @@ class GraphReader:
             raise QueryError(
                 f"{ref!r} is neither a node id (issue:gitlab:12) nor a path (gitlab:group/project#12)"
             )
-        if head.lower() in _TAGS:
+        if head in _TAGS or head.lower() in _TAGS:
             key = parse_key(ref)
-            if key[0] == COMMIT_REF:
-                with self.snapshot() as snap:
-                    stored = snap.lookup(commit_lookup(key))
-                if stored is None:
-                    raise UnknownNode(f"no node {format_key(key)} in the graph")
-                return stored
-            return key
+            if key[0] != COMMIT_REF:
+                return key
+            stored = self.lookup(commit_lookup(key))
+            if stored is None:
+                raise UnknownNode(f"no node {format_key(key)} in the graph")
+            return stored
         return self._resolve_path(head, rest, ref)
 
     def _resolve_path(self, source: str, text: str, ref: str) -> bytes:
@@ -266,84 +383,196 @@ class GraphReader:
         segments = [seg for seg in text.split("/") if seg]
         if not segments:
             raise QueryError(f"{ref!r} names no path - e.g. gitlab:group/project#12")
-        with self.snapshot() as snap:
-            node = snap.lookup(root_lookup(s, segments[0]))
-            for segment in segments[1:]:
-                if node is None or node[0] != CODES["Group"][0]:
-                    node = None
-                    break
-                node = snap.lookup(child_lookup(node, segment))
-            if node is None:
-                raise UnknownNode(f"no group or project at {source}:{text} in the graph")
-            if kind is None:
-                return node
-            if node[0] != CODES["Project"][0]:
-                raise UnknownNode(f"{source}:{text} is a group, not a project")
-            found = snap.lookup(iid_lookup(kind, s, key_int(node), number))
-            if found is None:
-                what = "issue" if kind == b"i" else "merge request"
-                raise UnknownNode(f"no {what} {number} in project {source}:{text}")
-            return found
+        node = self.lookup(root_lookup(s, segments[0]))
+        for segment in segments[1:]:
+            if node is None or node[0] != CODES["Group"][0]:
+                node = None
+                break
+            node = self.lookup(child_lookup(node, segment))
+        if node is None:
+            raise UnknownNode(f"no group or project at {source}:{text} in the graph")
+        if kind is None:
+            return node
+        if node[0] != CODES["Project"][0]:
+            raise UnknownNode(f"{source}:{text} is a group, not a project")
+        found = self.lookup(iid_lookup(kind, s, key_int(node), number))
+        if found is None:
+            what = "issue" if kind == b"i" else "merge request"
+            raise UnknownNode(f"no {what} {number} in project {source}:{text}")
+        return found
+
+
+def _frozen(codes: set[int] | frozenset[int] | None) -> frozenset[int] | None:
+    return codes if codes is None or isinstance(codes, frozenset) else frozenset(codes)
+
+
+class GraphReader:
+    """Queries over the active version (or a fixed ``version``) of a projection.
+
+    Safe to share between threads: each query runs in its own snapshot.
+    """
+
+    def __init__(self, projections_dir: str | Path, name: str = NAME, *,
+                 version: int | None = None) -> None:
+        self.versions = Versions(projections_dir, name)
+        self.fixed = version
+        self._pointer = str(self.versions.root / "ACTIVE")
+        self._open: _Open | None = None
+        #: the store switched away from, closed at the next switch: a query of
+        #: another thread may still be reading it
+        self._retired: GraphStore | None = None
+        self._switching = threading.Lock()
+
+    def close(self) -> None:
+        """Release the open version."""
+        with self._switching:
+            if self._open is not None:
+                self._open.release_pointer()
+                self._open.store.close()
+                self._open = None
+            if self._retired is not None:
+                self._retired.close()
+                self._retired = None
+
+    def __enter__(self) -> "GraphReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def version(self) -> int:
+        """The version queries are answered from."""
+        return self._current().number
+
+    def _current(self) -> _Open:
+        opened = self._open
+        if opened is not None and opened.unchanged():
+            return opened
+        with self._switching:
+            opened = self._open
+            if opened is not None and opened.unchanged():
+                return opened
+            return self._switch(opened)
+
+    def _switch(self, old: _Open | None) -> _Open:
+        """Open the version ACTIVE (or ``fixed``) names; reuse ``old``'s store if the same."""
+        fd: int | None
+        fd, stamp, wanted = (None, 0, self.fixed) if self.fixed is not None else self._read_pointer()
+        try:
+            if old is not None and old.number == wanted:
+                store = old.store
+            else:
+                self.versions.info(wanted)  # raises UnknownVersion with the versions on disk
+                store = GraphStore(self.versions.path(wanted))
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            raise
+        self._open = _Open(store, wanted, fd, stamp)
+        if old is not None:
+            old.release_pointer()
+            if old.store is not store:
+                if self._retired is not None:
+                    self._retired.close()
+                self._retired = old.store
+        return self._open
+
+    def _read_pointer(self) -> tuple[int, int, int]:
+        """``(fd, mtime, version)`` of the ACTIVE file, opened and read once."""
+        try:
+            fd = os.open(self._pointer, os.O_RDONLY)
+        except FileNotFoundError:
+            raise NoActiveVersion(
+                f"projection {self.versions.name!r} has no active version yet under"
+                f" {self.versions.root.parent} - run `fleet replay {self.versions.name}`"
+            ) from None
+        try:
+            stamp = os.fstat(fd).st_mtime_ns
+            text = os.pread(fd, 64, 0).decode().strip()
+            if not text:
+                raise NoActiveVersion(f"projection {self.versions.name!r} has no active version")
+            return fd, stamp, parse_version(text)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def snapshot(self) -> Snapshot:
+        """One consistent read transaction over the current version (``with`` it)."""
+        return Snapshot(self._current())
 
     # -- queries -----------------------------------------------------------
 
+    def resolve(self, ref: str) -> bytes:
+        """A node key from an id or a path reference (see :meth:`Snapshot.resolve`)."""
+        with self.snapshot() as snap:
+            return snap.resolve(ref)
+
     def node(self, ref: str) -> Node:
         """A node with its properties; raises :class:`UnknownNode`."""
-        key = self.resolve(ref)
         with self.snapshot() as snap:
-            return snap.node(key)
+            return snap.node(snap.resolve(ref))
 
     def neighbors(self, ref: str, *, edges: str | list[str] | None = None,
                   direction: str = "both", limit: int = 100, with_props: bool = False
                   ) -> list[Neighbor]:
         """Edges at a node, filtered by edge type and direction, at most ``limit``."""
-        if direction not in _DIRECTIONS:
-            raise QueryError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}")
-        key = self.resolve(ref)
+        _check_direction(direction)
         codes = _edge_codes(edges)
         out: list[Neighbor] = []
         with self.snapshot() as snap:
-            if snap.props(key) is None:
-                raise UnknownNode(f"no node {format_key(key)} in the graph")
-            eprops = snap.store.env.eprops
-            for code, d, other in snap.adjacent(key, direction, codes):
+            key = snap.require(snap.resolve(ref))
+            for code, d, db in snap.plan(direction, codes)[key[0]]:
                 if len(out) >= limit:
                     break
-                props = None
-                if with_props:
-                    src, dst = (key, other) if d == "out" else (other, key)
-                    raw = snap.txn.get(src + bytes([code]) + dst, db=eprops)
-                    props = decode_props(raw) if raw is not None else None
-                out.append(Neighbor(_EDGE_NAME[code], d, format_key(other), props))
+                c = snap.cursor(db)
+                if not c.set_key(key):
+                    continue
+                name = _EDGE_NAME[code]
+                others = list(islice(c.iternext_dup(), limit - len(out)))
+                if with_props and code in _PROPS_EDGES:
+                    out += [Neighbor(name, d, format_key(o), snap.edge_props(
+                        *((key, code, o) if d == "out" else (o, code, key)))) for o in others]
+                else:
+                    out += [Neighbor(name, d, format_key(o)) for o in others]
         return out
 
     def hops(self, ref: str, depth: int, *, edges: str | list[str] | None = None,
              direction: str = "both", max_nodes: int = 10_000) -> dict:
         """Nodes within ``depth`` hops: ``{"nodes": {id: distance}, "truncated": bool}``."""
-        if direction not in _DIRECTIONS:
-            raise QueryError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}")
-        key = self.resolve(ref)
+        _check_direction(direction)
+        codes = _edge_codes(edges)
         with self.snapshot() as snap:
-            if snap.props(key) is None:
-                raise UnknownNode(f"no node {format_key(key)} in the graph")
-            found = hops(key, depth, snap.expander(direction, _edge_codes(edges)), max_nodes=max_nodes)
+            key = snap.require(snap.resolve(ref))
+            found = hops(key, depth, snap.expander(direction, codes), max_nodes=max_nodes)
         return {"start": format_key(key), "depth": depth, "truncated": found.truncated,
                 "count": len(found.nodes),
                 "nodes": {format_key(k): d for k, d in found.nodes.items()}}
 
     def path(self, src_ref: str, dst_ref: str, *, edges: str | list[str] | None = None,
-             directed: bool = False, max_depth: int = 6) -> PathResult | None:
-        """A shortest path between two nodes, or None within ``max_depth``."""
-        src, dst = self.resolve(src_ref), self.resolve(dst_ref)
+             directed: bool = False, max_depth: int = 6, max_nodes: int = PATH_MAX_NODES
+             ) -> PathResult:
+        """A shortest path of at most ``max_depth`` edges between two nodes.
+
+        The search (bidirectional breadth-first) gives up after visiting
+        ``max_nodes`` nodes; the result then says ``truncated`` rather than
+        claiming there is no path.
+        """
+        if max_nodes < 1:
+            raise QueryError(f"max_nodes must be at least 1, got {max_nodes}")
         codes = _edge_codes(edges)
+        forward_direction = "out" if directed else "both"
         with self.snapshot() as snap:
-            for key in (src, dst):
-                if snap.props(key) is None:
-                    raise UnknownNode(f"no node {format_key(key)} in the graph")
-            forward = snap.expander("out" if directed else "both", codes)
-            backward = snap.expander("in" if directed else "both", codes)
-            steps = shortest_path(src, dst, forward, backward, max_depth=max_depth)
-        return None if steps is None else PathResult(steps)
+            src = snap.require(snap.resolve(src_ref))
+            dst = snap.require(snap.resolve(dst_ref))
+            forward = snap.expander(forward_direction, codes)
+            backward = snap.expander("in", codes) if directed else forward
+            degree = snap.degree(forward_direction, codes)
+            degrees = (degree, snap.degree("in", codes) if directed else degree)
+            found = shortest_path(src, dst, forward, backward, max_depth=max_depth,
+                                  max_nodes=max_nodes, degrees=degrees)
+            steps = None if found.nodes is None else snap.steps(found.nodes, forward_direction, codes)
+        return PathResult(steps, found.truncated, found.visited)
 
     def find(self, type_name: str, filters: dict[str, Any] | None = None, *,
              source: str | None = None, limit: int = 50, after: str | None = None) -> Page:
@@ -357,10 +586,10 @@ class GraphReader:
         unknown = [f for f in filters if f not in t.props]
         if unknown:
             raise QueryError(f"{t.name} has no property {unknown[0]!r} - it has: {', '.join(t.props)}")
-        after_key = self.resolve(after) if after else None
         index = _best_index(t.name, filters)
         items: list[Node] = []
         with self.snapshot() as snap:
+            after_key = snap.resolve(after) if after else None
             if index is None:
                 candidates = snap.type_scan(t.code, after_key)
                 if source is not None:
@@ -386,7 +615,7 @@ class GraphReader:
         with self.snapshot() as snap:
             counts = snap.store.counts(snap.txn)
             counts["position"] = snap.store.meta_int(snap.txn, CHECKPOINT)
-        counts["version"] = self._version
+        counts["version"] = snap.version
         return counts
 
 
@@ -401,8 +630,6 @@ def _best_index(type_name: str, filters: dict):
 
 
 def _index_key(index, source: str, filters: dict) -> bytes:
-    from .indexing import index_prefix
-
     return index_prefix(index, source_prefix(source), [filters[f] for f in index.fields])
 
 

@@ -15,24 +15,24 @@ from .errors import QueryError, UnknownNode
 from .indexing import index_prefix
 from .keys import CODES, format_key, key_int, key_source, key_type, source_prefix
 from .ontology import INDEXES, edge_type
-from .query import GraphReader, Node
+from .query import GraphReader, Node, Snapshot
 
 __all__ = ["open_issues", "closed_by", "authored", "blocks"]
 
 _ISSUE = CODES["Issue"][0]
 _PROJECT = CODES["Project"][0]
-_HAS_LABEL = edge_type("HAS_LABEL").code
-_CLOSES = edge_type("CLOSES").code
-_AUTHORED = edge_type("AUTHORED").code
-_IN_PROJECT = edge_type("IN_PROJECT").code
-_BLOCKS = edge_type("BLOCKS").code
+_HAS_LABEL = frozenset({edge_type("HAS_LABEL").code})
+_CLOSES = frozenset({edge_type("CLOSES").code})
+_AUTHORED = frozenset({edge_type("AUTHORED").code})
+_IN_PROJECT = frozenset({edge_type("IN_PROJECT").code})
+_BLOCKS = frozenset({edge_type("BLOCKS").code})
 _ISSUE_BY_PROJECT_STATE = next(i for i in INDEXES if i.node_type == "Issue"
                                and i.fields == ("project_id", "state"))
 _LABEL_BY_PROJECT_NAME = next(i for i in INDEXES if i.node_type == "Label")
 
 
-def _project(reader: GraphReader, ref: str) -> bytes:
-    key = reader.resolve(ref)
+def _project(snap: Snapshot, ref: str) -> bytes:
+    key = snap.resolve(ref)
     if key[0] != _PROJECT:
         raise QueryError(f"{ref!r} is a {key_type(key).name}, not a project")
     return key
@@ -41,16 +41,16 @@ def _project(reader: GraphReader, ref: str) -> bytes:
 def open_issues(reader: GraphReader, project: str, *, label: str | None = None,
                 limit: int = 100) -> list[Node]:
     """Open issues of ``project``, only those with ``label`` (a name or id) if given."""
-    pkey = _project(reader, project)
-    pid, source = key_int(pkey), key_source(pkey)
     out: list[Node] = []
     with reader.snapshot() as snap:
+        pkey = _project(snap, project)
+        pid, source = key_int(pkey), key_source(pkey)
         if label is None:
             entry = index_prefix(_ISSUE_BY_PROJECT_STATE, source_prefix(source), [pid, "opened"])
             candidates = snap.index_scan(entry)
         else:
-            lkey = _label(reader, snap, source, pid, label)
-            candidates = (other for code, _, other in snap.adjacent(lkey, "in", {_HAS_LABEL})
+            lkey = _label(snap, source, pid, label)
+            candidates = (other for _, _, other in snap.adjacent(lkey, "in", _HAS_LABEL)
                           if other[0] == _ISSUE)
         for key in candidates:
             props = snap.props(key)
@@ -61,13 +61,22 @@ def open_issues(reader: GraphReader, project: str, *, label: str | None = None,
     return out
 
 
-def _label(reader: GraphReader, snap, source: str, pid: int, label: str) -> bytes:
+def _label(snap: Snapshot, source: str, pid: int, label: str) -> bytes:
     if label.startswith("label:"):
-        return reader.resolve(label)
+        return snap.resolve(label)
     entry = index_prefix(_LABEL_BY_PROJECT_NAME, source_prefix(source), [pid, label])
     for key in snap.index_scan(entry):
         return key
     raise UnknownNode(f"project {source}:{pid} has no label named {label!r}")
+
+
+def _issue(snap: Snapshot, ref: str) -> bytes:
+    key = snap.resolve(ref)
+    if key[0] != _ISSUE:
+        raise QueryError(f"{ref!r} is a {key_type(key).name}, not an issue")
+    if not snap.exists(key):
+        raise UnknownNode(f"no issue {format_key(key)} in the graph")
+    return key
 
 
 def closed_by(reader: GraphReader, issue: str) -> list[Node]:
@@ -76,13 +85,9 @@ def closed_by(reader: GraphReader, issue: str) -> list[Node]:
     A commit counts when it was pushed to the default branch; a merge request
     says so in its description (check its ``state`` for ``merged``).
     """
-    key = reader.resolve(issue)
-    if key[0] != _ISSUE:
-        raise QueryError(f"{issue!r} is a {key_type(key).name}, not an issue")
     with reader.snapshot() as snap:
-        if snap.props(key) is None:
-            raise UnknownNode(f"no issue {format_key(key)} in the graph")
-        return [snap.node(other) for _, _, other in snap.adjacent(key, "in", {_CLOSES})]
+        key = _issue(snap, issue)
+        return [snap.node(other) for _, _, other in snap.adjacent(key, "in", _CLOSES)]
 
 
 def authored(reader: GraphReader, project: str, *, user: str | None = None,
@@ -93,17 +98,17 @@ def authored(reader: GraphReader, project: str, *, user: str | None = None,
     the project (up to ``limit``). Without: per user, how many of each type,
     counted over the project's issues, merge requests and commits.
     """
-    pkey = _project(reader, project)
-    pid = key_int(pkey)
     with reader.snapshot() as snap:
+        pkey = _project(snap, project)
+        pid = key_int(pkey)
         if user is not None:
-            ukey = reader.resolve(user)
+            ukey = snap.resolve(user)
             items = []
-            for _, _, other in snap.adjacent(ukey, "out", {_AUTHORED}):
+            for _, _, other in snap.adjacent(ukey, "out", _AUTHORED):
                 props = snap.props(other) or {}
                 inside = props.get("project_id") == pid or (
                     "project_id" not in props and any(
-                        o == pkey for _, _, o in snap.adjacent(other, "out", {_IN_PROJECT})))
+                        o == pkey for _, _, o in snap.adjacent(other, "out", _IN_PROJECT)))
                 if inside:
                     items.append(Node(format_key(other), key_type(other).name, props).as_dict())
                     if len(items) >= limit:
@@ -111,11 +116,11 @@ def authored(reader: GraphReader, project: str, *, user: str | None = None,
             return {"project": format_key(pkey), "user": format_key(ukey), "items": items}
         summary: dict[str, dict[str, int]] = {}
         seen = 0
-        for _, _, member in snap.adjacent(pkey, "in", {_IN_PROJECT}):
+        for _, _, member in snap.adjacent(pkey, "in", _IN_PROJECT):
             type_name = key_type(member).name
             if type_name not in ("Issue", "MergeRequest", "Commit"):
                 continue
-            for _, _, author in snap.adjacent(member, "in", {_AUTHORED}):
+            for _, _, author in snap.adjacent(member, "in", _AUTHORED):
                 per = summary.setdefault(format_key(author), {})
                 per[type_name] = per.get(type_name, 0) + 1
             seen += 1
@@ -127,20 +132,16 @@ def authored(reader: GraphReader, project: str, *, user: str | None = None,
 def blocks(reader: GraphReader, issue: str, *, transitive: bool = True,
            max_depth: int = 20, limit: int = 1000) -> list[dict]:
     """Issues ``issue`` blocks, with their distance (1 = directly), breadth first."""
-    key = reader.resolve(issue)
-    if key[0] != _ISSUE:
-        raise QueryError(f"{issue!r} is a {key_type(key).name}, not an issue")
     out: list[dict] = []
     with reader.snapshot() as snap:
-        if snap.props(key) is None:
-            raise UnknownNode(f"no issue {format_key(key)} in the graph")
+        key = _issue(snap, issue)
         seen = {key}
         queue = deque([(key, 0)])
         while queue and len(out) < limit:
             node, depth = queue.popleft()
             if depth >= (max_depth if transitive else 1):
                 continue
-            for _, _, other in snap.adjacent(node, "out", {_BLOCKS}):
+            for _, _, other in snap.adjacent(node, "out", _BLOCKS):
                 if other in seen:
                     continue
                 seen.add(other)

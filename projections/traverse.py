@@ -1,20 +1,30 @@
 """Graph traversals as pure functions over a neighbour function.
 
-``expand(node) -> iterable of (edge, direction, other)`` is all they need, so
-the reader passes one bound to an LMDB transaction and tests pass a dict.
-Every traversal is bounded (depth, visited nodes) and says when a bound
-cut it short.
+``expand(node) -> iterable of adjacent nodes`` is all they need, so the
+reader passes one bound to an LMDB transaction and tests pass a dict. Every
+traversal is bounded (depth, visited nodes) and says when a bound cut it
+short. They walk nodes only, a few hundred neighbours at a time, which
+keeps the per-edge work to a few dict operations; naming the edges of a
+path found (:class:`PathSearch` lists its nodes) is the caller's job.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice, repeat
 from typing import Callable, Hashable, Iterable
 
-__all__ = ["Expand", "Hops", "Step", "hops", "shortest_path"]
+__all__ = ["Expand", "Degree", "Hops", "PathSearch", "hops", "shortest_path"]
 
-Expand = Callable[[Hashable], Iterable[tuple[str, str, Hashable]]]
+#: ``node -> its neighbours`` (repeats allowed); an iterator is read lazily, and
+#: only until the next call, so one bound to shared cursors is fine
+Expand = Callable[[Hashable], Iterable[Hashable]]
+#: ``node -> how many edges it has`` (what ``expand`` would yield, counted cheaply)
+Degree = Callable[[Hashable], int]
+#: neighbours handled at a time: a hub's edges are read as far as needed, not all
+_CHUNK = 512
+#: frontiers up to this size are weighed by their degrees (one count per node and table)
+_WEIGHED_FRONTIER = 64
 
 
 @dataclass
@@ -27,32 +37,43 @@ class Hops:
 
 
 @dataclass(frozen=True)
-class Step:
-    """One edge of a path: ``src -[edge]-> dst`` walked in ``direction``."""
+class PathSearch:
+    """What a shortest-path search found.
 
-    node: Hashable
-    edge: str
-    direction: str
-    next: Hashable
+    ``nodes`` is a shortest path from source to target, both included (just
+    the source when they are the same node), or None. None with
+    ``truncated`` means the search gave up after visiting ``max_nodes``
+    nodes, so a path may still exist; None without it means there is no
+    path of at most ``max_depth`` edges. ``visited`` counts the nodes the
+    search reached from either end.
+    """
+
+    nodes: list | None
+    truncated: bool = False
+    visited: int = 0
 
 
 def hops(start: Hashable, depth: int, expand: Expand, *, max_nodes: int = 10_000) -> Hops:
     """Breadth-first: every node within ``depth`` hops of ``start``, up to ``max_nodes``."""
     result = Hops(depth)
+    found = result.nodes
     seen = {start}
     frontier = [start]
     for distance in range(1, depth + 1):
-        following = []
+        following: list = []
         for node in frontier:
-            for _, _, other in expand(node):
-                if other in seen:
-                    continue
-                if len(result.nodes) >= max_nodes:
+            edges = iter(expand(node))
+            # Read a hub's edges only as far as the bound needs (room + 1 tells truncation).
+            while chunk := list(islice(edges, min(max_nodes - len(found) + 1, _CHUNK))):
+                fresh = [o for o in dict.fromkeys(chunk) if o not in seen]
+                room = max_nodes - len(found)
+                if len(fresh) > room:
+                    found.update(zip(fresh[:room], repeat(distance)))
                     result.truncated = True
                     return result
-                seen.add(other)
-                result.nodes[other] = distance
-                following.append(other)
+                seen.update(fresh)
+                found.update(zip(fresh, repeat(distance)))
+                following += fresh
         if not following:
             break
         frontier = following
@@ -60,56 +81,91 @@ def hops(start: Hashable, depth: int, expand: Expand, *, max_nodes: int = 10_000
 
 
 def shortest_path(src: Hashable, dst: Hashable, forward: Expand, backward: Expand, *,
-                  max_depth: int = 6, max_nodes: int = 100_000) -> list[Step] | None:
-    """A shortest path ``src -> dst`` by bidirectional BFS, or None within the bounds.
+                  max_depth: int = 6, max_nodes: int = 1_000_000,
+                  degrees: tuple[Degree, Degree] | None = None) -> PathSearch:
+    """A shortest path ``src -> dst`` by bidirectional breadth-first search.
 
     ``forward`` expands from the source side, ``backward`` from the target
-    side (for undirected search pass the same function twice). Each round
-    grows the smaller frontier, which keeps hub nodes from exploding the
-    search when the other side is narrow.
+    side (for an undirected search pass the same function twice). Each round
+    expands one level of the side with the smaller frontier, which keeps hub
+    nodes from exploding the search when the other side is narrow. The first
+    node reached from both sides ends the search: every node met within one
+    level closes a path of the same length, and no shorter path exists (it
+    would have met a level earlier), so the length is that of a plain
+    breadth-first search from ``src``, whatever order a level is expanded in.
+
+    ``degrees`` (forward, backward), when given, count a node's edges
+    cheaply. While both frontiers are small the search then weighs them by
+    their edges rather than their nodes, and expands each level's nodes
+    fewest edges first, so a meeting is often found before a hub is read.
+
+    ``max_nodes`` bounds the nodes visited from both ends together; past it
+    the search gives up (``truncated``). The bound is checked every few
+    hundred neighbours, so the count may overshoot it by that much.
     """
     if src == dst:
-        return []
+        return PathSearch([src], visited=1)
     parents_f: dict = {src: None}
     parents_b: dict = {dst: None}
-    frontier_f, frontier_b = deque([src]), deque([dst])
-    depth = 0
-    while frontier_f and frontier_b and depth < max_depth:
-        depth += 1
+    frontier_f, frontier_b = [src], [dst]
+    for _ in range(max_depth):
+        if not frontier_f or not frontier_b:
+            break
         grow_forward = len(frontier_f) <= len(frontier_b)
-        frontier = frontier_f if grow_forward else frontier_b
-        parents, others = (parents_f, parents_b) if grow_forward else (parents_b, parents_f)
-        expand = forward if grow_forward else backward
-        following: deque = deque()
-        for node in frontier:
-            for edge, direction, other in expand(node):
-                if other in parents:
-                    continue
-                parents[other] = (node, edge, direction)
-                if other in others:
-                    return _join(other, parents_f, parents_b)
-                if len(parents_f) + len(parents_b) > max_nodes:
-                    return None
-                following.append(other)
+        if degrees is not None and max(len(frontier_f), len(frontier_b)) <= _WEIGHED_FRONTIER:
+            cost_f = _fewest_edges_first(frontier_f, degrees[0])
+            cost_b = _fewest_edges_first(frontier_b, degrees[1])
+            grow_forward = cost_f <= cost_b
         if grow_forward:
-            frontier_f = following
+            frontier_f, meet = _expand(frontier_f, forward, parents_f, parents_b, max_nodes)
         else:
-            frontier_b = following
-    return None
+            frontier_b, meet = _expand(frontier_b, backward, parents_b, parents_f, max_nodes)
+        visited = len(parents_f) + len(parents_b)
+        if meet is not None:
+            return PathSearch(_join(meet, parents_f, parents_b), visited=visited)
+        if frontier_f is None or frontier_b is None:
+            return PathSearch(None, truncated=True, visited=visited)
+    return PathSearch(None, visited=len(parents_f) + len(parents_b))
 
 
-def _join(meet: Hashable, parents_f: dict, parents_b: dict) -> list[Step]:
-    steps: list[Step] = []
+def _fewest_edges_first(frontier: list, degree: Degree) -> int:
+    """Sort ``frontier`` by degree, ascending; returns the degrees' sum."""
+    counts = {node: degree(node) for node in frontier}
+    frontier.sort(key=counts.__getitem__)
+    return sum(counts.values())
+
+
+def _expand(frontier: list, expand: Expand, parents: dict, others: dict,
+            max_nodes: int) -> tuple[list | None, Hashable | None]:
+    """Grow one side by a level: ``(next frontier, None)``, ``(_, meeting node)``
+    when the other side was reached, or ``(None, None)`` past ``max_nodes``."""
+    following: list = []
+    for node in frontier:
+        edges = iter(expand(node))
+        while chunk := list(islice(edges, _CHUNK)):
+            # dict.fromkeys: a node joined by two edge types is one neighbour, in order.
+            fresh = [o for o in dict.fromkeys(chunk) if o not in parents]
+            if not fresh:
+                continue
+            parents.update(zip(fresh, repeat(node)))
+            if not others.keys().isdisjoint(fresh):
+                return following, next(o for o in fresh if o in others)
+            if len(parents) + len(others) > max_nodes:
+                return None, None
+            following += fresh
+    return following, None
+
+
+def _join(meet: Hashable, parents_f: dict, parents_b: dict) -> list:
+    """The path's nodes: back from ``meet`` to the source, then on to the target."""
+    nodes = []
     node = meet
-    while parents_f[node] is not None:
-        prev, edge, direction = parents_f[node]
-        steps.append(Step(prev, edge, direction, node))
-        node = prev
-    steps.reverse()
-    node = meet
-    while parents_b[node] is not None:
-        nxt, edge, direction = parents_b[node]
-        # Walked backwards from dst: flip the direction for the forward reading.
-        steps.append(Step(node, edge, "in" if direction == "out" else "out", nxt))
-        node = nxt
-    return steps
+    while node is not None:
+        nodes.append(node)
+        node = parents_f[node]
+    nodes.reverse()
+    node = parents_b[meet]
+    while node is not None:
+        nodes.append(node)
+        node = parents_b[node]
+    return nodes

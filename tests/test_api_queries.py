@@ -48,7 +48,22 @@ def test_counts_node_neighbors_hops_path_and_find(nats_server, data_dir):
     assert results[0][1]["id"] == issue and results[0][1]["type"] == "Issue"
     assert any(n["edge"] == "IN_PROJECT" for n in results[1][1]["neighbors"])
     assert results[2][1]["count"] >= 2
-    assert results[3][1]["length"] >= 1
+    assert results[3][1]["length"] >= 1 and results[3][1]["truncated"] is False
+
+
+def test_path_route_says_truncated(nats_server, data_dir):
+    """A path search stopped at max_nodes answers 200 with length null and truncated true."""
+    (_, page), = asyncio.run(_call(nats_server.url, data_dir, "/graph/types/Issue?limit=20"))
+    a, *others = (item["id"] for item in page["items"])
+    found = asyncio.run(_call(nats_server.url, data_dir, *(f"/graph/path?from={a}&to={o}" for o in others)))
+    b = next(o for o, (_, body) in zip(others, found) if body["length"] >= 2)  # not a's neighbour
+    results = asyncio.run(_call(
+        nats_server.url, data_dir, f"/graph/path?from={a}&to={b}&max_nodes=2",
+        f"/graph/path?from={a}&to={b}&edge=BLOCKS&directed=true", f"/graph/path?from={a}&to={b}&max_nodes=0"))
+    (status, cut), (_, unlinked), (bad, error) = results
+    assert status == 200 and cut["length"] is None and cut["truncated"] is True and cut["visited"] > 2
+    assert unlinked["length"] is None and unlinked["truncated"] is False
+    assert bad == 400 and "max_nodes=0" in error["detail"]
 
 
 def test_bad_queries_get_clear_errors(nats_server, data_dir):

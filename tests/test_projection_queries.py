@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import random
+import sys
+import threading
+from collections import deque
 
 import pytest
 from conftest import wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_projection_support import append, ev, simulated_log, small_project
 
-from projections import questions
+from ops.cli import main as fleet_main
+from projections import questions, traverse
 from projections.errors import NoActiveVersion, QueryError, UnknownNode
+from projections.keys import format_key, parse_key
+from projections.ontology import NODE_TYPES
 from projections.query import GraphReader
 from projections.rebuild import rebuild
 from projections.versions import Versions
@@ -66,12 +77,14 @@ def test_hops_and_shortest_path(graph):
     capped = graph.hops("project:gitlab:7", 3, max_nodes=4)
     assert capped["truncated"] and capped["count"] == 4
     path = graph.path("user:gitlab:1", "issue:gitlab:102")
-    assert path is not None and len(path.steps) == 2
+    assert path.found and path.length == 2 and not path.truncated
     assert path.as_dict()["steps"][0]["from"] == "user:gitlab:1"
     assert path.as_dict()["steps"][-1]["to"] == "issue:gitlab:102"
     directed = graph.path("issue:gitlab:100", "issue:gitlab:102", edges="BLOCKS", directed=True)
     assert [s["to"] for s in directed.as_dict()["steps"]] == ["issue:gitlab:101", "issue:gitlab:102"]
-    assert graph.path("issue:gitlab:102", "issue:gitlab:100", edges="BLOCKS", directed=True) is None
+    none = graph.path("issue:gitlab:102", "issue:gitlab:100", edges="BLOCKS", directed=True)
+    assert not none.found and not none.truncated
+    assert none.as_dict() == {"length": None, "steps": None, "truncated": False, "visited": 2}
 
 
 def test_find_with_filters_and_pagination(graph):
@@ -183,3 +196,218 @@ def test_simulated_workload_queries(tmp_path):
         assert questions.authored(reader, project)["authors"]
         hops = reader.hops(project, 3, max_nodes=2000)
         assert 0 < hops["count"] <= 2000
+
+
+# --- shortest paths: truncated, none, and the same length as a plain BFS -------------------
+
+
+def test_path_says_truncated_apart_from_no_path(graph):
+    """A search stopped by max_nodes says truncated; a missing path says none, not truncated."""
+    blocks = {"edges": "BLOCKS", "directed": True}
+    found = graph.path("issue:gitlab:100", "issue:gitlab:102", **blocks)
+    assert found.length == 2 and not found.truncated
+    cut = graph.path("issue:gitlab:100", "issue:gitlab:102", **blocks, max_nodes=2)
+    assert not cut.found and cut.truncated and cut.visited > 2
+    assert cut.as_dict() == {"length": None, "steps": None, "truncated": True, "visited": cut.visited}
+    shallow = graph.path("issue:gitlab:100", "issue:gitlab:102", **blocks, max_depth=1)
+    assert not shallow.found and not shallow.truncated
+    unlinked = graph.path("issue:gitlab:100", "user:gitlab:1", edges="BLOCKS")
+    assert not unlinked.found and not unlinked.truncated
+    assert graph.path("issue:gitlab:100", "issue:gitlab:100").as_dict()["length"] == 0
+    with pytest.raises(QueryError, match="max_nodes must be at least 1"):
+        graph.path("issue:gitlab:100", "issue:gitlab:102", max_nodes=0)
+
+
+def _bfs_distance(graph: dict, src, dst, *, directed: bool) -> int | None:
+    """Reference: plain breadth-first search from ``src``."""
+    adjacent = {n: set(out) for n, out in graph.items()}
+    if not directed:
+        for n, out in graph.items():
+            for o in out:
+                adjacent.setdefault(o, set()).add(n)
+    seen, queue = {src: 0}, deque([src])
+    while queue:
+        node = queue.popleft()
+        if node == dst:
+            return seen[node]
+        for other in sorted(adjacent.get(node, ())):
+            if other not in seen:
+                seen[other] = seen[node] + 1
+                queue.append(other)
+    return None
+
+
+def _search(graph: dict, src, dst, *, directed: bool, weighed: bool = False, **bounds):
+    """shortest_path over a dict graph; (result, the adjacency it walked)."""
+    out = {n: list(o) for n, o in graph.items()}
+    inn: dict = {}
+    for n, others in graph.items():
+        for o in others:
+            inn.setdefault(o, []).append(n)
+    both = {n: out.get(n, []) + inn.get(n, []) for n in set(out) | set(inn)}
+    ahead, behind = (out, inn) if directed else (both, both)
+    degrees = (lambda n: len(ahead.get(n, ())), lambda n: len(behind.get(n, ())))
+    found = traverse.shortest_path(src, dst, lambda n: ahead.get(n, ()), lambda n: behind.get(n, ()),
+                          degrees=degrees if weighed else None, **bounds)
+    return found, ahead
+
+
+_graphs = st.dictionaries(st.integers(0, 30), st.lists(st.integers(0, 30), max_size=6), max_size=31)
+
+
+@settings(max_examples=300, deadline=None)
+@given(graph=_graphs, src=st.integers(0, 30), dst=st.integers(0, 30), directed=st.booleans(),
+       weighed=st.booleans(), max_depth=st.integers(0, 8))
+def test_bidirectional_search_matches_plain_bfs(graph, src, dst, directed, weighed, max_depth):
+    """The bidirectional search (weighed by degrees or not) finds a path exactly when BFS does
+    within max_depth, of the BFS length, along real edges."""
+    found, adjacent = _search(graph, src, dst, directed=directed, weighed=weighed, max_depth=max_depth)
+    expected = _bfs_distance(graph, src, dst, directed=directed)
+    assert not found.truncated
+    if expected is None or expected > max_depth:
+        assert found.nodes is None
+        return
+    assert found.nodes is not None and len(found.nodes) - 1 == expected
+    assert found.nodes[0] == src and found.nodes[-1] == dst
+    assert all(b in adjacent.get(a, ()) for a, b in zip(found.nodes, found.nodes[1:]))
+
+
+def test_search_bounds_are_reported():
+    """A long chain: a small max_nodes truncates, a large one finds it, hops say truncated too."""
+    chain = {i: [i + 1] for i in range(100)}
+    cut, _ = _search(chain, 0, 100, directed=True, max_depth=200, max_nodes=50)
+    assert cut.nodes is None and cut.truncated and cut.visited > 50
+    whole, _ = _search(chain, 0, 100, directed=True, max_depth=200, max_nodes=1000)
+    assert len(whole.nodes) == 101 and not whole.truncated
+    star = {0: list(range(1, 2001))}
+    assert traverse.hops(0, 1, lambda n: star.get(n, ()), max_nodes=2000).truncated is False
+    capped = traverse.hops(0, 1, lambda n: star.get(n, ()), max_nodes=1999)
+    assert capped.truncated and len(capped.nodes) == 1999
+
+
+def test_reader_paths_match_plain_bfs_on_a_simulated_graph(tmp_path):
+    """On a realistic graph, path lengths equal a plain BFS's over the same edges (a seeded sweep)."""
+    simulated_log(tmp_path / "log.db", 3000, seed=7)
+    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
+    with GraphReader(tmp_path / "proj") as reader:
+        with reader.snapshot() as snap:
+            keys = [k for t in NODE_TYPES for k in snap.type_scan(t.code)]
+            expand = snap.expander("out")
+            graph = {k: list(expand(k)) for k in keys}
+        rng = random.Random(3)
+        for i, (src, dst) in enumerate(rng.sample(keys, 2) for _ in range(80)):
+            directed = i % 4 == 0
+            expected = _bfs_distance(graph, src, dst, directed=directed)
+            found = reader.path(format_key(src), format_key(dst), directed=directed, max_depth=20)
+            assert found.length == expected
+            if found.steps:
+                assert found.steps[0].source == format_key(src)
+                assert found.steps[-1].target == format_key(dst)
+                assert all(a.target == b.source for a, b in zip(found.steps, found.steps[1:]))
+
+
+def _fleet(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["fleet", *args])
+    code = 0
+    try:
+        fleet_main()
+    except SystemExit as e:
+        code = e.code or 0
+    return code, capsys.readouterr().out
+
+
+def test_fleet_query_path_reports_truncation(monkeypatch, capsys, tmp_path):
+    """`fleet query path` says truncated (text and --json) and exits 1, apart from no path."""
+    append(tmp_path / "log.db", small_project())
+    rebuild(tmp_path / "log.db", tmp_path / "projections", workers=0)
+    q = ("--data-dir", str(tmp_path), "query", "path")
+    pair = ("issue:gitlab:100", "issue:gitlab:102", "-e", "BLOCKS", "--directed")
+    code, out = _fleet(monkeypatch, capsys, *q, *pair, "--max-nodes", "2")
+    assert code == 1 and "truncated after visiting" in out and "--max-nodes 2" in out
+    code, out = _fleet(monkeypatch, capsys, *q, *pair, "--max-nodes", "2", "--json")
+    assert code == 1 and json.loads(out)["truncated"] is True and json.loads(out)["length"] is None
+    code, out = _fleet(monkeypatch, capsys, *q, "issue:gitlab:102", "issue:gitlab:100", "-e", "BLOCKS",
+                       "--directed", "--json")
+    assert code == 1 and json.loads(out)["truncated"] is False
+    code, out = _fleet(monkeypatch, capsys, *q, *pair, "--json")
+    assert code == 0 and json.loads(out)["length"] == 2
+
+
+# --- the ACTIVE pointer: re-checked cheaply, followed at once --------------------------------
+
+
+@pytest.fixture
+def two_versions(tmp_path):
+    """v1 without user 9100, v2 (active) with it."""
+    log_path, proj = tmp_path / "log.db", tmp_path / "proj"
+    append(log_path, small_project())
+    rebuild(log_path, proj, workers=0)
+    append(log_path, [ev("user.created", user_id=9100, username="late")])
+    rebuild(log_path, proj, version=2, workers=0)
+    return proj
+
+
+def _sees_late_user(reader: GraphReader) -> bool:
+    try:
+        return reader.node("user:gitlab:9100").props["username"] == "late"
+    except UnknownNode:
+        return False
+
+
+def test_reader_follows_promotion_and_rollback_at_once(two_versions):
+    """Each switch of ACTIVE shows on the very next query, even with an unchanged mtime."""
+    versions = Versions(two_versions)
+    active = two_versions / "graph" / "ACTIVE"
+    with GraphReader(two_versions) as reader, GraphReader(two_versions, version=1) as pinned:
+        assert reader.version == 2 and _sees_late_user(reader)
+        for _ in range(3):
+            stamp = os.stat(active).st_mtime_ns
+            versions.rollback()
+            # Coarse file timestamps: the new pointer may carry the old one's mtime.
+            os.utime(active, ns=(stamp, stamp))
+            assert reader.version == 1 and not _sees_late_user(reader)
+            versions.promote(2)
+            assert reader.version == 2 and _sees_late_user(reader)
+        assert pinned.version == 1 and not _sees_late_user(pinned)
+
+
+def test_reader_follows_a_pointer_rewritten_in_place(two_versions):
+    """ACTIVE rewritten in place (same file, new mtime) is followed too."""
+    active = two_versions / "graph" / "ACTIVE"
+    with GraphReader(two_versions) as reader:
+        assert reader.version == 2
+        stamp = os.stat(active).st_mtime_ns
+        with open(active, "r+") as f:
+            f.write("v1\n")
+        os.utime(active, ns=(stamp + 1_000_000, stamp + 1_000_000))
+        assert reader.version == 1 and not _sees_late_user(reader)
+
+
+def test_threads_share_a_reader_across_switches(two_versions):
+    """Queries from several threads during promotions and rollbacks each see one whole version."""
+    versions = Versions(two_versions)
+    user = parse_key("user:gitlab:9100")
+    errors: list[Exception] = []
+    seen: set[tuple[int, bool]] = set()
+    done = threading.Event()
+
+    def ask(reader: GraphReader) -> None:
+        try:
+            while not done.is_set():
+                with reader.snapshot() as snap:
+                    seen.add((snap.version, snap.exists(user)))
+        except Exception as e:  # reported by the assertion below
+            errors.append(e)
+
+    with GraphReader(two_versions) as reader:
+        threads = [threading.Thread(target=ask, args=(reader,)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for _ in range(10):
+            versions.rollback()
+            versions.promote(2)
+        done.set()
+        for t in threads:
+            t.join(10)
+    assert not errors
+    assert seen <= {(1, False), (2, True)} and (2, True) in seen

@@ -5,9 +5,13 @@
 ``GET /graph/nodes/{id}``                 a node with its properties
 ``GET /graph/nodes/{id}/neighbors``       ``?edge=HAS_LABEL&direction=out&limit=100``
 ``GET /graph/nodes/{id}/hops``            ``?depth=3&max_nodes=1000&edge=...``
-``GET /graph/path``                       ``?from=ID&to=ID&max_depth=6`` (``length`` null: none)
+``GET /graph/path``                       ``?from=ID&to=ID&max_depth=6&max_nodes=1000000&edge=...``
 ``GET /graph/types/{type}``               ``?<prop>=<value>&limit=50&after=ID&source=gitlab``
 ========================================  =============================================
+
+A path answer has ``length`` null when none was found; ``truncated`` true
+then means the search gave up at ``max_nodes`` visited nodes (a path may
+still exist), false that there is no path of at most ``max_depth`` edges.
 
 Ids are the graph's text ids (``issue:gitlab:12``) or the resolvable paths the
 CLI accepts (``gitlab:group/project#12``). Errors are JSON
@@ -26,7 +30,7 @@ from aiohttp import web
 
 from events.errors import NotFound
 from projections.errors import ProjectionError, QueryError, UnknownNode
-from projections.query import GraphReader
+from projections.query import PATH_MAX_NODES, GraphReader
 
 from .app import context
 
@@ -111,9 +115,10 @@ async def path(request: web.Request) -> web.Response:
         src, dst = request.query.get("from"), request.query.get("to")
         if not src or not dst:
             raise QueryError("give both ?from=ID&to=ID")
-        found = r.path(src, dst, directed=request.query.get("directed", "false").lower() == "true",
-                       max_depth=_int(request, "max_depth", 6, high=12))
-        return {"length": None, "steps": None} if found is None else found.as_dict()
+        return r.path(src, dst, edges=request.query.getall("edge", None),
+                      directed=request.query.get("directed", "false").lower() == "true",
+                      max_depth=_int(request, "max_depth", 6, high=12),
+                      max_nodes=_int(request, "max_nodes", PATH_MAX_NODES, high=10 * PATH_MAX_NODES))
 
     return await _answer(request, query)
 

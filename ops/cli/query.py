@@ -12,12 +12,11 @@ from typing import Any
 import click
 
 from projections import questions
-from projections.query import GraphReader, Node
+from projections.query import PATH_MAX_NODES, GraphReader, Node
 
 from ..settings import Settings
 from . import EXIT_PROBLEM
 from ._common import echo_json, json_option
-
 
 
 def _reader(settings: Settings) -> GraphReader:
@@ -51,7 +50,8 @@ def query_group() -> None:
 
     Node ids are type:source:id (issue:gitlab:12) or paths: gitlab:group/project,
     gitlab:group/project#12 (an issue), gitlab:group/project!3 (a merge request).
-    Exit codes: 0 answered, 1 unknown node or no answer, 2 malformed arguments.
+    Exit codes: 0 answered, 1 unknown node or no answer (e.g. no path, or a
+    path search truncated at --max-nodes), 2 malformed arguments.
 
     \b
     Example:
@@ -145,31 +145,38 @@ def hops_cmd(settings: Settings, node: str, depth: int, edges: tuple[str, ...], 
 @_edge_option
 @click.option("--directed", is_flag=True, help="Follow edges in their direction only.")
 @click.option("--max-depth", type=click.IntRange(min=1, max=20), default=6, show_default=True)
+@click.option("--max-nodes", type=click.IntRange(min=1), default=PATH_MAX_NODES, show_default=True,
+              help="Give up (and say so) after visiting this many nodes.")
 @json_option
 @click.pass_obj
 def path_cmd(settings: Settings, source: str, target: str, edges: tuple[str, ...], directed: bool,
-             max_depth: int, as_json: bool) -> None:
-    """A shortest path between two nodes (exit 1 when there is none).
+             max_depth: int, max_nodes: int, as_json: bool) -> None:
+    """A shortest path between two nodes (exit 1 when none was found).
+
+    A search that reaches --max-nodes before finding a path says it was
+    truncated: a path may still exist (JSON: "truncated": true).
 
     \b
     Example:
       fleet query path user:gitlab:3 issue:gitlab:12 --max-depth 4
+      fleet query path issue:gitlab:12 issue:gitlab:40 --max-nodes 5000000 --json
     """
     with _reader(settings) as reader:
         found = reader.path(source, target, edges=list(edges) or None, directed=directed,
-                            max_depth=max_depth)
-    if found is None:
-        if as_json:
-            echo_json(None)
-        else:
-            click.echo(f"no path within {max_depth} hops")
-        raise SystemExit(EXIT_PROBLEM)
+                            max_depth=max_depth, max_nodes=max_nodes)
     if as_json:
         echo_json(found.as_dict())
-        return
-    for step in found.as_dict()["steps"]:
-        arrow = f"-[{step['edge']}]->" if step["direction"] == "out" else f"<-[{step['edge']}]-"
-        click.echo(f"{step['from']} {arrow} {step['to']}")
+    elif found.truncated:
+        click.echo(f"no path found: search truncated after visiting {found.visited} nodes"
+                   f" (--max-nodes {max_nodes}); a path of at most {max_depth} hops may still exist")
+    elif not found.found:
+        click.echo(f"no path within {max_depth} hops")
+    else:
+        for step in found.steps or ():
+            arrow = f"-[{step.edge}]->" if step.direction == "out" else f"<-[{step.edge}]-"
+            click.echo(f"{step.source} {arrow} {step.target}")
+    if not found.found:
+        raise SystemExit(EXIT_PROBLEM)
 
 
 @query_group.command("find")
