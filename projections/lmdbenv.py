@@ -50,31 +50,48 @@ _MADV_DONTNEED = 4
 
 class _Gate:
     """Many transactions at once, or one map resize: LMDB remaps the file on
-    resize, which must not happen under another thread's open transaction."""
+    resize, which must not happen under another thread's open transaction.
+
+    :meth:`enter` and :meth:`leave` are plain methods, not a context
+    manager: a query's whole read path costs a few microseconds and a
+    generator-based ``with`` would be a good part of it.
+    """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._active = 0
         self._resizing = False
+        self._resizers_waiting = 0
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
+    def enter(self) -> None:
+        """Register one transaction (waits while a resize runs)."""
         with self._cond:
             while self._resizing:
                 self._cond.wait()
             self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
+
+    def leave(self) -> None:
+        """The transaction registered by :meth:`enter` has ended."""
+        with self._cond:
+            self._active -= 1
+            if not self._active and self._resizers_waiting:
                 self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """Whether no transaction of this process is open (a hint: it may change right after)."""
+        with self._cond:
+            return not self._active and not self._resizing
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
+        """No transaction of this process is open while the body runs."""
         with self._cond:
-            while self._resizing or self._active:
-                self._cond.wait()
+            self._resizers_waiting += 1
+            try:
+                while self._resizing or self._active:
+                    self._cond.wait()
+            finally:
+                self._resizers_waiting -= 1
             self._resizing = True
         try:
             yield
@@ -155,22 +172,34 @@ class Env:
         with self.gate.exclusive():
             self.env.set_mapsize(0)
 
+    def begin_read(self) -> lmdb.Transaction:
+        """A read-only snapshot; adopts a map grown by another process. End it with :meth:`end_read`."""
+        while True:
+            self.gate.enter()
+            try:
+                return self.env.begin(buffers=False)
+            except lmdb.MapResizedError:
+                self.gate.leave()
+            except BaseException:
+                self.gate.leave()
+                raise
+            self._adopt_size()
+
+    def end_read(self, txn: lmdb.Transaction) -> None:
+        """Release a snapshot from :meth:`begin_read`."""
+        try:
+            txn.abort()
+        finally:
+            self.gate.leave()
+
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
-        """A read-only snapshot; adopts a map grown by another process."""
-        while True:
-            with self.gate.shared():
-                try:
-                    txn = self.env.begin(buffers=False)
-                except lmdb.MapResizedError:
-                    txn = None
-                if txn is not None:
-                    try:
-                        yield txn
-                    finally:
-                        txn.abort()
-                    return
-            self._adopt_size()
+        """A read-only snapshot for the body of a ``with``."""
+        txn = self.begin_read()
+        try:
+            yield txn
+        finally:
+            self.end_read(txn)
 
     @contextmanager
     def write(self) -> Iterator[lmdb.Transaction]:
@@ -180,18 +209,24 @@ class Env:
         transaction holds the gate so that no resize can happen under it.
         """
         while True:
-            with self.gate.shared():
+            self.gate.enter()
+            try:
+                txn = self.env.begin(write=True)
+            except lmdb.MapResizedError:
+                self.gate.leave()
+                self._adopt_size()
+                continue
+            except BaseException:
+                self.gate.leave()
+                raise
+            try:
+                yield txn
+            finally:
                 try:
-                    txn = self.env.begin(write=True)
-                except lmdb.MapResizedError:
-                    txn = None
-                if txn is not None:
-                    try:
-                        yield txn
-                    finally:
-                        txn.abort()
-                    return
-            self._adopt_size()
+                    txn.abort()
+                finally:
+                    self.gate.leave()
+            return
 
 
 def open_env(path: Path, *, create: bool = False, map_size: int = DEFAULT_MAP_SIZE) -> Env:

@@ -214,7 +214,7 @@ class Snapshot:
     on entry and is released on exit, so keep it short.
     """
 
-    __slots__ = ("store", "version", "txn", "_open", "_read", "_cursors")
+    __slots__ = ("store", "version", "txn", "_env", "_open", "_cursors")
 
     def __init__(self, opened: _Open) -> None:
         self.store = opened.store
@@ -223,12 +223,12 @@ class Snapshot:
         self._cursors: dict[Any, lmdb.Cursor] = {}
 
     def __enter__(self) -> "Snapshot":
-        self._read = self.store.env.read()
-        self.txn: lmdb.Transaction = self._read.__enter__()
+        self._env = self.store.env
+        self.txn: lmdb.Transaction = self._env.begin_read()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._read.__exit__(*exc)
+        self._env.end_read(self.txn)
 
     def cursor(self, db: Any) -> lmdb.Cursor:
         """This transaction's cursor on table ``db`` (one per table, reused)."""
@@ -418,9 +418,9 @@ class GraphReader:
         self.fixed = version
         self._pointer = str(self.versions.root / "ACTIVE")
         self._open: _Open | None = None
-        #: the store switched away from, closed at the next switch: a query of
-        #: another thread may still be reading it
-        self._retired: GraphStore | None = None
+        #: stores switched away from: a query of another thread may still be
+        #: reading one, so each is closed once its environment is idle
+        self._retired: list[GraphStore] = []
         self._switching = threading.Lock()
 
     def close(self) -> None:
@@ -430,9 +430,9 @@ class GraphReader:
                 self._open.release_pointer()
                 self._open.store.close()
                 self._open = None
-            if self._retired is not None:
-                self._retired.close()
-                self._retired = None
+            for store in self._retired:
+                store.close()
+            self._retired.clear()
 
     def __enter__(self) -> "GraphReader":
         return self
@@ -473,10 +473,23 @@ class GraphReader:
         if old is not None:
             old.release_pointer()
             if old.store is not store:
-                if self._retired is not None:
-                    self._retired.close()
-                self._retired = old.store
+                self._retired.append(old.store)
+            self._close_idle_retired()
         return self._open
+
+    def _close_idle_retired(self) -> None:
+        """Close the stores retired before the latest one whose environment no query uses.
+
+        The latest retired store stays open for a query that took the old
+        version just before the switch and has not begun its transaction yet.
+        """
+        keep = self._retired[-1:]
+        for store in self._retired[:-1]:
+            if store.env.gate.idle():
+                store.close()
+            else:
+                keep.insert(-1, store)
+        self._retired = keep
 
     def _read_pointer(self) -> tuple[int, int, int]:
         """``(fd, mtime, version)`` of the ACTIVE file, opened and read once."""
