@@ -16,9 +16,10 @@ event's JSON text as the producer sent it (upcasting happens on read).
 
 from __future__ import annotations
 
-from hashlib import blake2b as _blake2b
+import logging
 import sqlite3
 import threading
+from hashlib import blake2b as _blake2b
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,8 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 import sqlite_utils
 
 from .errors import DuplicateEvent, LogError, NotFound
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Accepted",
@@ -223,12 +226,13 @@ class EventLog:
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
-            # Checkpoints run from `checkpoint()` (the ingest worker's background
-            # thread), never inside a commit on the hot path.
+            # Checkpoints run from `start_checkpoints()`' thread (the log
+            # writer starts it), never inside a commit on the hot path.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             for statement in _SCHEMA:
                 conn.execute(statement)
         self._lock = threading.Lock()
+        self._checkpoints: tuple[threading.Event, threading.Thread] | None = None
 
     # -- writing ---------------------------------------------------------
 
@@ -359,6 +363,34 @@ class EventLog:
     def checkpoint(self, mode: str = "PASSIVE") -> None:
         """Copy WAL pages into the database file (run off the commit path)."""
         self._conn.execute(f"PRAGMA wal_checkpoint({mode})")
+
+    def start_checkpoints(self, every_secs: float = 1.0) -> None:
+        """Checkpoint the WAL from a thread of its own every ``every_secs``.
+
+        Automatic checkpoints are off so that no commit pays for one; without
+        this thread the WAL would grow for as long as the writer runs. A
+        PASSIVE checkpoint never blocks the writer, and once one has caught
+        up the next commit starts the WAL over from its beginning.
+        """
+        if self.readonly or self._checkpoints is not None:
+            return
+        stop = threading.Event()
+        thread = threading.Thread(target=self._checkpoint_loop, args=(stop, every_secs),
+                                  name="log-checkpoints", daemon=True)
+        self._checkpoints = (stop, thread)
+        thread.start()
+
+    def _checkpoint_loop(self, stop: threading.Event, every_secs: float) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 1000")
+            while not stop.wait(every_secs):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as e:  # e.g. a busy database: the next round catches up
+                    log.warning("log checkpoint failed", extra={"path": str(self.path), "error": repr(e)})
+        finally:
+            conn.close()
 
     def consumer_checkpoint(self, consumer: str) -> int:
         """The highest stream sequence committed for ``consumer`` (0 if none)."""
@@ -523,6 +555,11 @@ class EventLog:
 
     def close(self) -> None:
         """Checkpoint (when writing) and close the connection."""
+        if self._checkpoints is not None:
+            stop, thread = self._checkpoints
+            stop.set()
+            thread.join()
+            self._checkpoints = None
         if not self.readonly:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -127,3 +127,21 @@ def test_readonly_open_of_an_uninitialised_log_file_says_what_to_do(tmp_path):
     raw_sqlite.connect(tmp_path / "log.db").close()  # the file exists, its tables do not yet
     with pytest.raises(NotFound, match="fleet ingest"):
         EventLog(tmp_path / "log.db", readonly=True)
+
+
+def test_background_checkpoints_copy_the_wal_into_the_database(tmp_path):
+    """Automatic checkpoints are off; the writer's checkpoint thread moves the WAL into the file."""
+    import time
+
+    db = tmp_path / "log.db"
+    with EventLog(db) as log:
+        log.append([accepted(i) for i in range(2000)])
+        time.sleep(0.2)
+        assert db.stat().st_size < 100_000  # nothing checkpoints by itself
+        log.start_checkpoints(every_secs=0.02)
+        deadline = time.monotonic() + 10
+        while db.stat().st_size < 500_000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert db.stat().st_size >= 500_000
+        log.append([accepted(i) for i in range(2000, 2100)])
+        assert log.head == 2100

@@ -56,6 +56,7 @@ class BatchWriter:
 
     def __post_init__(self) -> None:
         self.committed_seq = self.event_log.consumer_checkpoint(self.consumer)
+        self.event_log.start_checkpoints()
 
     def commit(self, batch: PreparedBatch) -> CommitResult:
         """Append ``batch`` in one transaction and move the checkpoint to its top sequence."""
