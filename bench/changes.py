@@ -23,23 +23,28 @@ wall clock). Per run:
   JetStream + subscriber alone: the highest sustained change throughput);
 * ``cpu_<process>``: CPU time (user + system, children included) per source
   event during the sustained phase. On a shared machine the latencies depend
-  on the CPU left over; these figures do not.
+  on the CPU left over; these figures do not;
+* ``stage_<stage>_p50`` / ``_p99``: where the latency goes, per source event
+  of the sustained phase: ``ingest`` (published -> the log row's
+  ``recorded_at``, taken just before its commit), ``project`` (-> a probe
+  process, polling the checkpoint every millisecond, sees it applied),
+  ``publish`` (-> the GRAPH stream stored its first change, JetStream's own
+  timestamp) and ``deliver`` (-> the subscriber received it).
 
-Layouts: ``worker`` (default) runs the projector and the publisher in one
-process, the projector calling ``ChangePublisher.notify()`` after each batch
-(the fleet's worker process; the publisher's own poll stays at its 100 ms
-default); ``processes`` runs ``fleet project --poll-ms 5`` and
-``fleet changes publish --poll-ms 5`` separately. Both use
-``FLEET_INGEST_MAX_WAIT_MS=5`` (the ingest batch wait: 50 ms by default,
-which alone would put p50 above 20 ms) and a 5 ms log poll in the projector
-(nothing notifies it across processes). Prints ``name: value unit`` lines,
-medians over ``--runs``, and removes the temporary directory.
+Layouts: ``worker`` (default) runs ``fleet worker`` as in production: the
+ingest worker's ``fleet.log.appended`` notification wakes its projector, the
+projector wakes its publisher in-process after each commit, and both poll at
+their default intervals. ``processes`` runs ``fleet project --poll-ms 5`` and
+``fleet changes publish --poll-ms 5`` separately (nothing notifies them
+across processes, so they poll). Prints ``name: value unit`` lines, medians
+over ``--runs``, and removes the temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import shutil
@@ -48,7 +53,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 from _util import figure, percentile
@@ -71,35 +78,26 @@ _SELF = [sys.executable, str(Path(__file__).resolve()), "--role"]
 # -- the roles run in child processes ------------------------------------------------
 
 
-def run_worker() -> None:
-    """The worker process of the ``worker`` layout (settings from FLEET_* variables)."""
-    from ops.wiring import change_publisher
-    from ops.runner import run_until_signal
-    from ops.settings import load_settings
-    from workers.projector import Projector, ProjectorConfig
-
-    settings = load_settings()
-    publisher_ref = []
-
-    class ChainedProjector(Projector):
-        def step(self) -> int:
-            applied = super().step()
-            if applied and publisher_ref:
-                publisher_ref[0].notify()
-            return applied
-
-    async def main(stop: asyncio.Event) -> None:
-        nc = await connect(settings.nats_url, name="bench-worker")
-        publisher = change_publisher(nc, settings)
-        publisher_ref.append(publisher)
-        projector = ChainedProjector(settings.log_path, settings.projections_dir,
-                                     ProjectorConfig(poll_interval_ms=5))
+def run_probe(version_dir: Path, out: Path) -> None:
+    """Note when the projection's checkpoint moves (polled every ms) until SIGTERM; then write
+    the ``[time, checkpoint]`` pairs to ``out``."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    marks: list[tuple[float, int]] = []
+    store = None
+    while store is None and not stop.is_set():
         try:
-            await asyncio.gather(projector.run(stop), publisher.run(stop))
-        finally:
-            await nc.close()
-
-    run_until_signal(main)
+            store = GraphStore(version_dir)
+        except Exception:  # noqa: BLE001 - not built yet
+            stop.wait(0.05)
+    while not stop.is_set():
+        checkpoint = store.checkpoint()
+        if not marks or checkpoint != marks[-1][1]:
+            marks.append((time.time(), checkpoint))
+        time.sleep(0.001)
+    if store is not None:
+        store.close()
+    out.write_text(json.dumps(marks))
 
 
 class _Cause(msgspec.Struct):
@@ -112,6 +110,7 @@ def run_subscriber(out: Path) -> None:
 
     decode = msgspec.json.Decoder(_Cause).decode
     first_seen: dict[str, float] = {}
+    stored: dict[str, float] = {}
     times: list[float] = []
 
     async def on_msg(msg) -> None:
@@ -120,6 +119,7 @@ def run_subscriber(out: Path) -> None:
         event_id = decode(msg.data).event_id
         if event_id is not None and event_id not in first_seen:
             first_seen[event_id] = now
+            stored[event_id] = msg.metadata.timestamp.timestamp()
 
     async def main(stop: asyncio.Event) -> None:
         nc = await connect(os.environ["FLEET_NATS_URL"], name="bench-subscriber")
@@ -139,7 +139,7 @@ def run_subscriber(out: Path) -> None:
             except asyncio.TimeoutError:
                 pass
         await nc.close()
-        out.write_text(json.dumps({"first_seen": first_seen, "times": times}))
+        out.write_text(json.dumps({"first_seen": first_seen, "stored": stored, "times": times}))
 
     run_until_signal(main)
 
@@ -153,7 +153,7 @@ class Fleet:
     def __init__(self, tmp: Path, nats_url: str) -> None:
         self.tmp = tmp
         self.env = dict(os.environ, FLEET_DATA_DIR=str(tmp / "data"), FLEET_NATS_URL=nats_url,
-                        FLEET_INGEST_MAX_WAIT_MS="5", OTEL_SDK_DISABLED="true")
+                        OTEL_SDK_DISABLED="true")
         self.procs: dict[str, subprocess.Popen] = {}
         self._graph: GraphStore | None = None
         (tmp / "logs").mkdir(exist_ok=True)
@@ -269,12 +269,13 @@ async def one_run(tmp: Path, rate: float, secs: float, burst: int, layout: str) 
         # The projector needs the log's tables: start it once ingest created them.
         await wait_until(lambda: _log_ready(tmp / "data" / "log.db"), 30, fleet, "the log")
         if layout == "worker":
-            fleet.start("worker", "worker", command=_SELF)
+            fleet.start("worker", "worker")
         else:
             fleet.start("project", "project", "--poll-ms", "5")
             fleet.start("changes", "changes", "publish", "--poll-ms", "5")
         fleet.start("subscriber", "subscriber", str(tmp / "sub.json"), command=_SELF)
         await wait_until(lambda: fleet.received() >= 1, 60, fleet, "v1's rebuilt notice")
+        fleet.start("probe", "probe", str(fleet.version_dir), str(tmp / "probe.json"), command=_SELF)
         events = list(simulate(int(rate * secs) + burst, seed=42))
         n_events, half = int(rate * secs), burst // 2
         sent: dict[str, float] = {}
@@ -303,6 +304,7 @@ async def one_run(tmp: Path, rate: float, secs: float, burst: int, layout: str) 
         cpu["producer"] = _cpu_secs(os.getpid(), tree=False) - cpu_before["producer"]
         target = n_events
         await wait_until(delivered, 300, fleet, "the sustained phase to be delivered")
+        fleet.stop("probe")
 
         # Phase 2: an unpaced burst with every stage running.
         phase2_start = time.time()
@@ -348,9 +350,45 @@ async def one_run(tmp: Path, rate: float, secs: float, burst: int, layout: str) 
     results["pipeline_change_throughput"] = received / (burst_times[-1] - phase2_start)
     results["publisher_change_throughput"] = backlog / (times[-1] - phase3_start)
     results["backlog_changes"] = backlog
+    results |= _breakdown(tmp, [e.event_id for e in events[:n_events] if sent[e.event_id] >= warm],
+                          sent, data, json.loads((tmp / "probe.json").read_text()))
     for name, secs_used in cpu.items():
         results[f"cpu_{name}"] = secs_used / n_events * 1e6
     return results
+
+
+def _breakdown(tmp: Path, event_ids: list[str], sent: dict[str, float], data: dict,
+               marks: list[list[float]]) -> dict[str, float]:
+    """Median and p99 of each stage: sent -> logged -> applied -> stored in GRAPH -> received.
+
+    ``logged`` is the log row's ``recorded_at`` (taken just before the commit),
+    ``applied`` the first checkpoint probe at or past the event's position (1 ms
+    resolution), ``stored`` the GRAPH stream's timestamp of the event's first change.
+    """
+    with EventLog(tmp / "data" / "log.db", readonly=True) as event_log:
+        rows = {event_id: (position, datetime.fromisoformat(recorded.replace("Z", "+00:00")).timestamp())
+                for position, event_id, recorded in event_log.db.execute(
+                    "SELECT position, event_id, recorded_at FROM events")}
+    times = [t for t, _ in marks]
+    checkpoints = [int(c) for _, c in marks]
+    stages: dict[str, list[float]] = {"ingest": [], "project": [], "publish": [], "deliver": []}
+    for event_id in event_ids:
+        if event_id not in data["first_seen"] or event_id not in rows:
+            continue
+        position, logged = rows[event_id]
+        i = bisect.bisect_left(checkpoints, position)
+        if i == len(checkpoints):
+            continue
+        applied, stored = times[i], data["stored"][event_id]
+        stages["ingest"].append(logged - sent[event_id])
+        stages["project"].append(applied - logged)
+        stages["publish"].append(stored - applied)
+        stages["deliver"].append(data["first_seen"][event_id] - stored)
+    out = {}
+    for stage, values in stages.items():
+        out[f"stage_{stage}_p50"] = percentile([v * 1000 for v in values], 50)
+        out[f"stage_{stage}_p99"] = percentile([v * 1000 for v in values], 99)
+    return out
 
 
 def main() -> None:
@@ -360,14 +398,14 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=60_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--layout", choices=["worker", "processes"], default="worker")
-    parser.add_argument("--role", choices=["worker", "subscriber"], help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=["subscriber", "probe"], help=argparse.SUPPRESS)
     parser.add_argument("role_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.role == "worker":
-        run_worker()
-        return
     if args.role == "subscriber":
         run_subscriber(Path(args.role_args[0]))
+        return
+    if args.role == "probe":
+        run_probe(Path(args.role_args[0]), Path(args.role_args[1]))
         return
     runs = []
     for _ in range(args.runs):
@@ -381,6 +419,7 @@ def main() -> None:
              "change_rate_at_rate": "changes/s", "pipeline_change_throughput": "changes/s",
              "publisher_change_throughput": "changes/s", "backlog_changes": "changes"}
     units |= {name: "us/event" for name in runs[0] if name.startswith("cpu_")}
+    units |= {name: "ms" for name in runs[0] if name.startswith("stage_")}
     for name, unit in units.items():
         figure(name, statistics.median(r[name] for r in runs), unit)
     figure("runs", len(runs), "runs")

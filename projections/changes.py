@@ -7,6 +7,10 @@ big-endian). A publisher reads the table in key order and publishes record
 ``n`` with ``Nats-Msg-Id = graph@v<version>:<n>``. A version being rebuilt
 writes none (invariant 8); its promotion writes one ``rebuilt`` record.
 
+Records the change publisher has had acknowledged may be deleted (oldest
+first); ``meta[OUTBOX_PRUNED]`` is then the last sequence deleted, so a
+reader that finds nothing at ``watermark + 1`` knows why.
+
 A record is a msgpack map::
 
     {"seq": 17, "position": 1234, "kind": "node_upserted",
@@ -29,8 +33,10 @@ import msgspec
 from .keys import format_key, key_type, pack_int
 from .ontology import EDGE_TYPES
 
-__all__ = ["KINDS", "encode_changes", "decode_record", "rebuilt_record"]
+__all__ = ["KINDS", "OUTBOX_PRUNED", "encode_changes", "decode_record", "rebuilt_record"]
 
+#: meta key: the last outbox sequence deleted after publishing (0: none)
+OUTBOX_PRUNED = b"outbox_pruned"
 #: change kind code (see ``overlay``) -> name
 KINDS = ("node_upserted", "node_deleted", "edge_added", "edge_updated", "edge_removed")
 _EDGE_NAMES = {e.code: e.name for e in EDGE_TYPES}

@@ -7,7 +7,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -49,7 +48,7 @@ def start_projection(settings) -> None:
 
 def append_events(settings, events, *, traced: set[int] = frozenset()) -> int:
     """Append events; those whose index is in ``traced`` carry a traceparent. Returns the head."""
-    rows = [accepted(e) if i not in traced else replace(accepted(e), traceparent=traceparent(i))
+    rows = [accepted(e) if i not in traced else accepted(e)._replace(traceparent=traceparent(i))
             for i, e in enumerate(events)]
     with EventLog(settings.log_path, sync="normal") as event_log:
         return event_log.append(rows).head

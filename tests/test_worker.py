@@ -1,4 +1,4 @@
-"""The worker process: dramatiq actors over JetStream keep the graph current and publish changes."""
+"""The worker process: the graph kept current and its changes published, woken without the broker."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ import subprocess
 import time
 
 import pytest
+from test_changes_support import append_events, graph_settings, start_projection, workload
 
 from ops.embedded import free_port
-from tests.conftest import fleet_cmd, settings_env
-from workers.nats import connect
+from ops.wiring import change_publisher
+from projections.versions import Versions
+from tests.conftest import fleet_cmd, settings_env, wait_for
+from workers.changes_outbox import OutboxReader
+from workers.nats import LOG_APPENDED_SUBJECT, connect
+from workers.runtime import RuntimeConfig, WorkerRuntime
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +82,51 @@ def test_worker_builds_applies_and_publishes_from_a_live_stream(settings):
         for proc in (worker, ingest):
             proc.wait(30)
     assert worker.returncode == 0, worker.stderr.read().decode()[-3000:]
+
+
+def _runtime(s, *, poll_secs: float) -> WorkerRuntime:
+    """A worker runtime (no dramatiq) whose projector and publisher poll every ``poll_secs``."""
+    config = RuntimeConfig(log_path=s.log_path, projections_dir=s.projections_dir, nats_url=s.nats_url,
+                           poll_interval_secs=poll_secs, heartbeat_interval_secs=60)
+    return WorkerRuntime(config, publisher_factory=lambda nc: change_publisher(
+        nc, s, poll_ms=round(poll_secs * 1000)))
+
+
+def _published_up_to_the_head(runtime: WorkerRuntime, head: int, *, timeout: float) -> None:
+    async def done() -> bool:
+        reader = OutboxReader(Versions(runtime.config.projections_dir).path(1))
+        try:
+            outbox = reader.head()
+        finally:
+            reader.close()
+        return runtime.projector.stats.position == head and runtime.publisher.stats.watermark == outbox
+
+    asyncio.run(wait_for(done, timeout=timeout))
+
+
+@pytest.mark.parametrize("notified", [True, False], ids=["notified", "polled"])
+def test_the_runtime_applies_and_publishes_on_a_notification_or_by_polling(settings, notified):
+    """fleet.log.appended wakes the projector and its commit wakes the publisher in-process (the
+    polls are a minute apart); without notifications, polling alone gets there too."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(200))
+    runtime = _runtime(s, poll_secs=60 if notified else 0.05)
+    runtime.start()
+    try:
+        _published_up_to_the_head(runtime, 200, timeout=30)  # the first pass runs at start
+        head = append_events(s, workload(300, start=200))
+        if notified:
+            async def notify() -> None:
+                nc = await connect(s.nats_url, name="test")
+                await nc.publish(LOG_APPENDED_SUBJECT, b"%d" % head)
+                await nc.close()
+
+            asyncio.run(notify())
+        _published_up_to_the_head(runtime, head, timeout=10)
+        state, details = runtime.health()
+    finally:
+        runtime.stop()
+    projection = details["projections"][0]
+    assert state == "ok" and projection["lag"] == 0 and details["changes"]["backlog"] == 0
+    assert (projection["wakes"]["notified"] >= 1) == notified and projection["wakes"]["commits"] >= 2

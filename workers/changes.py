@@ -120,7 +120,7 @@ class ChangePublisher:
             "projection": self.projection, "version": s.version, "watermark": s.watermark,
             "head": s.head, "backlog": s.backlog, "progress_at": self._shared.progress_at,
             "published": s.published, "duplicates": s.duplicates, "errors": s.errors,
-            "last_error": s.last_error, "waiting_on": s.waiting_on,
+            "last_error": s.last_error, "waiting_on": s.waiting_on, "delay_ms": s.delay_ms,
         })
 
     @property
@@ -143,6 +143,8 @@ class ChangePublisher:
         failures = 0
         log.info("change publisher started", extra={"projection": self.projection,
                                                     "stream": self.stream.name})
+        stopper = asyncio.ensure_future(stop.wait())
+        stopper.add_done_callback(lambda _: self._wake.set())
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -162,16 +164,23 @@ class ChangePublisher:
                         self._ready = False  # the stream is gone: create it again
                 if until_drained and failures == 0 and self.drained:
                     break
-                waiters = [asyncio.ensure_future(self._wake.wait()),
-                           asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters:
-                    w.cancel()
+                await self._idle(delay)
         finally:
+            stopper.cancel()
             await self.close()
         log.info("change publisher stopped", extra={"published": self.stats.published,
                                                     "duplicates": self.stats.duplicates})
         return self.stats
+
+    async def _idle(self, delay: float) -> None:
+        """Wait for :meth:`notify` (or ``stop``) at most ``delay`` seconds: the poll."""
+        assert self._wake is not None
+        if self._wake.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
 
     async def close(self) -> None:
         """Release the ack subscription, the outbox environments and the log."""
@@ -194,7 +203,9 @@ class ChangePublisher:
                 continue
             sealed = lane.active or await asyncio.to_thread(is_sealed, lane.path)
             try:
-                publisher = await asyncio.to_thread(self._lane_publisher, lane)
+                publisher = self._lane_publishers.get(lane.version)
+                if publisher is None or publisher.lane != lane:  # opening an environment: off the loop
+                    publisher = await asyncio.to_thread(self._lane_publisher, lane)
                 while True:
                     n = await publisher.round()
                     total += n

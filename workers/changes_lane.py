@@ -8,12 +8,12 @@ decides which lane goes when; the protocol is described there.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from nats.aio.client import Client
@@ -37,7 +37,22 @@ _published = meter.create_counter("fleet.changes.published", unit="{change}",
                                   description="Changes acknowledged by JetStream, by outcome")
 _round_ms = meter.create_histogram("fleet.changes.publish.duration", unit="ms",
                                    description="Latency of one publish round (read, publish, all acks)")
+_delay_ms = meter.create_histogram("fleet.changes.delay", unit="ms",
+                                   description="Log commit of a round's oldest causing event -> JetStream's"
+                                               " ack of its change")
 _IN_CHUNK = 500
+
+
+@dataclass
+class _Round:
+    """What one round publishes: outbox records and their causes in the log."""
+
+    head: int
+    floor: int
+    records: list[dict]
+    causes: dict[int, tuple[str, str]] = field(default_factory=dict)
+    parents: dict[int, str] = field(default_factory=dict)
+    recorded_at: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +83,7 @@ class ChangesStats:
     backlog: int = 0
     last_error: str | None = None
     waiting_on: str | None = None
+    delay_ms: float | None = None  # of the last round: log commit -> JetStream ack
 
 
 @dataclass
@@ -138,25 +154,30 @@ class LanePublisher:
             self._file.close()
             self._file = None
 
-    def _read(self) -> tuple[int, list[dict], dict[int, tuple], dict[int, str]]:
-        """(head, records, causes, traceparents) of the next round, in a worker thread."""
-        watermark = self.watermark
-        head, records = self.reader.read(watermark, self.shared.config.batch_max)
+    def _read(self) -> _Round:
+        """The next round's records and what the log says about their causes.
+
+        Runs on the event loop: an LMDB cursor walk and two indexed SQLite
+        queries, bounded by ``batch_max``, cost less than a hop to a worker
+        thread for the few records of a live round.
+        """
+        head, floor, records = self.reader.read(self.watermark, self.shared.config.batch_max)
+        start = max(self.watermark, floor)
         for i, record in enumerate(records):
-            if record.get("seq") != watermark + 1 + i:
+            if record.get("seq") != start + 1 + i:
                 log.error("outbox is not dense; publishing stops before the gap",
                           extra={"projection": self.shared.projection, "version": self.lane.version,
-                                 "expected_seq": watermark + 1 + i, "found": record.get("seq")})
+                                 "expected_seq": start + 1 + i, "found": record.get("seq")})
                 records = records[:i]
                 break
         positions = sorted({r["position"] for r in records
                             if r.get("position") and r.get("kind") != "rebuilt" and not r.get("diff")})
-        causes, parents = {}, {}
+        batch = _Round(head, floor, records)
         if positions:
             event_log = self.shared.event_log()
-            causes = _causes(event_log, positions)
-            parents = event_log.traceparents(positions[0], positions[-1])
-        return head, records, causes, parents
+            batch.causes, batch.recorded_at = _causes(event_log, positions)
+            batch.parents = event_log.traceparents(positions[0], positions[-1])
+        return batch
 
     async def _fence(self) -> str | None:
         """The id the stream's last change must have before ``watermark + 1`` goes out."""
@@ -169,9 +190,10 @@ class LanePublisher:
 
     async def round(self) -> int:
         """Publish the next batch; returns how far the watermark moved."""
-        head, records, causes, parents = await asyncio.to_thread(self._read)
+        batch = self._read()
+        records, causes, parents = batch.records, batch.causes, batch.parents
         shared, version = self.shared, self.lane.version
-        self.head = head
+        self.head = batch.head
         if not records:
             return 0
         # A short batch reached the head: what the projector writes meanwhile comes with
@@ -181,6 +203,7 @@ class LanePublisher:
         if self.watermark == 0 and (skip := self._already_stored(expected)):
             self.more = True
             return self._advance(skip, expected or "", skipped=True)
+        jumped = self._jump_to_floor(batch.floor)
         started = time.perf_counter()
         sender = shared.sender
         sender.begin()
@@ -205,7 +228,26 @@ class LanePublisher:
                               ack=i == last or (i + 1) % ack_every == 0)
             expected = msg_id
         acks = await sender.flush()
-        return await self._settle(records, acks, spans, started)
+        moved = await self._settle(records, acks, spans, started)
+        if moved and batch.recorded_at is not None:
+            self._record_delay(batch.recorded_at)
+        return jumped + moved
+
+    def _jump_to_floor(self, floor: int) -> int:
+        """Move a watermark that is below the pruned floor up to it (the watermark file was lost)."""
+        if self.watermark >= floor:
+            return 0
+        log.warning("watermark is below the pruned outbox; moving it up to the floor (published before)",
+                    extra={"projection": self.shared.projection, "version": self.lane.version,
+                           "watermark": self.watermark, "floor": floor})
+        return self._advance(floor, change_msg_id(self.shared.projection, self.lane.version, floor),
+                             skipped=True)
+
+    def _record_delay(self, recorded_at: str) -> None:
+        """Log commit of the round's oldest cause -> JetStream's ack of its change."""
+        delay_ms = (time.time() - datetime.fromisoformat(recorded_at).timestamp()) * 1000
+        self.shared.stats.delay_ms = round(delay_ms, 3)
+        _delay_ms.record(delay_ms, {"projection": self.shared.projection, "version": self.lane.version})
 
     def _already_stored(self, last_id: str | None) -> int:
         """The sequence the stream already holds for this version (0 if none)."""
@@ -296,21 +338,26 @@ class LanePublisher:
 
 
 
-def _causes(event_log: EventLog, positions: list[int]) -> dict[int, tuple[str, str]]:
-    """``position -> (event_id, occurred_at)`` for the given log positions."""
+def _causes(event_log: EventLog, positions: list[int]) -> tuple[dict[int, tuple[str, str]], str]:
+    """``position -> (event_id, occurred_at)`` for the given (sorted) log positions, and
+    the ``recorded_at`` of the first."""
     found: dict[int, tuple[str, str]] = {}
+    recorded_at = ""
     for i in range(0, len(positions), _IN_CHUNK):
         chunk = positions[i:i + _IN_CHUNK]
         marks = ",".join("?" * len(chunk))
-        for position, event_id, occurred_at in event_log.db.execute(
-            f"SELECT position, event_id, occurred_at FROM events WHERE position IN ({marks})", chunk
+        for position, event_id, occurred_at, recorded in event_log.db.execute(
+            f"SELECT position, event_id, occurred_at, recorded_at FROM events WHERE position IN ({marks})",
+            chunk,
         ):
             found[position] = (event_id, occurred_at)
+            if position == positions[0]:
+                recorded_at = recorded
     missing = len(positions) - len(found)
     if missing:
         raise NotFound(f"{missing} causing log positions are not in {event_log.path}"
                        f" (first asked: {positions[0]}) - is this the projection's log?")
-    return found
+    return found, recorded_at
 
 
 def _start_span(traceparent: str, record: dict, projection: str, version: int, msg_id: str,

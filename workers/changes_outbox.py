@@ -24,6 +24,12 @@ projector lets go of a version on its first step after the promotion, so
 until then it may still commit one last batch (with outbox records) to it.
 The publisher drains a retired version, checks that it is sealed, drains it
 once more, and only then moves on to the next lane.
+
+**Pruning**: the version's writer (the projector) deletes records at or
+below the watermark with :func:`prune_outbox`; the outbox's ``pruned`` floor
+(``meta[OUTBOX_PRUNED]``) says how far. Only acknowledged records go, so a
+reader whose watermark is below the floor (the watermark file was lost) may
+move it up to the floor: the stream holds those changes already.
 """
 
 from __future__ import annotations
@@ -34,14 +40,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from projections.changes import decode_record
+from projections.changes import OUTBOX_PRUNED, decode_record
+from projections.contract import parse_msg_id
 from projections.errors import StoreBusy, UnknownVersion
 from projections.keys import pack_int
 from projections.store import OUTBOX_SEQ, GraphStore
 from projections.versions import ACTIVE, RETIRED, Versions, WriterLock
 
 __all__ = ["Lane", "OutboxReader", "WATERMARK_FILE", "WatermarkFile", "is_sealed", "plan_lanes",
-           "read_watermark", "write_watermark"]
+           "prunable", "prune_outbox", "read_watermark", "write_watermark"]
 
 WATERMARK_FILE = "changes.published"
 
@@ -73,13 +80,33 @@ def plan_lanes(versions: Versions) -> list[Lane]:
     return retired + active
 
 
+def _read_record(version_dir: Path) -> dict:
+    try:
+        data = json.loads((Path(version_dir) / WATERMARK_FILE).read_text().strip() or "{}")
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_watermark(version_dir: Path) -> int:
     """The last published change sequence of a version (0 when none or unreadable)."""
     try:
-        data = json.loads((Path(version_dir) / WATERMARK_FILE).read_text().strip() or "{}")
-        return max(0, int(data["seq"]))
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return max(0, int(_read_record(version_dir)["seq"]))
+    except (ValueError, KeyError, TypeError):
         return 0
+
+
+def prunable(version_dir: Path) -> int:
+    """The watermark, when the file's ``seq`` and message id agree (else 0): what may be pruned.
+
+    The publisher rewrites the file in place while others read it; a read
+    torn between two writes shows a ``seq`` that disagrees with the id, so
+    it can never pass for a sequence JetStream has not acknowledged.
+    """
+    record = _read_record(version_dir)
+    parsed = parse_msg_id(record.get("msg_id"))
+    seq = record.get("seq")
+    return seq if parsed is not None and isinstance(seq, int) and parsed[2] == seq > 0 else 0
 
 
 class WatermarkFile:
@@ -154,23 +181,57 @@ class OutboxReader:
         with store.env.read() as txn:
             return store.meta_int(txn, OUTBOX_SEQ)
 
-    def read(self, after: int, limit: int) -> tuple[int, list[dict]]:
-        """``(head, records)``: up to ``limit`` records with ``seq > after``, in order."""
+    def floor(self) -> int:
+        """The last change sequence pruned (published, then deleted) from the outbox."""
+        store = self._require()
+        with store.env.read() as txn:
+            return store.meta_int(txn, OUTBOX_PRUNED)
+
+    def read(self, after: int, limit: int) -> tuple[int, int, list[dict]]:
+        """``(head, floor, records)``: up to ``limit`` records with ``seq > max(after, floor)``, in order.
+
+        ``floor`` is the last sequence pruned (records up to it are gone).
+        """
         store = self._require()
         records: list[dict] = []
         with store.env.read() as txn:
             head = store.meta_int(txn, OUTBOX_SEQ)
-            if head > after:
+            floor = store.meta_int(txn, OUTBOX_PRUNED)
+            start = max(after, floor)
+            if head > start:
                 cursor = txn.cursor(store.env.outbox)
-                if cursor.set_range(pack_int(after + 1)):
+                if cursor.set_range(pack_int(start + 1)):
                     for value in cursor.iternext(keys=False, values=True):
                         records.append(decode_record(value))
                         if len(records) >= limit:
                             break
-        return head, records
+        return head, floor, records
 
     def close(self) -> None:
         """Release the environment."""
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def prune_outbox(store: GraphStore, *, upto: int, limit: int) -> int:
+    """Delete outbox records with ``seq <= upto``, at most ``limit`` of them, oldest first.
+
+    One write transaction (nothing committed when there is nothing to
+    delete); only the version's writer may call it, and ``upto`` must not
+    pass the publisher's watermark (see :func:`prunable`). Returns the new
+    floor (the last sequence deleted so far).
+    """
+    with store.env.write() as txn:
+        floor = store.meta_int(txn, OUTBOX_PRUNED)
+        last = min(upto, floor + limit, store.meta_int(txn, OUTBOX_SEQ))
+        if last <= floor:
+            return floor
+        cursor = txn.cursor(store.env.outbox)
+        end = pack_int(last)
+        found = cursor.set_range(pack_int(floor + 1))
+        while found and (key := cursor.key()) and key <= end:  # keys are big-endian: bytes order
+            found = cursor.delete()
+        store.put_meta(txn, OUTBOX_PRUNED, last)
+        txn.commit()
+    return last

@@ -3,16 +3,32 @@
 ``Projector(log_path, projections_dir).run(stop)`` applies new log entries to
 the active version in batches (exactly once: state and checkpoint commit in
 one LMDB transaction), writing graph-change records to the version's outbox.
-It wakes on :meth:`Projector.notify` (the ingest worker or an actor calls it
-after a commit) and also polls the log head every ``poll_interval_ms``, so a
-lost notification only costs latency.
+The loop runs in one thread of its own (:meth:`Projector.serve`): it wakes on
+:meth:`Projector.notify` (thread-safe; the ingest worker's notification or a
+rebuild calls it) and also polls the log head every ``poll_interval_ms``, so
+a lost notification only costs latency. Each wake-up applies everything
+pending, so batches grow with the load by themselves (group commit) and no
+timer holds an entry back. After each commit, ``on_commit`` runs in the
+projector's thread: the worker wakes its change publisher with it, in-process.
+
+The live path pays a fixed cost per batch (an LMDB commit), so what can be
+known without I/O is kept in memory: the checkpoint (this projector is the
+version's only writer), the ACTIVE pointer (re-read only when the file
+changes) and the log head of a short batch (the batch's last position).
 
 When the code's projection version is not the active one (first start, or a
-deploy that bumped ``projections.ontology.VERSION``), the projector builds
-that version in a background thread from log position 0 while queries keep
-reading the old one, then promotes it and carries on with it. The old
-version's apply logic is not in this code, so the old version stops moving
-until the promotion. A version an operator rolled back from is left alone.
+deploy that bumped ``projections.ontology.VERSION``), the version is built
+from log position 0 while queries keep reading the old one, then promoted,
+and the projector carries on with it: in a background thread of its own, or,
+given ``request_rebuild``, by whoever that asks (the worker's
+``graph.rebuild`` actor). The old version's apply logic is not in this code,
+so the old version stops moving until the promotion. A version an operator
+rolled back from is left alone.
+
+Every ``outbox_prune_secs`` the projector deletes the outbox records the
+change publisher has had acknowledged (its watermark file), at most
+``outbox_prune_max`` per transaction (more at the next step when more are
+due), so the outbox stays small and no prune holds a batch up for long.
 
 Poison events (undecodable or unappliable) are recorded with their position
 and reason and skipped; ``fleet projections`` shows them.
@@ -22,22 +38,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from opentelemetry import metrics, propagate, trace
 
 from events.errors import FleetError, NotFound
 from events.log import EventLog
-from projections.applier import Applier, plan_rows
+from projections.applier import Applier, BatchResult, plan_rows
+from projections.changes import OUTBOX_PRUNED
 from projections.errors import StoreBusy
 from projections.lmdbenv import DEFAULT_MAP_SIZE
 from projections.ontology import NAME, VERSION
 from projections.rebuild import RebuildProgress, RebuildResult, rebuild
-from projections.store import GraphStore
+from projections.store import CHECKPOINT, GraphStore
 from projections.versions import BUILDING, READY, RETIRED, Versions, WriterLock
+
+from .changes_outbox import prunable, prune_outbox
 
 __all__ = ["Projector", "ProjectorConfig", "ProjectorStats", "run_rebuild"]
 
@@ -54,6 +75,8 @@ _rebuild_position = meter.create_gauge("fleet.projection.rebuild.position", unit
                                        description="Log position a running rebuild has reached")
 _rebuild_rate = meter.create_gauge("fleet.projection.rebuild.rate", unit="{event}/s",
                                    description="Events per second of a running rebuild")
+_pruned = meter.create_counter("fleet.changes.outbox.pruned", unit="{change}",
+                               description="Published outbox records deleted by the projector")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +85,9 @@ class ProjectorConfig:
 
     batch_max: int = 10_000
     poll_interval_ms: int = 200
-    auto_rebuild: bool = True
+    auto_rebuild: bool = True  # build a needed version in a thread of its own (without request_rebuild)
+    outbox_prune_secs: float = 0.5
+    outbox_prune_max: int = 5_000  # records deleted per transaction: a few ms, then the next batch
     rebuild_workers: int | None = None
     rebuild_batch_events: int = 20_000
     map_size: int = DEFAULT_MAP_SIZE
@@ -76,6 +101,7 @@ class ProjectorStats:
     poisoned: int = 0
     batches: int = 0
     outbox: int = 0
+    pruned: int = 0
     version: int | None = None
     position: int = 0
     head: int = 0
@@ -107,11 +133,18 @@ def run_rebuild(log_path: Path, projections_dir: Path, **kwargs) -> RebuildResul
 
 
 class Projector:
-    """Applies the log to the active projection version until stopped."""
+    """Applies the log to the active projection version until stopped.
+
+    ``on_commit(result)`` runs in the projector's thread after each batch it
+    committed; ``request_rebuild(version)`` (when given) is called,
+    from the same thread, whenever the code's version needs building, instead
+    of building it in a thread of the projector's own.
+    """
 
     def __init__(self, log_path: str | Path, projections_dir: str | Path,
                  config: ProjectorConfig = ProjectorConfig(), *, name: str = NAME,
-                 version: int = VERSION) -> None:
+                 version: int = VERSION, on_commit: Callable[[BatchResult], None] | None = None,
+                 request_rebuild: Callable[[int], object] | None = None) -> None:
         self.log_path = Path(log_path)
         self.projections_dir = Path(projections_dir)
         self.config = config
@@ -119,13 +152,17 @@ class Projector:
         self.version = version
         self.versions = Versions(self.projections_dir, name)
         self.stats = ProjectorStats()
+        self._on_commit = on_commit
+        self._request_rebuild = request_rebuild
         self._log: EventLog | None = None
-        self._head_log: EventLog | None = None
         self._store: GraphStore | None = None
         self._lock: WriterLock | None = None
         self._applier: Applier | None = None
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._checkpoint = 0
+        self._active = _ActivePointer(self.versions)
+        self._pruned_upto = 0
+        self._prune_at = 0.0
+        self._wake = threading.Event()
         self._rebuild: threading.Thread | None = None
         self._rebuild_stop = threading.Event()
         self._warned: set[str] = set()
@@ -134,45 +171,11 @@ class Projector:
 
     def notify(self) -> None:
         """Wake the projector now (thread-safe; new log entries were committed)."""
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None:
-            return
-        try:
-            loop.call_soon_threadsafe(wake.set)
-        except RuntimeError:
-            pass  # the loop is closed: the projector has stopped
-
-    def rebuild_needed(self) -> int | None:
-        """The version to build before this code can apply anything, or None.
-
-        For a caller that runs rebuilds itself (an actor) instead of the
-        projector's own background thread (``auto_rebuild=False``).
-        """
-        if self.versions.active() == self.version or self.rebuilding or self.stats.rebuild_error:
-            return None
-        return self.version if self._should_rebuild() else None
-
-    def pending(self) -> bool:
-        """Whether the log has entries past the last applied position (cheap, thread-safe).
-
-        Uses its own log connection and only the position the last
-        :meth:`step` recorded, so a poller thread may call it while another
-        thread steps.
-        """
-        if self._head_log is None:
-            try:
-                self._head_log = EventLog(self.log_path, readonly=True)
-            except NotFound:
-                return False
-        head = self._head_log.head
-        return head > self.stats.position and self.versions.active() == self.version
+        self._wake.set()
 
     def close(self) -> None:
         """Stop a background rebuild, release the version, its writer lock and the log."""
         self._shutdown()
-        if self._head_log is not None:
-            self._head_log.close()
-            self._head_log = None
 
     @property
     def rebuilding(self) -> bool:
@@ -182,26 +185,38 @@ class Projector:
     # -- the loop ------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, *, until_caught_up: bool = False) -> ProjectorStats:
-        """Apply batches until ``stop`` is set (or, with ``until_caught_up``, lag is 0)."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        """:meth:`serve` in a thread until ``stop`` is set (or, with ``until_caught_up``, lag is 0)."""
+        halt = threading.Event()
+
+        def on_stop(_: object) -> None:
+            halt.set()
+            self._wake.set()
+
+        watcher = asyncio.ensure_future(stop.wait())
+        watcher.add_done_callback(on_stop)
+        try:
+            return await asyncio.to_thread(self.serve, halt, until_caught_up=until_caught_up)
+        finally:
+            watcher.cancel()
+            on_stop(None)  # a cancelled run must not leave the thread behind
+
+    def serve(self, stop: threading.Event, *, until_caught_up: bool = False) -> ProjectorStats:
+        """Apply batches until ``stop`` is set (blocking: run it in a thread of its own).
+
+        Set :meth:`notify` as well as ``stop`` to end a wait at once.
+        """
         interval = self.config.poll_interval_ms / 1000
         log.info("projector started", extra={"projection": self.name, "code_version": self.version})
         try:
             while not stop.is_set():
                 self._wake.clear()
-                applied = await asyncio.to_thread(self.step)
+                applied = self.step()
                 if until_caught_up and self._caught_up():
                     break
-                if applied >= self.config.batch_max:
-                    continue
-                waiters = [asyncio.ensure_future(self._wake.wait()),
-                           asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters:
-                    w.cancel()
+                if applied < self.config.batch_max:
+                    self._wake.wait(interval)
         finally:
-            await asyncio.to_thread(self._shutdown)
+            self._shutdown()
         log.info("projector stopped", extra={"applied": self.stats.applied,
                                              "poisoned": self.stats.poisoned})
         return self.stats
@@ -226,26 +241,32 @@ class Projector:
         if not self._target():
             self.stats.head = event_log.head
             return 0
-        assert self._store is not None and self._applier is not None
-        checkpoint = self._store.checkpoint()
+        assert self._applier is not None
+        batch_max = self.config.batch_max
+        result = None
         with tracer.start_as_current_span("projector.batch") as span:
             started = time.perf_counter()
-            rows = next(event_log.read_payloads(checkpoint + 1, batch_size=self.config.batch_max), [])
+            rows = next(event_log.read_payloads(self._checkpoint + 1, batch_size=batch_max), [])
             if rows:
                 result = self._applier.apply(plan_rows(rows))
+                self._checkpoint = result.checkpoint
                 self._record(result, started, span)
-                checkpoint = result.checkpoint
                 _trace_applied(event_log, rows[0][0], rows[-1][0], self.stats.version)
-            head = event_log.head
-        self.stats.position, self.stats.head = checkpoint, head
-        _lag.set(max(0, head - checkpoint), {"projection": self.name, "version": self.stats.version})
+        # A short batch read up to the head: no second query to learn it.
+        head = event_log.head if len(rows) >= batch_max else self._checkpoint
+        self.stats.position, self.stats.head = self._checkpoint, head
+        _lag.set(max(0, head - self._checkpoint), {"projection": self.name, "version": self.stats.version})
+        if result is not None and self._on_commit is not None:
+            self._on_commit(result)
+        self._prune()
         return len(rows)
 
-    def _record(self, result, started: float, span) -> None:
+    def _record(self, result: BatchResult, started: float, span) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
         attrs = {"projection": self.name, "version": self.stats.version}
         span.set_attribute("projector.applied", result.applied)
         span.set_attribute("projector.checkpoint", result.checkpoint)
+        span.set_attribute("projector.outbox", result.outbox)
         _batch_ms.record(elapsed_ms, attrs)
         _events.add(result.applied, attrs | {"outcome": "applied"})
         self.stats.applied += result.applied
@@ -258,6 +279,26 @@ class Projector:
                                                     "event_id": poison.event_id,
                                                     "event_type": poison.event_type,
                                                     "reason": poison.reason})
+
+    def _prune(self) -> None:
+        """Delete outbox records the publisher has had acknowledged (time-gated, bounded)."""
+        now = time.monotonic()
+        if now < self._prune_at or self._store is None:
+            return
+        watermark = prunable(self._store.path)
+        if watermark <= self._pruned_upto:
+            self._prune_at = now + self.config.outbox_prune_secs
+            return
+        with tracer.start_as_current_span("projector.outbox.prune") as span:
+            floor = prune_outbox(self._store, upto=watermark, limit=self.config.outbox_prune_max)
+            span.set_attribute("changes.outbox.pruned_upto", floor)
+        if floor > self._pruned_upto:
+            _pruned.add(floor - self._pruned_upto, {"projection": self.name, "version": self.stats.version})
+            self.stats.pruned += floor - self._pruned_upto
+        self._pruned_upto = floor
+        # More than one transaction's worth waiting: go on at the next step.
+        if floor >= watermark:
+            self._prune_at = now + self.config.outbox_prune_secs
 
     # -- versions --------------------------------------------------------------
 
@@ -272,12 +313,15 @@ class Projector:
 
     def _target(self) -> bool:
         """Hold the store of the version to write; False when there is none right now."""
-        active = self.versions.active()
+        active = self._active.read()
         if active == self.version:
             return self._open(active)
         self._close_store()
-        if not self.rebuilding and self.config.auto_rebuild and self._should_rebuild():
-            self._start_rebuild()
+        if not self.rebuilding and self._should_rebuild():
+            if self._request_rebuild is not None:
+                self._request_rebuild(self.version)
+            elif self.config.auto_rebuild:
+                self._start_rebuild()
         return False
 
     def _should_rebuild(self) -> bool:
@@ -307,6 +351,11 @@ class Projector:
         self._store = GraphStore(path, map_size=self.config.map_size)
         self._applier = Applier(self._store, precise=True, strict=False, outbox=True,
                                 describe=self._describe)
+        # The writer lock makes this the only writer of the checkpoint from here on.
+        with self._store.env.read() as txn:
+            self._checkpoint = self._store.meta_int(txn, CHECKPOINT)
+            self._pruned_upto = self._store.meta_int(txn, OUTBOX_PRUNED)
+        self._prune_at = 0.0
         self.stats.version = version
         log.info("projector writing version", extra={"projection": self.name, "version": version})
         return True
@@ -366,6 +415,27 @@ class Projector:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, extra=extra)
+
+
+class _ActivePointer:
+    """The ACTIVE pointer, re-read only when its file changed (it is replaced, never rewritten)."""
+
+    def __init__(self, versions: Versions) -> None:
+        self._versions = versions
+        self._path = versions.root / "ACTIVE"
+        self._seen: tuple[int, int] | None = None
+        self._value: int | None = None
+
+    def read(self) -> int | None:
+        """The active version (None before the first promotion)."""
+        try:
+            st = os.stat(self._path)
+            seen: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            seen = None
+        if seen is None or seen != self._seen:
+            self._value, self._seen = self._versions.active(), seen
+        return self._value
 
 
 def _trace_applied(event_log: EventLog, first: int, last: int, version: int | None) -> None:

@@ -1,12 +1,23 @@
 """What the ``worker`` process's actors run on: the projector and the change publisher.
 
-:class:`WorkerRuntime` owns one :class:`~workers.projector.Projector` (its
-apply step is serialised by a lock, so any number of dramatiq threads may
-deliver ``graph.apply``), an asyncio loop thread for the NATS side (change
-publisher, heartbeat, log notifications), and a poller. The projector is
-woken two ways, never only one: a ``fleet.log.appended`` notification that
-the ingest worker publishes after each commit, and polling of the log head
-every ``poll_interval_secs``.
+:class:`WorkerRuntime` owns one :class:`~workers.projector.Projector`, run
+by a thread of its own (``worker-projector``), and an asyncio loop thread
+(``worker-nats``) for the NATS side: the change publisher's loop, the
+heartbeat and the log notifications. The live path never goes through the
+broker, since a wake-up needs no durability (the log and the outbox are the
+durable state, and both loops poll):
+
+* the ingest worker publishes ``fleet.log.appended`` (core NATS) after each
+  commit: the projector wakes and applies everything pending;
+* after each batch that wrote change records, the projector wakes the
+  publisher in-process (its ``on_commit`` hook);
+* both also poll: the projector the log head every ``poll_interval_secs``,
+  the publisher the outboxes every ``ChangesConfig.poll_interval_ms``.
+
+The broker carries what is worth a durable message: ``graph.rebuild``, sent
+when the projector finds that the code's version must be built. The
+``graph.apply`` and ``graph.publish_changes`` actors wake the two loops, so
+any process can nudge the worker through the broker.
 """
 
 from __future__ import annotations
@@ -15,12 +26,12 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from events.errors import FleetError
-
+from projections.applier import BatchResult
 from projections.query import GraphReader
 
 from .heartbeat import Heartbeat
@@ -31,6 +42,7 @@ __all__ = ["RuntimeConfig", "WorkerRuntime"]
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, kw_only=True)
 class RuntimeConfig:
     """Where the worker's parts live and how often it looks."""
@@ -39,9 +51,16 @@ class RuntimeConfig:
     projections_dir: Path
     nats_url: str
     projector: ProjectorConfig = ProjectorConfig()
-    poll_interval_secs: float = 0.2
-    apply_batches_per_message: int = 20
+    poll_interval_secs: float = 0.2  # the projector's log poll (its config's own is replaced)
     heartbeat_interval_secs: float = 2.0
+
+
+@dataclass
+class _Wakes:
+    """How the live loops were woken (health details)."""
+
+    notified: int = 0  # fleet.log.appended or graph.apply
+    commits: int = 0  # projector batches that woke the publisher
 
 
 class WorkerRuntime:
@@ -50,8 +69,10 @@ class WorkerRuntime:
     def __init__(self, config: RuntimeConfig, *, metrics: Callable[[], dict] | None = None,
                  publisher_factory: Callable[[Any], Any] | None = None) -> None:
         self.config = config
-        self.projector = Projector(config.log_path, config.projections_dir, config.projector)
-        self._apply_lock = threading.Lock()
+        projector_config = replace(config.projector,
+                                   poll_interval_ms=round(config.poll_interval_secs * 1000))
+        self.projector = Projector(config.log_path, config.projections_dir, projector_config,
+                                   on_commit=self._on_commit, request_rebuild=self._request_rebuild)
         self._rebuilding: set[int] = set()
         self._metrics = metrics
         self._publisher_factory = publisher_factory
@@ -59,29 +80,27 @@ class WorkerRuntime:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="worker-nats", daemon=True)
         self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name="worker-poller", daemon=True)
-        self._wakeup = threading.Event()
+        self._projector_thread = threading.Thread(target=self.projector.serve, args=(self._stop,),
+                                                  name="worker-projector", daemon=True)
+        self._publisher_stop: asyncio.Event | None = None
+        self._publisher_task: asyncio.Task | None = None
         self._nc = None
         self._heartbeat: Heartbeat | None = None
+        self._wakes = _Wakes()
         self.actors = None  # set by the process after declare_actors()
         self._progress_at = time.time()
 
-    # -- work the actors call ------------------------------------------------
+    # -- what the actors and the hooks call --------------------------------------
 
-    def apply(self) -> bool:
-        """Apply up to N batches; True when the projection is still behind."""
-        with self._apply_lock:
-            for _ in range(self.config.apply_batches_per_message):
-                applied = self.projector.step()
-                if applied:
-                    self._progress_at = time.time()
-                if self.projector.stats.lag == 0 or not applied:
-                    break
-            # No rebuild before the log exists: there would be nothing to build from.
-            needed = self.projector.rebuild_needed() if self.config.log_path.exists() else None
-        if needed is not None and self.actors is not None:
-            self.actors.request_rebuild(needed)
-        return self.projector.stats.lag > 0 and needed is None
+    def apply(self) -> None:
+        """Have the projector apply what is pending now (thread-safe: wakes its thread)."""
+        self._wakes.notified += 1
+        self.projector.notify()
+
+    def publish(self) -> None:
+        """Have the change publisher drain the outboxes now (thread-safe: wakes its loop)."""
+        if self.publisher is not None:
+            self.publisher.notify()
 
     def rebuild(self, version: int) -> None:
         """Build ``version`` from the log, resumably, and promote it."""
@@ -98,22 +117,27 @@ class WorkerRuntime:
             raise
         finally:
             self._rebuilding.discard(version)
+            self.projector.notify()  # promoted: the projector takes the new version over now
 
-    def publish(self) -> bool:
-        """Drain the outbox once; True when records remain."""
-        if self.publisher is None:
-            return False
-        future = asyncio.run_coroutine_threadsafe(self.publisher.publish_pending(), self._loop)
-        future.result()
-        return not self.publisher.drained
+    def _on_commit(self, result: BatchResult) -> None:
+        """The projector committed a batch: wake the publisher in-process if it wrote changes."""
+        self._progress_at = time.time()
+        if result.outbox:
+            self._wakes.commits += 1
+            self.publish()
+
+    def _request_rebuild(self, version: int) -> None:
+        # No rebuild before the log exists: there would be nothing to build from.
+        if self.actors is not None and self.config.log_path.exists():
+            self.actors.request_rebuild(version)
 
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
-        """Connect to NATS, start the heartbeat, the notification listener and the poller."""
+        """Connect to NATS; start the heartbeat, the publisher, the log listener and the projector."""
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start_nats(), self._loop).result()
-        self._poller.start()
+        self._projector_thread.start()
 
     async def _start_nats(self) -> None:
         self._nc = await connect(self.config.nats_url, name="fleet-worker", wait_for_server_secs=30)
@@ -121,40 +145,27 @@ class WorkerRuntime:
         if self._publisher_factory is not None:
             self.publisher = self._publisher_factory(self._nc)
             await self.publisher.setup()
+            self._publisher_stop = asyncio.Event()
+            self._publisher_task = asyncio.create_task(self.publisher.run(self._publisher_stop),
+                                                       name="change-publisher")
         self._heartbeat = Heartbeat(self._nc.jetstream(), "worker", self.health, self._metrics,
                                     interval_secs=self.config.heartbeat_interval_secs)
         self._heartbeat.start()
 
     async def _on_appended(self, msg) -> None:
-        self._wakeup.set()
-
-    def _poll(self) -> None:
-        seen_outbox = -1
-        while not self._stop.is_set():
-            self._wakeup.wait(self.config.poll_interval_secs)
-            self._wakeup.clear()
-            if self.actors is None:
-                continue
-            try:
-                if self.projector.pending() or (self.config.log_path.exists()
-                                                and self.projector.rebuild_needed() is not None):
-                    self.actors.request_apply()
-                outbox = self.projector.stats.outbox
-                if self.publisher is not None and (not self.publisher.drained or outbox != seen_outbox):
-                    seen_outbox = outbox
-                    self.actors.request_publish()
-            except Exception as e:  # the broker away: keep polling, health shows it
-                log.warning("poll failed", extra={"error": repr(e)})
-                time.sleep(1)
+        self.apply()
 
     def stop(self) -> None:
-        """Stop polling, write a last heartbeat, close NATS and the projector."""
+        """Stop the projector and the publisher, write a last heartbeat, close NATS."""
         self._stop.set()
-        self._wakeup.set()
-        if self._poller.is_alive():
-            self._poller.join(10)
+        self.projector.notify()
+        if self._projector_thread.is_alive():
+            self._projector_thread.join(30)
 
         async def close() -> None:
+            if self._publisher_task is not None and self._publisher_stop is not None:
+                self._publisher_stop.set()
+                await self._publisher_task
             if self._heartbeat is not None:
                 await self._heartbeat.stop()
             if self._nc is not None:
@@ -164,8 +175,6 @@ class WorkerRuntime:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(30)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
-        with self._apply_lock:
-            self.projector.close()
 
     # -- health --------------------------------------------------------------
 
@@ -191,6 +200,8 @@ class WorkerRuntime:
             "checkpoint": checkpoint if version is not None else None,
             "head": stats.head, "lag": max(0, stats.head - (checkpoint or 0)),
             "progress_at": self._progress_at, "poisoned": stats.poisoned,
+            "batches": stats.batches, "outbox": stats.outbox, "pruned": stats.pruned,
+            "wakes": {"notified": self._wakes.notified, "commits": self._wakes.commits},
         }]
         if version is None and self._rebuilding:
             projections = []  # nothing active yet: the first version is being built

@@ -186,9 +186,10 @@ def tail_cmd(settings: Settings, projection: str, from_seq: int | None, from_sta
 @json_option
 @click.pass_obj
 def status_cmd(settings: Settings, projection: str, as_json: bool) -> None:
-    """Per version: outbox head, publisher watermark, unpublished backlog.
+    """Per version: outbox head, publisher watermark, unpublished backlog, pruned floor.
 
     Building and ready versions are listed but never published (they emit nothing).
+    Records up to the pruned floor were published and then deleted by the projector.
 
     \b
     Example:
@@ -203,10 +204,10 @@ def status_cmd(settings: Settings, projection: str, as_json: bool) -> None:
         try:
             reader = OutboxReader(info.path)
         except Exception:  # noqa: BLE001 - a version without an environment yet
-            row.update(head=0, backlog=0)
+            row.update(head=0, pruned=0, backlog=0)
         else:
             try:
-                row["head"] = reader.head()
+                row["head"], row["pruned"] = reader.head(), reader.floor()
             finally:
                 reader.close()
             row["backlog"] = max(0, row["head"] - row["watermark"]) if row["published"] else 0
@@ -217,10 +218,10 @@ def status_cmd(settings: Settings, projection: str, as_json: bool) -> None:
     if not rows:
         click.echo(f"no versions of {projection} under {settings.projections_dir}")
         return
-    click.echo(f"{'version':<9}{'state':<10}{'head':>10}{'watermark':>11}{'backlog':>9}")
+    click.echo(f"{'version':<9}{'state':<10}{'head':>10}{'watermark':>11}{'backlog':>9}{'pruned':>10}")
     for r in rows:
         click.echo(f"{'v' + str(r['version']):<9}{r['state']:<10}{r['head']:>10}{r['watermark']:>11}"
-                   f"{r['backlog']:>9}")
+                   f"{r['backlog']:>9}{r['pruned']:>10}")
 
 
 def register(cli: click.Group) -> None:
