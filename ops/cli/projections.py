@@ -97,12 +97,10 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
         click.echo("", err=True)
     summary = result.as_dict()
     if emit_diff and result.promoted:
-        from dataclasses import asdict
-
         from workers.changes_diff import emit_diff as append_diff
 
-        summary["diff"] = asdict(append_diff(settings.projections_dir, projection=projection,
-                                             version=result.version))
+        summary["diff"] = append_diff(settings.projections_dir, projection=projection,
+                                      version=result.version).as_dict()
     if as_json:
         echo_json(summary)
         return
