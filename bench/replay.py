@@ -11,7 +11,8 @@ peak RSS is that phase's own:
 * live apply (the projector's path: precise, outbox records) events/s;
 * peak RSS of the rebuild (main process and planner processes).
 
-Prints one ``name: value unit`` line per figure (medians over ``--runs``)
+Prints one ``name: value unit`` line per figure (medians over ``--runs``,
+with the range when there are several), the load average before and after,
 and removes the temporary directory.
 """
 
@@ -86,13 +87,11 @@ def phase_rebuild(log_path: Path, proj: Path, workers: int | None, batch: int) -
 
 
 def phase_live(log_path: Path, proj: Path, batch: int, limit: int) -> dict:
-    import gc
-
+    # The collector stays on, as in the projector (its batches pause it themselves).
     from events.log import EventLog
     from projections.applier import Applier, plan_rows
     from projections.store import GraphStore
 
-    gc.disable()
     shutil.rmtree(proj, ignore_errors=True)
     n = 0
     with GraphStore(proj / "live", create=True) as store, EventLog(log_path, readonly=True) as event_log:
@@ -137,32 +136,40 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     try:
         log_path, proj = tmp / "log.db", tmp / "projections"
         build_secs = build_log(log_path, args.events)
         common = ["--log", str(log_path), "--proj", str(proj)]
         workers = ["--workers", str(args.workers)] if args.workers is not None else []
-        scans = [_child("scan", *common)["events_per_sec"] for _ in range(args.runs)]
+        scans = [_child("scan", *common) for _ in range(args.runs)]
         rebuilds = [_child("rebuild", *common, *workers, "--batch", str(args.batch))
                     for _ in range(args.runs)]
         lives = [_child("live", *common, "--live-batch", str(args.live_batch),
                         "--live-events", str(args.live_events)) for _ in range(args.runs)]
 
-        def med(rows, key):
-            return statistics.median(r[key] for r in rows)
+        def med(rows, key, fmt):
+            values = [r[key] for r in rows]
+            text = format(statistics.median(values), fmt)
+            if len(values) > 1:
+                text += f" ({format(min(values), fmt)}-{format(max(values), fmt)})"
+            return text
 
         print(f"events: {args.events} events")
         print(f"log build: {build_secs:.1f} s")
-        print(f"log scan+decode: {statistics.median(scans):,.0f} events/s")
-        print(f"rebuild bulk: {med(rebuilds, 'bulk_events_per_sec'):,.0f} events/s")
-        print(f"rebuild total: {med(rebuilds, 'total_secs'):.2f} s")
-        print(f"rebuild peak RSS main: {med(rebuilds, 'rss_main_mb'):.0f} MB")
-        print(f"rebuild peak RSS planner: {med(rebuilds, 'rss_planner_mb'):.0f} MB")
-        print(f"projection size: {med(rebuilds, 'db_mb'):.0f} MB")
-        print(f"live apply: {med(lives, 'events_per_sec'):,.0f} events/s")
-        print(f"live apply peak RSS: {med(lives, 'rss_mb'):.0f} MB")
+        print(f"log scan+decode: {med(scans, 'events_per_sec', ',.0f')} events/s")
+        print(f"rebuild bulk: {med(rebuilds, 'bulk_events_per_sec', ',.0f')} events/s")
+        print(f"rebuild total: {med(rebuilds, 'total_secs', '.2f')} s")
+        print(f"rebuild peak RSS main: {med(rebuilds, 'rss_main_mb', '.0f')} MB")
+        print(f"rebuild peak RSS planner: {med(rebuilds, 'rss_planner_mb', '.0f')} MB")
+        print(f"projection size: {med(rebuilds, 'db_mb', '.0f')} MB")
+        print(f"live apply: {med(lives, 'events_per_sec', ',.0f')} events/s")
+        print(f"live apply peak RSS: {med(lives, 'rss_mb', '.0f')} MB")
         print(f"cpus: {os.cpu_count()} cpus")
+        load_after = os.getloadavg()
+        print(f"load average: {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+              f" (1-minute; 5-minute {load_after[1]:.2f})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -20,7 +20,12 @@ Everything else of the form ``#N`` or ``path#N`` (a path has at least one
 code-like tokens (``abc#1``, ``&#12;``). Case is ignored.
 
 Pure and allocation-light: the projection runs it over every description,
-comment and commit message, so the patterns are compiled once, here.
+comment and commit message, so the patterns are compiled once, here, and run
+only where a reference can start: mentions from their ``#`` (a literal the
+engine skips to), closing phrases from where a keyword stem starts
+(``str.find`` on the lower-cased text; the rare text beyond ASCII is scanned
+whole). A scan trying the closing pattern at every position cost more than
+all the rest of the parse.
 """
 
 from __future__ import annotations
@@ -125,6 +130,42 @@ def _mentions(text: str) -> Iterator[tuple[int, str, str | None]]:
         # else a code-like token such as abc#1: no reference
 
 
+def _stem_starts(lowered: str, stems: tuple[str, ...]) -> list[int]:
+    """Every position where one of ``stems`` starts in ``lowered``, ascending."""
+    starts = []
+    for stem in stems:
+        at = lowered.find(stem)
+        while at >= 0:
+            starts.append(at)
+            at = lowered.find(stem, at + len(stem))
+    starts.sort()
+    return starts
+
+
+def _closings(text: str, grammar: Platform) -> Iterator[re.Match]:
+    """The closing phrases of ``text``, left to right and without overlap.
+
+    The same matches as ``finditer``, but the pattern is only tried where a
+    keyword stem starts. That is exact for ASCII text, whose lower-cased copy
+    keeps every position; other text, where case mapping may shift positions,
+    is scanned whole (when it holds a stem at all).
+    """
+    pattern, stems = _CLOSING[grammar], _STEMS[grammar]
+    lowered = text.lower()
+    if not text.isascii():
+        if any(stem in lowered for stem in stems):
+            yield from pattern.finditer(text)
+        return
+    end = 0
+    for start in _stem_starts(lowered, stems):
+        if start < end:
+            continue  # inside the previous phrase's list of references
+        closing = pattern.match(text, start)
+        if closing is not None:
+            end = closing.end()
+            yield closing
+
+
 def parse_references(text: str, *, platform: Platform | None = None) -> list[Reference]:
     """Every issue ``text`` closes or mentions, in order of first appearance.
 
@@ -152,12 +193,7 @@ def parse_references(text: str, *, platform: Platform | None = None) -> list[Ref
         if kind == "closes":
             seen[1] = "closes"
 
-    grammar = platform or "gitlab"
-    lowered = text.lower()
-    closings = (
-        _CLOSING[grammar].finditer(text) if any(stem in lowered for stem in _STEMS[grammar]) else ()
-    )
-    for closing in closings:
+    for closing in _closings(text, platform or "gitlab"):
         offset = closing.start("refs")
         for ref in _REF.finditer(closing.group("refs")):
             if ref.group("url_number") is not None:

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import mmap
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import lmdb
 import msgspec
@@ -34,7 +37,8 @@ from .errors import PoisonEvent, StoreError
 from .overlay import Overlay
 from .store import CHECKPOINT, GraphStore
 
-__all__ = ["Planned", "plan_rows", "Applier", "BatchResult"]
+__all__ = ["Planned", "plan_rows", "Applier", "BatchResult", "gc_paused", "mapped_bytes",
+           "MAPPED_BUDGET"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,11 @@ Planned = tuple
 
 # The log holds accepted events only; the size limit guards ingestion, not replay.
 _NO_LIMIT = 1 << 40
+#: Mapped file pages a bulk pass keeps before it unmaps the LMDB file. Reads
+#: land all over the file and the kernel maps up to 16 neighbouring pages per
+#: fault: unmapped every few thousand events, the file alone made 300 MB of
+#: RSS at a million events; unmapped more often, re-faulting costs time.
+MAPPED_BUDGET = 128 << 20
 _peek_decoder = msgspec.json.Decoder(dict)
 
 
@@ -58,6 +67,25 @@ def _peek(payload: str | bytes) -> tuple[str | None, str | None]:
 
 def plan_rows(rows: Sequence[tuple[int, str | bytes]]) -> list[Planned]:
     """Decode and apply each ``(position, payload)``; failures become poison markers."""
+    with gc_paused():
+        return _plan(rows)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector: a batch allocates hundreds of thousands of
+    acyclic objects, and collector passes over them cost up to half the time
+    (or more, over a large heap) while freeing nothing."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _plan(rows: Sequence[tuple[int, str | bytes]]) -> list[Planned]:
     out: list[Planned] = []
     append = out.append
     for position, payload in rows:
@@ -73,6 +101,22 @@ def plan_rows(rows: Sequence[tuple[int, str | bytes]]) -> list[Planned]:
             append((position, None, event.event_id, event.__struct_config__.tag,
                     f"{type(e).__name__}: {e}"))
     return out
+
+
+def mapped_bytes() -> int:
+    """This process's resident file-backed memory (the LMDB map, mostly); 0 if unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[2]) * mmap.PAGESIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _file_bytes(store: GraphStore) -> int:
+    try:
+        return os.stat(store.path / "data.mdb").st_size
+    except OSError:
+        return 0
 
 
 @dataclass
@@ -108,15 +152,8 @@ class Applier:
 
     def apply(self, planned: Sequence[Planned]) -> BatchResult:
         """Apply ``planned`` (consecutive positions) in one transaction."""
-        # A batch allocates hundreds of thousands of acyclic objects; collector
-        # passes over them cost about half the apply time and free nothing.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             return self._apply(planned)
-        finally:
-            if paused:
-                gc.enable()
 
     def _apply(self, planned: Sequence[Planned]) -> BatchResult:
         started = time.perf_counter()
@@ -171,10 +208,10 @@ class Applier:
                 )
             overlay = Overlay(store.reader(txn), precise=self.precise)
             poisons = []
-            release = self.release_pages
+            # Unmapping pays off once the file outgrows the budget; before, it only costs.
+            release = self.release_pages and _file_bytes(store) > MAPPED_BUDGET
             for n, item in enumerate(items):
-                if release and n & 4095 == 4095:
-                    # Reads land all over the file: keep the mapped (page-cache) part of RSS small.
+                if release and n & 127 == 127 and mapped_bytes() > MAPPED_BUDGET:
                     store.env.release_pages()
                 position = item[0]
                 if position in skip:
@@ -194,19 +231,20 @@ class Applier:
                     overlay.apply(mutations, position)
                 except Exception as e:  # noqa: BLE001 - see module docstring
                     raise _Poisoned(position, f"{type(e).__name__}: {e}") from e
-            if self.release_pages:
+            if release:
                 store.env.release_pages()
             ws = overlay.finish()
+            del overlay  # free the batch's state before LMDB allocates its dirty pages
             last = items[-1][0]
             result.outbox = store.write(
-                txn, ws, checkpoint=last, outbox=self.outbox, release_pages=self.release_pages,
+                txn, ws, checkpoint=last, outbox=self.outbox, release_pages=release,
                 poisons=[(p.position, {"event_id": p.event_id, "type": p.event_type,
                                        "reason": p.reason, "at": time.time()}) for p in poisons],
             )
-            if self.release_pages:
+            if release:
                 store.env.release_pages()
             txn.commit()
-        if self.release_pages:
+        if release:
             store.env.release_pages()
         store.tombs.update(ws.tombs)
         result.checkpoint = last

@@ -15,15 +15,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from itertools import islice
+from typing import Iterator
 
 import msgspec
 
+from .applier import MAPPED_BUDGET, mapped_bytes
+from .lmdbenv import Env
 from .store import CHECKPOINT, GraphStore
 
 __all__ = ["Digest", "digest"]
 
 _frame = msgspec.msgpack.Encoder().encode
-_CHUNK = 20_000
+_CHUNK = 20_000  # entries hashed per frame: part of the digest's definition
+_STEP = 4096
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,24 @@ def digest(store: GraphStore) -> Digest:
                 continue
             items = cursor.iternext(keys=True, values=True)
             while True:
-                chunk = list(islice(items, _CHUNK))
+                chunk = _read_chunk(items, env)
                 if not chunk:
                     break
                 entries += len(chunk)
                 # msgpack frames each key and value, so entry boundaries are unambiguous.
                 h.update(_frame(chunk))
-                if entries % (_CHUNK * 10) < _CHUNK:
-                    env.release_pages()  # a scan maps the whole file: keep RSS flat
         env.release_pages()
     return Digest(position, h.hexdigest(), entries)
+
+
+def _read_chunk(items: Iterator[tuple[bytes, bytes]], env: Env) -> list[tuple[bytes, bytes]]:
+    """The next ``_CHUNK`` entries; a scan maps the whole file, so unmap as it goes."""
+    chunk: list[tuple[bytes, bytes]] = []
+    while len(chunk) < _CHUNK:
+        step = list(islice(items, min(_STEP, _CHUNK - len(chunk))))
+        if not step:
+            break
+        chunk += step
+        if mapped_bytes() > MAPPED_BUDGET:
+            env.release_pages()
+    return chunk

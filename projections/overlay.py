@@ -63,7 +63,6 @@ class _Sentinel:
         return self.name
 
 
-assert m.LINK == 5  # inlined in Overlay.apply
 _ABSENT = _Sentinel("ABSENT")  # not in the overlay
 MISSING = _Sentinel("MISSING")  # known not to exist
 TOMB = _Sentinel("TOMB")  # deleted: later mutations are ignored
@@ -90,6 +89,10 @@ _ORPHAN = {e.code: frozenset(CODES[t][0] for t in e.orphan_cascade) for e in EDG
 _DEFAULT_BRANCHES = ("main", "master")
 
 NODE_UPSERTED, NODE_DELETED, EDGE_ADDED, EDGE_UPDATED, EDGE_REMOVED = range(5)
+_LINK, _UNLINK, _ENSURE = m.LINK, m.UNLINK, m.ENSURE
+_PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
+_EDGE_CODES = tuple(e.code for e in EDGE_TYPES)
+_EDGE_SLOTS = max(_EDGE_CODES) + 1
 
 
 class Overlay:
@@ -102,32 +105,44 @@ class Overlay:
         self.nodes: dict[bytes, Any] = {}
         self.base: dict[bytes, dict | None] = {}
         self.dirty: dict[bytes, None] = {}
-        self.out: dict[bytes, dict[tuple[int, bytes], Any]] = {}
-        self.inn: dict[bytes, dict[tuple[int, bytes], Any]] = {}
+        #: pending edges by edge code, then node, then the node at the other end:
+        #: ``True``, the edge's properties, or None (removed)
+        self.out: list[dict[bytes, dict[bytes, Any]]] = [{} for _ in range(_EDGE_SLOTS)]
+        self.inn: list[dict[bytes, dict[bytes, Any]]] = [{} for _ in range(_EDGE_SLOTS)]
         self.lookups: dict[bytes, bytes | None] = {}
         self.lookups_dirty: dict[bytes, None] = {}
         self.commits: dict[bytes, bytes] = {}
         self.idx: dict[tuple[bytes, bytes], bool] = {}
         self.changes: list[Change] = []
+        self._is_tomb = reader.is_tomb
 
     # -- driving -----------------------------------------------------------
 
     def apply(self, mutations: Iterable[m.Mutation], position: int = 0) -> None:
         """Apply one event's mutations (``position`` tags its change records)."""
         self.position = position
-        ops = _OPS
-        link = self.link
+        nodes, commits, link = self.nodes, self.commits, self.link
         for mutation in mutations:
             code = mutation[0]
-            if mutation[1][0] == COMMIT_REF or (
-                    (code == 5 or code == 6) and mutation[3][0] == COMMIT_REF):
+            if code == _LINK:  # the most frequent: no dispatch, commit references inline
+                src, dst = mutation[1], mutation[3]
+                if src[0] == COMMIT_REF:
+                    src = commits.get(src) or self._commit(src, True)
+                if dst[0] == COMMIT_REF:
+                    dst = commits.get(dst) or self._commit(dst, True)
+                link(src, mutation[2], dst, mutation[4])
+                continue
+            if mutation[1][0] == COMMIT_REF or (code == _UNLINK and mutation[3][0] == COMMIT_REF):
                 mutation = self._resolve_commits(mutation)
                 if mutation is None:
                     continue
-            if code == 5:  # m.LINK, the most frequent: skip the dispatch
-                link(mutation[1], mutation[2], mutation[3], mutation[4])
+            if code == _ENSURE:
+                # Every event ensures its actor: skip the call when the node is known to be there.
+                v = nodes.get(mutation[1])
+                if v is None or v is MISSING:
+                    self.ensure(mutation[1], mutation[2])
                 continue
-            op = ops.get(code)
+            op = _OPS.get(code)
             if op is None:
                 raise InvalidEvent("schema", f"unknown mutation {code!r}")
             op(self, *mutation[1:])
@@ -157,6 +172,9 @@ class Overlay:
                 key = commit_key(ref, self.position)
                 self.lookups[lookup] = key
                 self.lookups_dirty[lookup] = None
+                # A key made here never existed: no need to read it, or its edges, later.
+                self.nodes[key] = MISSING
+                self.base[key] = None
             self.commits[ref] = key
         return key
 
@@ -170,7 +188,7 @@ class Overlay:
         """The node's current value, reading the committed one if needed."""
         v = self.nodes.get(key, _ABSENT)
         if v is _ABSENT:
-            if self.reader.is_tomb(key):
+            if self._is_tomb(key):
                 v = TOMB
             else:
                 b = self.base[key] = self.reader.node(key)
@@ -183,7 +201,7 @@ class Overlay:
 
     def _tombstoned(self, key: bytes) -> bool:
         v = self.nodes.get(key, _ABSENT)
-        return v is TOMB or (v is _ABSENT and self.reader.is_tomb(key))
+        return v is TOMB or (v is _ABSENT and self._is_tomb(key))
 
     def _write(self, key: bytes, old: dict | None, new: dict | None,
                touched: Iterable[str] | None = None) -> None:
@@ -255,12 +273,11 @@ class Overlay:
         if cur is TOMB:
             return
         old = None if cur is MISSING else cur
-        new = dict(old) if old else {}
-        for k, v in patch.items():
-            if v is None:
-                new.pop(k, None)
-            else:
-                new[k] = v
+        new = {**old, **patch} if old else dict(patch)
+        if None in patch.values():
+            for k, v in patch.items():
+                if v is None:
+                    del new[k]
         if new != old or old is None:
             self.nodes[key] = new
             self._write(key, old, new, patch)
@@ -270,7 +287,7 @@ class Overlay:
         v = self.nodes.get(key, _ABSENT)
         if v is _ABSENT:
             if not self.precise and key[0] in BLIND_CODES:
-                if self.reader.is_tomb(key):
+                if self._is_tomb(key):
                     self.nodes[key] = TOMB
                 else:
                     self.nodes[key] = _Stub(props)
@@ -304,28 +321,19 @@ class Overlay:
 
     # -- edges -------------------------------------------------------------
 
-    def _edges(self, key: bytes, pending: dict, committed, edge: int | None = None
+    def _edges(self, key: bytes, pending: list, committed, edge: int | None = None
                ) -> list[tuple[int, bytes]]:
         """Current (edge, other) pairs of ``key`` in one direction (one edge type if given)."""
         edges: dict[tuple[int, bytes], Any] = {}
         if self.base.get(key, _ABSENT) is not None:
             for pair in (committed(key) if edge is None else committed(key, edge)):
                 edges[pair] = True
-        ov = pending.get(key)
-        if ov:
-            edges.update(ov if edge is None else {p: v for p, v in ov.items() if p[0] == edge})
+        for code in (_EDGE_CODES if edge is None else (edge,)):
+            others = pending[code].get(key)
+            if others:
+                for other, v in others.items():
+                    edges[(code, other)] = v
         return sorted(pair for pair, v in edges.items() if v is not None)
-
-    def _endpoint(self, key: bytes) -> bool:
-        """Make sure a link endpoint exists (as a stub if need be); False if deleted."""
-        v = self.nodes.get(key, _ABSENT)
-        if v is _ABSENT:
-            self.ensure(key, {})
-            v = self.nodes[key]
-        elif v is MISSING:
-            self.ensure(key, {})
-            return True
-        return v is not TOMB
 
     def _committed_edge(self, src: bytes, edge: int, dst: bytes) -> Any:
         """The edge's committed value (``True`` or its props) or None, precise mode only."""
@@ -334,46 +342,51 @@ class Overlay:
             return None
         if not self.reader.has_edge(src, edge, dst):
             return None
+        if edge not in _PROPS_EDGES:
+            return True
         return self.reader.edge_props(src, edge, dst) or True
 
     def link(self, src: bytes, edge: int, dst: bytes, props: dict | None = None) -> None:
         """``LINK``: add the edge or replace its properties."""
         nodes = self.nodes
-        vs, vd = nodes.get(src, _ABSENT), nodes.get(dst, _ABSENT)
+        vs, vd = nodes.get(src), nodes.get(dst)
         src_live = vs.__class__ is dict or vs.__class__ is _Stub
         dst_live = vd.__class__ is dict or vd.__class__ is _Stub
-        # Check both ends for tombstones before creating a stub at either.
-        if not src_live and (vs is TOMB or (vs is _ABSENT and self.reader.is_tomb(src))):
-            return
-        if not dst_live and (vd is TOMB or (vd is _ABSENT and self.reader.is_tomb(dst))):
-            return
-        if not src_live:
-            self._endpoint(src)
-        if not dst_live:
-            self._endpoint(dst)
-        value = props if props else True
-        o = self.out.get(src)
-        if o is None:
-            o = self.out[src] = {}
-        pair = (edge, dst)
+        if not (src_live and dst_live):
+            # Check both ends for tombstones before creating a stub at either.
+            is_tomb = self._is_tomb
+            if not src_live and (vs is TOMB or (vs is None and is_tomb(src))):
+                return
+            if not dst_live and (vd is TOMB or (vd is None and is_tomb(dst))):
+                return
+            if not src_live:
+                self.ensure(src, {})
+            if not dst_live:
+                self.ensure(dst, {})
+        value = props or True
+        by_src = self.out[edge]
+        dsts = by_src.get(src)
+        if dsts is None:
+            dsts = by_src[src] = {}
         if self.precise:
-            cur = o.get(pair, _ABSENT)
+            cur = dsts.get(dst, _ABSENT)
             if cur is _ABSENT:
                 cur = self._committed_edge(src, edge, dst)
             if cur == value:
                 return
             kind = EDGE_ADDED if cur is None else EDGE_UPDATED
             self.changes.append((self.position, kind, src, edge, dst, props, None))
-        o[pair] = value
-        i = self.inn.get(dst)
-        if i is None:
-            i = self.inn[dst] = {}
-        i[(edge, src)] = value
+        dsts[dst] = value
+        by_dst = self.inn[edge]
+        srcs = by_dst.get(dst)
+        if srcs is None:
+            srcs = by_dst[dst] = {}
+        srcs[src] = value
 
     def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
         """``UNLINK``: remove the edge if present."""
-        o = self.out.get(src)
-        cur = o.get((edge, dst), _ABSENT) if o is not None else _ABSENT
+        dsts = self.out[edge].get(src)
+        cur = dsts.get(dst, _ABSENT) if dsts is not None else _ABSENT
         if cur is None:
             return
         if cur is _ABSENT:
@@ -385,14 +398,8 @@ class Overlay:
         self._drop(src, edge, dst)
 
     def _drop(self, src: bytes, edge: int, dst: bytes) -> None:
-        o = self.out.get(src)
-        if o is None:
-            o = self.out[src] = {}
-        o[(edge, dst)] = None
-        i = self.inn.get(dst)
-        if i is None:
-            i = self.inn[dst] = {}
-        i[(edge, src)] = None
+        self.out[edge].setdefault(src, {})[dst] = None
+        self.inn[edge].setdefault(dst, {})[src] = None
         if self.precise:
             self.changes.append((self.position, EDGE_REMOVED, src, edge, dst, None, None))
 

@@ -5,6 +5,10 @@ runs them in ``workers`` separate processes, each over its own position
 range, while the main process applies the previous chunks to LMDB. Chunks
 come back in log order as msgpack (a cheap, C-level round trip for tuples of
 bytes, ints and dicts). ``workers=0`` plans in the calling process.
+
+The caller never idles on its planners: when the next chunk is not ready
+(planners starting up, or outpaced on a busy machine) it plans the next
+unassigned range itself, so the work balances between the processes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import msgspec
 
 from events.log import EventLog
 
-from .applier import Planned, plan_rows
+from .applier import Planned, gc_paused, plan_rows
 
 __all__ = ["planned_chunks", "default_workers", "open_scan_log"]
 
@@ -51,53 +55,61 @@ def default_workers() -> int:
     return max(1, min(3, (os.cpu_count() or 2) - 1))
 
 
+def _read_range(event_log: EventLog, start: int, end: int) -> list[tuple[int, str]]:
+    return [row for batch in event_log.read_payloads(start, batch_size=end - start + 1,
+                                                      to_position=end) for row in batch]
+
+
 def _plan_range(log_path: str, start: int, end: int) -> bytes:
     """Worker task: plan positions ``start..end`` and return them as msgpack."""
-    import gc
-
-    gc.disable()  # short-lived, acyclic garbage; the collector only costs time here
     event_log = _logs.get(log_path)
     if event_log is None:
         event_log = _logs[log_path] = open_scan_log(log_path)
-    rows = [row for batch in event_log.read_payloads(start, batch_size=end - start + 1,
-                                                      to_position=end) for row in batch]
-    planned = _encode(plan_rows(rows))
-    gc.enable()
-    return planned
+    return _encode(plan_rows(_read_range(event_log, start, end)))
 
 
 def planned_chunks(log_path: Path, start: int, end: int, *, chunk: int = 10_000,
                    workers: int = 0) -> Iterator[list[Planned]]:
     """Yield planned entries for positions ``start..end`` in order, ``chunk`` at a time."""
-    ranges = [(p, min(p + chunk - 1, end)) for p in range(start, end + 1, chunk)]
+    ranges = deque((p, min(p + chunk - 1, end)) for p in range(start, end + 1, chunk))
     if workers > 0 and not _spawnable():
         log.warning("planner processes unavailable (no importable __main__); planning in-process")
         workers = 0
-    if workers <= 0:
-        event_log = open_scan_log(log_path)
-        try:
-            for lo, hi in ranges:
-                rows = [row for batch in event_log.read_payloads(lo, batch_size=hi - lo + 1,
-                                                                 to_position=hi) for row in batch]
-                yield plan_rows(rows)
-        finally:
-            event_log.close()
-        return
-    ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers)
+    event_log = open_scan_log(log_path)
     try:
-        pending: deque = deque()
-        todo = iter(ranges)
-        for lo, hi in todo:
-            pending.append(pool.apply_async(_plan_range, (str(log_path), lo, hi)))
-            if len(pending) >= workers * 2:
-                break
+        if workers <= 0:
+            while ranges:
+                yield plan_rows(_read_range(event_log, *ranges.popleft()))
+        else:
+            yield from _with_planners(str(log_path), ranges, workers, event_log)
+    finally:
+        event_log.close()
+
+
+def _with_planners(log_path: str, ranges: deque, workers: int,
+                   event_log: EventLog) -> Iterator[list[Planned]]:
+    """Chunks planned by a pool of ``workers``, helped by this process while it would wait."""
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        pending: deque = deque()  # in range order: AsyncResult (a planner's) or a planned list
+        while ranges and len(pending) < workers * 2:
+            pending.append(pool.apply_async(_plan_range, (log_path, *ranges.popleft())))
         while pending:
-            result = pending.popleft().get()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.apply_async(_plan_range, (str(log_path), *nxt)))
-            yield _decode(result)
+            head = pending[0]
+            if not isinstance(head, list) and ranges and not head.ready() \
+                    and not any(isinstance(item, list) for item in pending):
+                # At most one chunk planned here waits at a time: it costs RSS.
+                pending.append(plan_rows(_read_range(event_log, *ranges.popleft())))
+                continue
+            pending.popleft()
+            if isinstance(head, list):
+                yield head
+                continue
+            if ranges:
+                pending.append(pool.apply_async(_plan_range, (log_path, *ranges.popleft())))
+            with gc_paused():
+                planned = _decode(head.get())
+            yield planned
     finally:
         pool.terminate()
         pool.join()

@@ -55,12 +55,17 @@ class WriteSet:
 
 
 def build_writeset(ov: "Overlay") -> WriteSet:
-    """Turn an overlay's final state into sorted writes."""
+    """Turn an overlay's final state into sorted writes.
+
+    Tables come out sorted by walking sorted node keys, and per node the
+    sorted keys at the other end (C-level sorts of distinct byte strings):
+    no sort of large lists of tuples, whose comparisons cost several times more.
+    """
     from .overlay import TOMB, _Stub
 
     ws = WriteSet(changes=ov.changes)
     nodes = ov.nodes
-    for key in ov.dirty:
+    for key in sorted(ov.dirty):
         v = nodes[key]
         code = key[0]
         if v.__class__ is dict:
@@ -70,41 +75,49 @@ def build_writeset(ov: "Overlay") -> WriteSet:
         elif v is TOMB:
             ws.node_dels.setdefault(code, []).append(key)
             ws.tombs.append(key)
-    # One pass over the out-edges yields both directions: ``inn`` mirrors ``out``.
-    out_puts, in_puts, out_dels = ws.out_puts, ws.in_puts, ws.out_dels
-    eb = EDGE_BYTES
-    for src, pairs in ov.out.items():
-        for (edge, dst), value in pairs.items():
-            if value is None:
-                bucket = out_dels.get(edge)
-                if bucket is None:
-                    bucket = out_dels[edge] = []
-                bucket.append((src, dst))
-            else:
-                bucket = out_puts.get(edge)
-                if bucket is None:
-                    bucket = out_puts[edge] = []
-                    in_puts[edge] = []
-                bucket.append((src, dst))
-                in_puts[edge].append((dst, src))
-            if edge in _PROPS_EDGES:
-                k = src + eb[edge] + dst
-                if value is None or value is True:
-                    ws.eprops_dels.append(k)
-                else:
-                    ws.eprops_puts.append((k, encode_props(value)))
-    for (k, node), present in ov.idx.items():
+    for edge, by_src in enumerate(ov.out):
+        if by_src:
+            _adjacency(ws, edge, by_src, ws.out_puts, ws.out_dels)
+    for edge, by_dst in enumerate(ov.inn):
+        if by_dst:
+            _adjacency(ws, edge, by_dst, ws.in_puts, None)
+    for (k, node), present in sorted(ov.idx.items()):
         (ws.idx_puts if present else ws.idx_dels).append((k, node))
-    for k in ov.lookups_dirty:
-        node = ov.lookups[k]
+    lookups = ov.lookups
+    for k in sorted(ov.lookups_dirty):
+        node = lookups[k]
         if node is None:
             ws.lookup_dels.append(k)
         else:
             ws.lookup_puts.append((k, node))
-    for table in (ws.nodes, ws.stubs, ws.node_dels, ws.out_puts, ws.in_puts, ws.out_dels):
-        for items in table.values():
-            items.sort()
-    for items in (ws.tombs, ws.eprops_puts, ws.eprops_dels, ws.idx_puts, ws.idx_dels,
-                  ws.lookup_puts, ws.lookup_dels):
-        items.sort()
+    ws.eprops_puts.sort()
+    ws.eprops_dels.sort()
     return ws
+
+
+def _adjacency(ws: WriteSet, edge: int, pending: dict, puts: dict, dels: dict | None) -> None:
+    """Sorted writes of one adjacency table: ``pending`` maps node -> other -> value.
+
+    The out direction (``dels`` given) also lists removals, once for both
+    directions, and the edge properties.
+    """
+    put, drop = [], []
+    for node in sorted(pending):
+        others = pending[node]
+        for other in (sorted(others) if len(others) > 1 else others):
+            (drop if others[other] is None else put).append((node, other))
+    if put:
+        puts[edge] = put
+    if dels is None:  # the in direction: its removals are the out direction's
+        return
+    if drop:
+        dels[edge] = drop
+    if edge in _PROPS_EDGES:
+        eb = EDGE_BYTES[edge]
+        for src, dst in put:
+            value = pending[src][dst]
+            if value is True:
+                ws.eprops_dels.append(src + eb + dst)
+            else:
+                ws.eprops_puts.append((src + eb + dst, encode_props(value)))
+        ws.eprops_dels.extend(src + eb + dst for src, dst in drop)

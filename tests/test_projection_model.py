@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from events.references import parse_references
 from events.types import EVENT_TYPES, Actor, Commit
-from projections.apply import HANDLED_TYPES
+from projections.apply import HANDLED_TYPES, apply
 from projections.export import check_derived, export
 from projections.memory import MemoryGraph
 from projections.overlay import Overlay
@@ -704,6 +704,21 @@ def test_precise_change_records_replay_to_the_same_graph(events):
     dumped_nodes, dumped_edges = store_dump(graph)
     assert nodes == dumped_nodes
     assert len(edges) == len(dumped_edges)
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_lists(), st.booleans())
+def test_write_sets_come_out_sorted_with_each_key_once(events, precise):
+    """Every table's writes are in key order, each once: the store puts them in one pass."""
+    overlay = Overlay(MemoryGraph(), precise=precise)
+    for position, event in enumerate(events, start=1):
+        overlay.apply(apply(event), position)
+    ws = overlay.finish()
+    for items in [*ws.nodes.values(), *ws.stubs.values(), *ws.node_dels.values(),
+                  *ws.out_puts.values(), *ws.in_puts.values(), *ws.out_dels.values(), ws.tombs,
+                  ws.eprops_puts, ws.eprops_dels, ws.idx_puts, ws.idx_dels, ws.lookup_puts,
+                  ws.lookup_dels]:
+        assert items == sorted(set(items))
 
 
 def test_overlay_rejects_unknown_mutations():

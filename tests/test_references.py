@@ -104,6 +104,20 @@ def test_issue_urls_after_a_keyword_close(text, path, number):
     assert parse_references(text) == [closes(number, path)]
 
 
+def test_several_closing_phrases_in_one_text():
+    """Each closing phrase closes its own list; a keyword inside a list starts nothing new."""
+    text = "Fixes #1, #2. Later: closes group/p#3 and resolves #4\nfix #5"
+    assert parse_references(text) == [closes(1), closes(2), closes(3, "group/p"), closes(4),
+                                       closes(5)]
+
+
+@pytest.mark.parametrize("platform", [None, "github"])
+def test_closing_keywords_in_non_ascii_text(platform):
+    """Text beyond ASCII closes and mentions like any other."""
+    text = "Réparé: fixes #3 — voir #4 (straße/ü#5 is no path)"
+    assert parse_references(text, platform=platform) == [closes(3), mentions(4)]
+
+
 def test_plain_mentions_in_order_of_appearance():
     """``#N`` and ``path#N`` outside closing phrases are mentions, in text order."""
     text = "See #12 (and group/project#5), also [#6]: done #7."
