@@ -32,6 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from projections.rebuild import REBUILD_BATCH_EVENTS  # noqa: E402 - after the path set-up
+
 
 def build_log(log_path: Path, n: int) -> float:
     from events.codec import encode_event
@@ -116,7 +118,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="planner processes (default: auto)")
-    parser.add_argument("--batch", type=int, default=20_000, help="events per bulk transaction")
+    parser.add_argument("--batch", type=int, default=REBUILD_BATCH_EVENTS,
+                        help="events per bulk transaction")
     parser.add_argument("--live-batch", type=int, default=10_000)
     parser.add_argument("--live-events", type=int, default=200_000,
                         help="apply at most this many events in the live phase")

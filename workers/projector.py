@@ -54,7 +54,7 @@ from projections.changes import OUTBOX_PRUNED
 from projections.errors import StoreBusy
 from projections.lmdbenv import DEFAULT_MAP_SIZE
 from projections.ontology import NAME, VERSION
-from projections.rebuild import RebuildProgress, RebuildResult, rebuild
+from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress, RebuildResult, rebuild
 from projections.store import CHECKPOINT, GraphStore
 from projections.versions import BUILDING, READY, RETIRED, Versions, WriterLock
 
@@ -89,7 +89,7 @@ class ProjectorConfig:
     outbox_prune_secs: float = 0.5
     outbox_prune_max: int = 5_000  # records deleted per transaction: a few ms, then the next batch
     rebuild_workers: int | None = None
-    rebuild_batch_events: int = 20_000
+    rebuild_batch_events: int = REBUILD_BATCH_EVENTS
     map_size: int = DEFAULT_MAP_SIZE
 
 

@@ -17,7 +17,7 @@ from projections.digest import digest
 from projections.errors import NoActiveVersion
 from projections.ontology import NAME, VERSION
 from projections.pipeline import default_workers
-from projections.rebuild import RebuildProgress
+from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
 from projections.store import CHECKPOINT, OUTBOX_SEQ, POISON_COUNT, GraphStore
 from projections.versions import Versions, parse_version
 from workers.projector import Projector, ProjectorConfig, run_rebuild
@@ -60,8 +60,9 @@ def _bar(p: RebuildProgress) -> str:
               help="Discard a partly built version and start again from position 0.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help=f"Planner processes (0 = plan in-process) [default {default_workers()}].")
-@click.option("--batch", "batch_events", type=click.IntRange(min=100), default=20_000,
-              show_default=True, help="Events per bulk-load transaction.")
+@click.option("--batch", "batch_events", type=click.IntRange(min=100), default=REBUILD_BATCH_EVENTS,
+              show_default=True,
+              help="Events per bulk-load transaction (20000: ~25% faster, ~100 MB more memory at 1M events).")
 @click.option("--no-promote", is_flag=True, help="Build and catch up, but leave ACTIVE alone.")
 @click.option("--emit-diff", is_flag=True,
               help="After promotion, send the differences from the old version as ordinary changes.")
