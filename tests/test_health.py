@@ -127,7 +127,9 @@ def test_a_projection_that_cannot_move_is_stuck_and_an_absent_process_never_star
     simulated_log(settings.log_path, 400, seed=2, start=300)
     env = settings_env(settings, FLEET_HEARTBEAT_INTERVAL_SECS="1", FLEET_STUCK_AFTER_SECS="2",
                        FLEET_EXPECTED_PROCESSES="worker,api")
-    worker = subprocess.Popen(fleet_cmd("worker"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker_log = settings.data_dir / "worker.log"
+    with open(worker_log, "wb") as err:
+        worker = subprocess.Popen(fleet_cmd("worker"), env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         states = _health_states(env, {"projection graph v1": "stuck"})
         assert states["worker"] == "stuck" and states["api"] == "never started"
@@ -136,7 +138,12 @@ def test_a_projection_that_cannot_move_is_stuck_and_an_absent_process_never_star
     finally:
         lock.release()
         worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            pytest.fail("the worker did not stop within 30 s of SIGTERM; its log ends:\n"
+                        + worker_log.read_text()[-3000:])
 
 
 @pytest.mark.slow

@@ -254,3 +254,28 @@ def test_a_validation_bug_quarantines_the_message_and_keeps_the_connection(setti
         (item,) = log.quarantine_list()
         assert item["reason"] == "internal" and "boom" in item["detail"]
         assert log.quarantine_get(item["id"])["raw"] == bodies[1]
+
+
+def test_a_stray_message_on_the_pull_inbox_is_ignored_and_ingest_goes_on(settings):
+    """Core NATS traffic on the worker's inbox (no JetStream reply) neither kills nor stalls it."""
+    bodies = [encode_event(make_issue(i, event_id=str(uuid.uuid4()))) for i in range(3)]
+
+    async def main():
+        await _publish_raw(settings, bodies)
+        nc = await connect(settings.nats_url, name="test-ingest")
+        writer = log_writer(settings)
+        worker = IngestWorker(nc, writer, ingest_config(settings))
+        run = asyncio.create_task(worker.run(asyncio.Event(), until_idle_secs=0.5))
+        await wait_for(lambda: worker._ready, timeout=10)
+        stray = await connect(settings.nats_url, name="stray")
+        await stray.publish(worker._inbox, b"not for you", reply="somewhere.else")
+        await stray.publish(worker._inbox, b"")
+        await stray.drain()
+        try:
+            return await run
+        finally:
+            writer.close()
+            await nc.drain()
+
+    stats = asyncio.run(main())
+    assert (stats.appended, stats.quarantined) == (3, 0)

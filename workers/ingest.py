@@ -176,6 +176,13 @@ class IngestWorker:
             return
         self._outstanding -= 1
         self._last_msg_at = time.monotonic()
+        try:
+            seq = stream_seq(reply)
+        except (ValueError, IndexError):
+            # Not a JetStream delivery (someone published to the inbox): nothing to ack.
+            log.warning("ignored a message without a JetStream reply on the pull inbox",
+                        extra={"subject": subject.decode(errors="replace"), "bytes": len(data)})
+            return
         batch = self._open[-1]
         if batch.size >= self._config.batch_max:
             batch = _OpenBatch()
@@ -183,7 +190,6 @@ class IngestWorker:
         batch.size += 1
         batch.last_reply = reply
         prepared = batch.prepared
-        seq = stream_seq(reply)
         if seq > prepared.top_seq:
             prepared.top_seq = seq
         if seq <= self._floor:
