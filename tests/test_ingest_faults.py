@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 
-from events.codec import encode_event
 from ops.embedded import NatsServer
 from ops.settings import load_settings
-from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
+from ops.wiring import ingest_config, open_log, sdlc_stream
 from tests.conftest import make_issue, wait_for
 from workers.ingest import IngestWorker
 from workers.log_writer import BatchWriter

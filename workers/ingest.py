@@ -87,9 +87,9 @@ class IngestStats:
     commit_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
-def stream_seq(reply: bytes | str) -> int:
+def stream_seq(reply: bytes) -> int:
     """The stream sequence in a JetStream ack subject (v1 and v2 token layouts)."""
-    tokens = reply.split(b"." if isinstance(reply, bytes) else ".")
+    tokens = reply.split(b".")
     # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
     # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<token>
     return int(tokens[5] if len(tokens) == 9 else tokens[7])
