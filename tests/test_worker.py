@@ -130,3 +130,37 @@ def test_the_runtime_applies_and_publishes_on_a_notification_or_by_polling(setti
     projection = details["projections"][0]
     assert state == "ok" and projection["lag"] == 0 and details["changes"]["backlog"] == 0
     assert (projection["wakes"]["notified"] >= 1) == notified and projection["wakes"]["commits"] >= 2
+
+
+def test_fleet_project_is_woken_by_ingest_notifications_not_only_by_polling(settings):
+    """`fleet project` with a one-minute poll still applies new entries at once on a ping."""
+    from projections.query import GraphReader
+
+    s = graph_settings(settings)
+    start_projection(s)
+    env = settings_env(s)
+    proc = subprocess.Popen(fleet_cmd("project", "--poll-ms", "60000"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def position() -> int:
+        with GraphReader(s.projections_dir) as reader:
+            return reader.counts()["position"]
+
+    try:
+        time.sleep(2)  # connected and through its first (empty) pass
+        head = append_events(s, workload(200))
+
+        async def ping_until_applied() -> None:
+            nc = await connect(s.nats_url, name="test")
+            try:
+                async def applied() -> bool:
+                    await nc.publish(LOG_APPENDED_SUBJECT, b"%d" % head)
+                    return position() == head
+                await wait_for(applied, timeout=15, interval=0.5)
+            finally:
+                await nc.close()
+
+        asyncio.run(ping_until_applied())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr.read().decode()[-2000:]

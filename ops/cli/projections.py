@@ -6,12 +6,13 @@ projector in :mod:`workers.projector`.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
 import click
 
-from events.errors import NotFound
+from events.errors import NotFound, TransientError
 from events.log import EventLog
 from projections.digest import digest
 from projections.errors import NoActiveVersion
@@ -20,6 +21,7 @@ from projections.pipeline import default_workers
 from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
 from projections.store import CHECKPOINT, OUTBOX_SEQ, POISON_COUNT, GraphStore
 from projections.versions import Versions, parse_version
+from workers.nats import LOG_APPENDED_SUBJECT, connect
 from workers.projector import Projector, ProjectorConfig, run_rebuild
 
 from ..logs import configure_logging
@@ -27,6 +29,8 @@ from ..runner import run_until_signal
 from ..settings import Settings
 from . import EXIT_PROBLEM
 from ._common import echo_json, json_option
+
+log = logging.getLogger(__name__)
 
 _PROJECTIONS = (NAME,)
 projection_arg = click.argument("projection", type=click.Choice(_PROJECTIONS), metavar="PROJECTION")
@@ -264,7 +268,7 @@ def rollback_cmd(settings: Settings, projection: str, as_json: bool) -> None:
 @click.option("--batch", "batch_max", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Events per live batch.")
 @click.option("--poll-ms", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Poll the log head this often (notifications wake it sooner).")
+              help="Poll the log head this often (ingest's fleet.log.appended pings wake it sooner).")
 @click.option("--no-rebuild", is_flag=True,
               help="Do not build the code's version when it is not the active one.")
 @json_option
@@ -290,7 +294,12 @@ def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int, poll_
     projector = Projector(settings.log_path, settings.projections_dir, config)
 
     async def main(stop):
-        return await projector.run(stop, until_caught_up=until_caught_up)
+        nc = await _wake_on_appends(settings, projector)
+        try:
+            return await projector.run(stop, until_caught_up=until_caught_up)
+        finally:
+            if nc is not None:
+                await nc.close()
 
     stats = run_until_signal(main)
     summary = {"version": stats.version, "position": stats.position, "head": stats.head,
@@ -305,6 +314,25 @@ def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int, poll_
         if stats.rebuild_error:
             click.echo(f"error: {stats.rebuild_error}", err=True)
         sys.exit(EXIT_PROBLEM)
+
+
+async def _wake_on_appends(settings: Settings, projector: Projector):
+    """Subscribe to ingest's ``fleet.log.appended`` pings (the projector polls as well).
+
+    NATS is optional here: the projector reads the log file, so without a
+    server it polls only, and says so.
+    """
+    try:
+        nc = await connect(settings.nats_url, name="fleet-project", connect_timeout_secs=2)
+    except TransientError as e:
+        log.warning("no NATS: polling the log only", extra={"error": str(e)})
+        return None
+
+    async def on_appended(_msg) -> None:
+        projector.notify()
+
+    await nc.subscribe(LOG_APPENDED_SUBJECT, cb=on_appended)
+    return nc
 
 
 def register(cli: click.Group) -> None:
