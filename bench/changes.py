@@ -35,8 +35,9 @@ Layouts: ``worker`` (default) runs ``fleet worker`` as in production: the
 ingest worker's ``fleet.log.appended`` notification wakes its projector, the
 projector wakes its publisher in-process after each commit, and both poll at
 their default intervals. ``processes`` runs ``fleet project --poll-ms 5`` and
-``fleet changes publish --poll-ms 5`` separately (nothing notifies them
-across processes, so they poll). Prints ``name: value unit`` lines, medians
+``fleet changes publish --poll-ms 5`` separately (the projector is also
+woken by ingest's ``fleet.log.appended``; nothing notifies the publisher
+across processes, so it polls). Prints ``name: value unit`` lines, medians
 over ``--runs``, and removes the temporary directory.
 """
 
