@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from _util import publish_then_ingest
+
 from events.types import Event
 from ops.embedded import NatsServer
 from ops.settings import Settings, load_settings
-from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
+from ops.wiring import open_log
 from projections.digest import digest
 from projections.keys import format_key, key_type
 from projections.ontology import EDGE_TYPES, NAME, NODE_TYPES, VERSION
@@ -37,10 +39,7 @@ from projections.questions import open_issues
 from projections.rebuild import rebuild
 from projections.store import GraphStore
 from projections.versions import Versions
-from workers.ingest import IngestWorker
-from workers.nats import connect, ensure_stream
 from workers.projector import Projector, ProjectorConfig
-from workers.publish import publish_events
 
 __all__ = ["IngestResult", "ingest", "live_apply", "run_rebuild", "same_digest", "graph_counts",
            "export_graph", "GraphfleetQueries", "TRUNCATED"]
@@ -60,40 +59,20 @@ class IngestResult:
     events: int
 
 
-async def _ingest(settings: Settings, events: Sequence[Event]) -> tuple[float, float, int]:
-    nc = await connect(settings.nats_url, name="peers-publish")
-    await ensure_stream(nc.jetstream(), sdlc_stream(settings))
-    started = time.perf_counter()
-    report = await publish_events(nc, events, prefix=settings.subject_prefix)
-    publish_rate = report.published / (time.perf_counter() - started)
-    await nc.drain()
-
-    nc = await connect(settings.nats_url, name="peers-ingest")
-    writer = log_writer(settings)
-    worker = IngestWorker(nc, writer, ingest_config(settings))
-    idle = 0.5
-    started = time.perf_counter()
-    stats = await worker.run(asyncio.Event(), until_idle_secs=idle)
-    elapsed = time.perf_counter() - started - idle
-    writer.close()
-    await nc.drain()
-    return publish_rate, stats.appended / elapsed, stats.appended
-
-
 def ingest(events: Sequence[Event], tmp: Path, *, batch: int) -> IngestResult:
     """Publish ``events`` to a nats-server of our own and ingest them into a fresh log."""
     server = NatsServer(tmp / "nats").start()
     try:
         settings = load_settings({}, data_dir=tmp / "data", nats_url=server.url,
                                  embedded_nats=False, ingest_batch_max=batch)
-        publish_rate, rate, appended = asyncio.run(_ingest(settings, events))
+        publish_rate, rate, stats = asyncio.run(publish_then_ingest(settings, events))
     finally:
         server.stop()
     with open_log(settings, readonly=True) as event_log:
         head = event_log.head
     if head != len(events):
         raise SystemExit(f"graphfleet log holds {head} events, expected {len(events)}")
-    return IngestResult(settings, publish_rate, rate, appended)
+    return IngestResult(settings, publish_rate, rate, stats.appended)
 
 
 def live_apply(settings: Settings, *, batch: int) -> tuple[float, int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-__all__ = ["figure", "peak_rss_mb", "percentile"]
+__all__ = ["figure", "peak_rss_mb", "percentile", "publish_then_ingest"]
 
 
 def figure(name: str, value: float, unit: str) -> None:
@@ -33,3 +33,39 @@ def percentile(values: list[float], p: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, int(p) - 1))]
+
+
+async def publish_then_ingest(settings, events, *, idle_secs: float = 0.5):
+    """Publish ``events`` to the SDLC stream, then ingest until drained.
+
+    Returns ``(publish_rate, ingest_rate, stats)``: events/s of the acked
+    preload, events/s from the first message received to the last commit +
+    ack (the idle wait that ends the run is not counted), and the worker's
+    :class:`~workers.ingest.IngestStats`.
+    """
+    import asyncio
+    import time
+
+    from ops.wiring import ingest_config, log_writer, sdlc_stream
+    from workers.ingest import IngestWorker
+    from workers.nats import connect, ensure_stream
+    from workers.publish import publish_events
+
+    nc = await connect(settings.nats_url, name="bench-publish")
+    await ensure_stream(nc.jetstream(), sdlc_stream(settings))
+    started = time.perf_counter()
+    report = await publish_events(nc, events, prefix=settings.subject_prefix)
+    publish_rate = report.published / (time.perf_counter() - started)
+    await nc.drain()
+
+    nc = await connect(settings.nats_url, name="bench-ingest")
+    writer = log_writer(settings)
+    try:
+        started = time.perf_counter()
+        stats = await IngestWorker(nc, writer, ingest_config(settings)).run(
+            asyncio.Event(), until_idle_secs=idle_secs)
+        elapsed = time.perf_counter() - started - idle_secs
+    finally:
+        writer.close()
+        await nc.drain()
+    return publish_rate, stats.appended / elapsed, stats

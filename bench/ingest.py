@@ -17,43 +17,25 @@ import argparse
 import asyncio
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-from _util import figure, peak_rss_mb, percentile
+from _util import figure, peak_rss_mb, percentile, publish_then_ingest
 
 from ops.embedded import NatsServer
 from ops.settings import load_settings
 from ops.simulate import simulate
-from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
-from workers.ingest import IngestWorker
-from workers.nats import connect, ensure_stream
-from workers.publish import publish_events
+from ops.wiring import open_log
 
 
 async def run(settings, n_events: int) -> None:
-    nc = await connect(settings.nats_url, name="bench-publish")
-    await ensure_stream(nc.jetstream(), sdlc_stream(settings))
-    started = time.perf_counter()
-    report = await publish_events(nc, simulate(n_events, seed=42), prefix=settings.subject_prefix)
-    figure("publish_rate", report.published / (time.perf_counter() - started), "events/s")
-    await nc.drain()
-
-    nc = await connect(settings.nats_url, name="bench-ingest")
-    writer = log_writer(settings)
-    worker = IngestWorker(nc, writer, ingest_config(settings))
-    idle = 0.5
-    started = time.perf_counter()
-    stats = await worker.run(asyncio.Event(), until_idle_secs=idle)
-    elapsed = time.perf_counter() - started - idle
-    writer.close()
+    publish_rate, ingest_rate, stats = await publish_then_ingest(settings, simulate(n_events, seed=42))
+    figure("publish_rate", publish_rate, "events/s")
     with open_log(settings, readonly=True) as event_log:
         head = event_log.head
-    await nc.drain()
     if head != n_events:
         raise SystemExit(f"log holds {head} events, expected {n_events}")
     figure("events", n_events, "events")
-    figure("ingest_rate", stats.appended / elapsed, "events/s")
+    figure("ingest_rate", ingest_rate, "events/s")
     figure("batch_commit_p50", percentile(stats.commit_ms, 50), "ms")
     figure("batch_commit_p99", percentile(stats.commit_ms, 99), "ms")
     figure("batches", stats.batches, "batches")
