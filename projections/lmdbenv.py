@@ -172,12 +172,12 @@ class Env:
         with self.gate.exclusive():
             self.env.set_mapsize(0)
 
-    def begin_read(self) -> lmdb.Transaction:
-        """A read-only snapshot; adopts a map grown by another process. End it with :meth:`end_read`."""
+    def _begin(self, write: bool) -> lmdb.Transaction:
+        """A transaction registered with the gate; adopts a map grown by another process."""
         while True:
             self.gate.enter()
             try:
-                return self.env.begin(buffers=False)
+                return self.env.begin(write=write, buffers=False)
             except lmdb.MapResizedError:
                 self.gate.leave()
             except BaseException:
@@ -185,21 +185,29 @@ class Env:
                 raise
             self._adopt_size()
 
-    def end_read(self, txn: lmdb.Transaction) -> None:
-        """Release a snapshot from :meth:`begin_read`."""
+    def _end(self, txn: lmdb.Transaction) -> None:
+        """Abort ``txn`` (a no-op once committed) and release its place in the gate."""
         try:
             txn.abort()
         finally:
             self.gate.leave()
 
+    def begin_read(self) -> lmdb.Transaction:
+        """A read-only snapshot. End it with :meth:`end_read`."""
+        return self._begin(write=False)
+
+    def end_read(self, txn: lmdb.Transaction) -> None:
+        """Release a snapshot from :meth:`begin_read`."""
+        self._end(txn)
+
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         """A read-only snapshot for the body of a ``with``."""
-        txn = self.begin_read()
+        txn = self._begin(write=False)
         try:
             yield txn
         finally:
-            self.end_read(txn)
+            self._end(txn)
 
     @contextmanager
     def write(self) -> Iterator[lmdb.Transaction]:
@@ -208,25 +216,11 @@ class Env:
         LMDB serialises writers across processes; within this process the
         transaction holds the gate so that no resize can happen under it.
         """
-        while True:
-            self.gate.enter()
-            try:
-                txn = self.env.begin(write=True)
-            except lmdb.MapResizedError:
-                self.gate.leave()
-                self._adopt_size()
-                continue
-            except BaseException:
-                self.gate.leave()
-                raise
-            try:
-                yield txn
-            finally:
-                try:
-                    txn.abort()
-                finally:
-                    self.gate.leave()
-            return
+        txn = self._begin(write=True)
+        try:
+            yield txn
+        finally:
+            self._end(txn)
 
 
 def open_env(path: Path, *, create: bool = False, map_size: int = DEFAULT_MAP_SIZE) -> Env:
