@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import logging
 import signal
+import sys
 from typing import Awaitable, Callable, TypeVar
 
-__all__ = ["block_stop_signals", "run_until_signal", "wait_for_stop_signal"]
+__all__ = ["arm_stop_watchdog", "block_stop_signals", "run_until_signal", "wait_for_stop_signal"]
 
 _STOP = {signal.SIGTERM, signal.SIGINT}
+#: a graceful stop that takes longer than this prints every thread's stack
+STOP_WATCHDOG_SECS = 20.0
+
+log = logging.getLogger("fleet.runner")
+
+
+def arm_stop_watchdog(secs: float | None = None) -> None:
+    """After a stop signal: if the process is still here ``secs`` later, dump all stacks.
+
+    A graceful stop finishes the work in hand and exits; one that hangs is a
+    bug, and the stacks on stderr say where (the process keeps waiting: the
+    supervisor's own kill timeout decides what happens next).
+    """
+    secs = STOP_WATCHDOG_SECS if secs is None else secs
+    log.info("stopping", extra={"watchdog_secs": secs})
+    faulthandler.dump_traceback_later(secs, exit=False, file=sys.stderr)
 
 
 def block_stop_signals() -> None:
@@ -21,7 +40,9 @@ def block_stop_signals() -> None:
 
 def wait_for_stop_signal() -> int:
     """Wait until SIGTERM or SIGINT arrives (they must be blocked); return it."""
-    return signal.sigwait(_STOP)
+    sig = signal.sigwait(_STOP)
+    arm_stop_watchdog()
+    return sig
 
 T = TypeVar("T")
 
@@ -32,8 +53,14 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
     async def runner() -> T:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if not stop.is_set():
+                arm_stop_watchdog()
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         return await main(stop)
 
     return asyncio.run(runner())
