@@ -10,6 +10,11 @@ before it, so asking for one ack per few hundred messages and for the last
 of a round halves the traffic without losing precision. Each round gets its
 own reply token, so a late ack from an earlier round is never mistaken for
 one of the current round.
+
+Messages leave as ready-made protocol frames (:func:`workers.nats.hpub_frame`),
+pushed to the connection every ``push_bytes`` of frames, before any wait for
+acks, and at :meth:`AckedSender.flush`: nats-py's ``publish`` would encode
+the headers generically and ask its flusher for a write per message.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import asyncio
 from dataclasses import dataclass
 
 import msgspec
-from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.client import _validate_subject
+from nats.errors import MaxPayloadError
+
+from .nats import FleetClient, hpub_frame
 
 __all__ = ["Ack", "AckedSender"]
 
@@ -63,10 +71,16 @@ _TIMEOUT = Ack(error="no acknowledgement (timed out or lost on a reconnect)")
 class AckedSender:
     """Publish with up to ``window`` unacknowledged messages; collect every ack."""
 
-    def __init__(self, nc: Client, *, window: int = 10_000, ack_timeout_secs: float = 5) -> None:
+    def __init__(self, nc: FleetClient, *, window: int = 10_000, ack_timeout_secs: float = 5,
+                 push_bytes: int = 64 * 1024) -> None:
         self._nc = nc
         self._window = window
         self._ack_timeout = ack_timeout_secs
+        self._push_bytes = push_bytes
+        self._frames: list[bytes] = []
+        self._frame_bytes = 0
+        self._payload_bytes = 0
+        self._subjects: set[str] = set()  # validated once each
         self._prefix = nc.new_inbox()
         self._sub = None
         self._round = 0
@@ -95,6 +109,7 @@ class AckedSender:
         """Start a round: acks of earlier rounds are ignored from now on."""
         self._round += 1
         self._acks = {}
+        self._frames, self._frame_bytes, self._payload_bytes = [], 0, 0  # an abandoned round's
         self._sent = 0
         self._missing = 0
         self._done.set()
@@ -102,32 +117,57 @@ class AckedSender:
 
     async def send(self, subject: str, payload: bytes, headers: dict[str, str], *,
                    ack: bool = True) -> None:
-        """Publish one message of the round (asking for an ack if ``ack``).
+        """Queue one message of the round (asking for an ack if ``ack``).
 
-        Waits only while ``window`` acks are outstanding.
+        Waits only while ``window`` acks are outstanding (after pushing what
+        is queued, so that those acks can come).
         """
+        if len(payload) > self._nc.max_payload:
+            raise MaxPayloadError(f"{subject}: {len(payload)} bytes, the server takes"
+                                  f" {self._nc.max_payload}")
+        if subject not in self._subjects:
+            _validate_subject(subject)
+            self._subjects.add(subject)
         index = self._sent
         self._sent += 1
-        if not ack:
-            await self._nc.publish(subject, payload, headers=headers)
+        reply = ""
+        if ack:
+            if self._sub is None:
+                self._sub = await self._nc.subscribe(self._prefix + ".*", cb=self._on_ack,
+                                                     pending_msgs_limit=-1, pending_bytes_limit=-1)
+            if self._missing >= self._window:
+                await self._push()
+            while self._missing >= self._window:
+                self._room.clear()
+                try:
+                    await asyncio.wait_for(self._room.wait(), self._ack_timeout)
+                except asyncio.TimeoutError:
+                    break  # flush() reports the missing acks
+            self._acks[index] = None
+            self._missing += 1
+            self._done.clear()
+            reply = f"{self._prefix}.{self._round}-{index}"
+        frame = hpub_frame(subject, reply, headers, payload)
+        self._frames.append(frame)
+        self._frame_bytes += len(frame)
+        self._payload_bytes += len(payload)
+        if self._frame_bytes >= self._push_bytes:
+            await self._push()
+
+    async def _push(self) -> None:
+        """Hand the queued frames to the connection."""
+        if not self._frames:
             return
-        if self._sub is None:
-            self._sub = await self._nc.subscribe(self._prefix + ".*", cb=self._on_ack,
-                                                 pending_msgs_limit=-1, pending_bytes_limit=-1)
-        while self._missing >= self._window:
-            self._room.clear()
-            try:
-                await asyncio.wait_for(self._room.wait(), self._ack_timeout)
-            except asyncio.TimeoutError:
-                break  # flush() reports the missing acks
-        self._acks[index] = None
-        self._missing += 1
-        self._done.clear()
-        await self._nc.publish(subject, payload, reply=f"{self._prefix}.{self._round}-{index}",
-                               headers=headers)
+        frames, count, payload_bytes = b"".join(self._frames), len(self._frames), self._payload_bytes
+        self._frames, self._frame_bytes, self._payload_bytes = [], 0, 0
+        await self._nc.publish_frames(frames, count, payload_bytes)
 
     async def flush(self) -> list[tuple[int, Ack]]:
-        """Wait for the round's acks (up to the ack timeout): ``(index, ack)`` in send order."""
+        """Send what is queued; wait for the round's acks (up to the ack timeout).
+
+        Returns ``(index, ack)`` in send order.
+        """
+        await self._push()
         if self._missing:
             try:
                 await asyncio.wait_for(self._done.wait(), self._ack_timeout)
