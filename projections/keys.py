@@ -24,11 +24,13 @@ from __future__ import annotations
 import hashlib
 import struct
 from functools import lru_cache
+from typing import Iterable
 
 from .errors import QueryError
 from .ontology import NODE_TYPES, NodeType
 
 __all__ = [
+    "format_keys",
     "CODES",
     "TAGS",
     "int_key",
@@ -129,6 +131,35 @@ def key_source(key: bytes) -> str:
 def key_int(key: bytes) -> int:
     """The native numeric id of a key of a numeric-id type."""
     return _unpack(key, key.index(0, 1) + 1)[0]
+
+
+def format_keys(keys: Iterable[bytes]) -> list[str]:
+    """:func:`format_key` of many keys (a traversal's answer), without its cache.
+
+    A large answer would only evict what the cache holds; instead the
+    ``tag:source:`` part is formatted once per type and source, and the rest
+    of a numeric-id or commit key is one unpack or one decode.
+    """
+    heads: dict[bytes, tuple[str, str]] = {}
+    out = []
+    for key in keys:
+        end = key.index(0, 1)
+        head = heads.get(key[:end])
+        if head is None:
+            t = _BY_CODE.get(key[0])  # None for a commit reference (high bit set)
+            if t is not None and t.id_kind in ("int", "sha"):
+                head = (t.id_kind, f"{TAGS[t.name]}:{key[1:end].decode()}:")
+            else:
+                head = ("", "")
+            heads[key[:end]] = head
+        kind, prefix = head
+        if kind == "int":
+            out.append(prefix + str(_unpack(key, end + 1)[0]))
+        elif kind == "sha":  # the stored key: position, then the sha and its NUL
+            out.append(prefix + key[end + 9 : -1].decode())
+        else:
+            out.append(format_key(key))
+    return out
 
 
 @lru_cache(maxsize=1 << 16)

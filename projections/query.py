@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+from bisect import bisect_left
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -32,7 +33,7 @@ import msgspec
 
 from .errors import NoActiveVersion, QueryError, UnknownNode
 from .indexing import child_lookup, iid_lookup, index_prefix, root_lookup
-from .keys import CODES, COMMIT_REF, TAGS, commit_lookup, format_key, key_int, parse_key
+from .keys import CODES, COMMIT_REF, TAGS, commit_lookup, format_key, format_keys, key_int, parse_key
 from .keys import source_prefix
 from .ontology import EDGE_TYPES, INDEXES, NAME, NODE_TYPES, edge_type, node_type
 from .store import CHECKPOINT, IN_EDGES_OF, OUT_EDGES_OF, GraphStore
@@ -294,6 +295,31 @@ class Snapshot:
             return chain.from_iterable(c.iternext_dup() for c in cursors if c.set_key(key))
 
         return expand
+
+    def level_expander(self, direction: str, codes: frozenset[int] | None = None
+                       ) -> Callable[[list[bytes]], list[bytes]]:
+        """A function ``keys -> all their neighbours' keys`` (with repeats), for wide frontiers.
+
+        The keys are sorted (a key starts with its type's code, so each type
+        is a slice) and each edge table returns the neighbours of its slice
+        in one ``getmulti`` call, in key order: the B-tree is walked forwards.
+        """
+        plan = self.plan(direction, codes)
+
+        def expand_level(keys: list[bytes]) -> list[bytes]:
+            keys = sorted(keys)
+            out: list[bytes] = []
+            start = 0
+            while start < len(keys):
+                code = keys[start][0]
+                end = bisect_left(keys, bytes((code + 1,)), start) if code < 255 else len(keys)
+                of_type = keys[start:end]
+                for _, _, db in plan.get(code, ()):
+                    out += [v for _, v in self.cursor(db).getmulti(of_type, dupdata=True)]
+                start = end
+            return out
+
+        return expand_level
 
     def degree(self, direction: str, codes: frozenset[int] | None = None) -> Callable[[bytes], int]:
         """A function ``key -> how many edges it has`` (LMDB counts a key's duplicates in O(1))."""
@@ -557,10 +583,11 @@ class GraphReader:
         codes = _edge_codes(edges)
         with self.snapshot() as snap:
             key = snap.require(snap.resolve(ref))
-            found = hops(key, depth, snap.expander(direction, codes), max_nodes=max_nodes)
+            found = hops(key, depth, snap.expander(direction, codes), max_nodes=max_nodes,
+                         expand_level=snap.level_expander(direction, codes))
         return {"start": format_key(key), "depth": depth, "truncated": found.truncated,
                 "count": len(found.nodes),
-                "nodes": {format_key(k): d for k, d in found.nodes.items()}}
+                "nodes": dict(zip(format_keys(found.nodes), found.nodes.values()))}
 
     def path(self, src_ref: str, dst_ref: str, *, edges: str | list[str] | None = None,
              directed: bool = False, max_depth: int = 6, max_nodes: int = PATH_MAX_NODES

@@ -14,17 +14,21 @@ from dataclasses import dataclass, field
 from itertools import islice, repeat
 from typing import Callable, Hashable, Iterable
 
-__all__ = ["Expand", "Degree", "Hops", "PathSearch", "hops", "shortest_path"]
+__all__ = ["Expand", "ExpandLevel", "Degree", "Hops", "PathSearch", "hops", "shortest_path"]
 
 #: ``node -> its neighbours`` (repeats allowed); an iterator is read lazily, and
 #: only until the next call, so one bound to shared cursors is fine
 Expand = Callable[[Hashable], Iterable[Hashable]]
 #: ``node -> how many edges it has`` (what ``expand`` would yield, counted cheaply)
 Degree = Callable[[Hashable], int]
+#: ``nodes -> all their neighbours`` (repeats allowed, any order), a level at a time
+ExpandLevel = Callable[[list], list]
 #: neighbours handled at a time: a hub's edges are read as far as needed, not all
 _CHUNK = 512
 #: frontiers up to this size are weighed by their degrees (one count per node and table)
 _WEIGHED_FRONTIER = 64
+#: frontiers from this size on are expanded a level at a time (when ``expand_level`` is given)
+_LEVEL_FRONTIER = 64
 
 
 @dataclass
@@ -53,31 +57,56 @@ class PathSearch:
     visited: int = 0
 
 
-def hops(start: Hashable, depth: int, expand: Expand, *, max_nodes: int = 10_000) -> Hops:
-    """Breadth-first: every node within ``depth`` hops of ``start``, up to ``max_nodes``."""
+def hops(start: Hashable, depth: int, expand: Expand, *, max_nodes: int = 10_000,
+         expand_level: ExpandLevel | None = None) -> Hops:
+    """Breadth-first: every node within ``depth`` hops of ``start``, up to ``max_nodes``.
+
+    ``expand_level``, when given, reads the neighbours of a wide frontier in
+    one call (the reader's is a C loop per edge table). A level that would
+    overflow ``max_nodes`` is read node by node instead, so which nodes a
+    truncated answer holds does not depend on it.
+    """
     result = Hops(depth)
     found = result.nodes
     seen = {start}
     frontier = [start]
     for distance in range(1, depth + 1):
-        following: list = []
-        for node in frontier:
-            edges = iter(expand(node))
-            # Read a hub's edges only as far as the bound needs (room + 1 tells truncation).
-            while chunk := list(islice(edges, min(max_nodes - len(found) + 1, _CHUNK))):
-                fresh = [o for o in dict.fromkeys(chunk) if o not in seen]
-                room = max_nodes - len(found)
-                if len(fresh) > room:
-                    found.update(zip(fresh[:room], repeat(distance)))
-                    result.truncated = True
-                    return result
+        following = None
+        if expand_level is not None and len(frontier) >= _LEVEL_FRONTIER:
+            fresh = [o for o in dict.fromkeys(expand_level(frontier)) if o not in seen]
+            if len(fresh) <= max_nodes - len(found):
                 seen.update(fresh)
                 found.update(zip(fresh, repeat(distance)))
-                following += fresh
+                following = fresh
+        if following is None:
+            following = _level(frontier, distance, expand, seen, result, max_nodes)
+            if result.truncated:
+                return result
         if not following:
             break
         frontier = following
     return result
+
+
+def _level(frontier: list, distance: int, expand: Expand, seen: set, result: Hops,
+           max_nodes: int) -> list:
+    """One level of :func:`hops`, node by node; sets ``result.truncated`` at the bound."""
+    found = result.nodes
+    following: list = []
+    for node in frontier:
+        edges = iter(expand(node))
+        # Read a hub's edges only as far as the bound needs (room + 1 tells truncation).
+        while chunk := list(islice(edges, min(max_nodes - len(found) + 1, _CHUNK))):
+            fresh = [o for o in dict.fromkeys(chunk) if o not in seen]
+            room = max_nodes - len(found)
+            if len(fresh) > room:
+                found.update(zip(fresh[:room], repeat(distance)))
+                result.truncated = True
+                return following
+            seen.update(fresh)
+            found.update(zip(fresh, repeat(distance)))
+            following += fresh
+    return following
 
 
 def shortest_path(src: Hashable, dst: Hashable, forward: Expand, backward: Expand, *,

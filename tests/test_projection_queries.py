@@ -411,3 +411,48 @@ def test_threads_share_a_reader_across_switches(two_versions):
             t.join(10)
     assert not errors
     assert seen <= {(1, False), (2, True)} and (2, True) in seen
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.integers(0, 80), st.lists(st.integers(0, 80), max_size=12), max_size=60),
+       st.integers(0, 80), st.integers(1, 4), st.integers(1, 120))
+def test_hops_a_level_at_a_time_finds_what_node_by_node_does(adjacent, start, depth, max_nodes):
+    """Same nodes and distances, and under truncation the very same nodes, with or without
+    ``expand_level`` (forced on for every frontier here)."""
+    expand = lambda n: adjacent.get(n, ())  # noqa: E731
+    level = lambda nodes: [o for n in sorted(nodes) for o in adjacent.get(n, ())]  # noqa: E731
+    plain = traverse.hops(start, depth, expand, max_nodes=max_nodes)
+    old, traverse._LEVEL_FRONTIER = traverse._LEVEL_FRONTIER, 1
+    try:
+        wide = traverse.hops(start, depth, expand, max_nodes=max_nodes, expand_level=level)
+    finally:
+        traverse._LEVEL_FRONTIER = old
+    assert wide.nodes == plain.nodes and wide.truncated == plain.truncated
+
+
+def test_reader_hops_match_node_by_node_on_a_simulated_graph(tmp_path):
+    """The reader's level expansion (getmulti per edge table) returns what per-node cursors do."""
+    simulated_log(tmp_path / "log.db", 3000, seed=5)
+    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
+    with GraphReader(tmp_path / "proj") as reader:
+        with reader.snapshot() as snap:
+            keys = [k for t in NODE_TYPES for k in snap.type_scan(t.code)]
+            for direction in ("both", "out", "in"):
+                expand = snap.expander(direction)
+                for key in random.Random(direction).sample(keys, 15):
+                    for max_nodes in (50, 10**6):
+                        want = traverse.hops(key, 3, expand, max_nodes=max_nodes)
+                        got = reader.hops(format_key(key), 3, direction=direction, max_nodes=max_nodes)
+                        assert got["truncated"] == want.truncated
+                        assert got["nodes"] == {format_key(k): d for k, d in want.nodes.items()}
+
+
+def test_format_keys_formats_every_kind_of_key_as_format_key_does(tmp_path):
+    simulated_log(tmp_path / "log.db", 3000, seed=6)
+    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
+    from projections.keys import format_keys
+    with GraphReader(tmp_path / "proj") as reader, reader.snapshot() as snap:
+        keys = [k for t in NODE_TYPES for k in snap.type_scan(t.code)]
+    kinds = {t.id_kind for t in NODE_TYPES if any(k[0] == t.code for k in keys)}
+    assert {"int", "sha", "ref"} <= kinds
+    assert format_keys(keys) == [format_key(k) for k in keys]
