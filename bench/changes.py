@@ -1,7 +1,7 @@
 """Change-stream benchmark: source event -> graph-change event, through the real path.
 
     python bench/changes.py [--rate 2000] [--secs 20] [--burst 60000] [--runs 3]
-                            [--layout worker|processes]
+                            [--layout worker|processes] [--trace FILE]
 
 Starts its own nats-server on a free port in a temporary directory and the
 fleet's processes as in production: ``fleet ingest`` (SDLC -> log), the
@@ -259,7 +259,8 @@ def _log_ready(path: Path) -> bool:
         return False
 
 
-async def one_run(tmp: Path, rate: float, secs: float, burst: int, layout: str) -> dict[str, float]:
+async def one_run(tmp: Path, rate: float, secs: float, burst: int, layout: str,
+                  trace: Path | None = None) -> dict[str, float]:
     server = NatsServer(tmp / "nats", log_file=tmp / "nats.log").start()
     fleet = Fleet(tmp, server.url)
     nc = await connect(server.url, name="bench")
@@ -352,15 +353,19 @@ async def one_run(tmp: Path, rate: float, secs: float, burst: int, layout: str) 
     results["publisher_change_throughput"] = backlog / (times[-1] - phase3_start)
     results["backlog_changes"] = backlog
     results |= _breakdown(tmp, [e.event_id for e in events[:n_events] if sent[e.event_id] >= warm],
-                          sent, data, json.loads((tmp / "probe.json").read_text()))
+                          sent, data, json.loads((tmp / "probe.json").read_text()), trace, started)
     for name, secs_used in cpu.items():
         results[f"cpu_{name}"] = secs_used / n_events * 1e6
     return results
 
 
 def _breakdown(tmp: Path, event_ids: list[str], sent: dict[str, float], data: dict,
-               marks: list[list[float]]) -> dict[str, float]:
+               marks: list[list[float]], trace: Path | None, started: float) -> dict[str, float]:
     """Median and p99 of each stage: sent -> logged -> applied -> stored in GRAPH -> received.
+
+    With ``trace``, one CSV row per event is appended there: when it was sent
+    (seconds into the run) and each stage's milliseconds, to see when a tail
+    happens and in which stage.
 
     ``logged`` is the log row's ``recorded_at`` (taken just before the commit),
     ``applied`` the first checkpoint probe at or past the event's position (1 ms
@@ -373,6 +378,7 @@ def _breakdown(tmp: Path, event_ids: list[str], sent: dict[str, float], data: di
     times = [t for t, _ in marks]
     checkpoints = [int(c) for _, c in marks]
     stages: dict[str, list[float]] = {"ingest": [], "project": [], "publish": [], "deliver": []}
+    rows_out = []
     for event_id in event_ids:
         if event_id not in data["first_seen"] or event_id not in rows:
             continue
@@ -385,6 +391,14 @@ def _breakdown(tmp: Path, event_ids: list[str], sent: dict[str, float], data: di
         stages["project"].append(applied - logged)
         stages["publish"].append(stored - applied)
         stages["deliver"].append(data["first_seen"][event_id] - stored)
+        if trace is not None:
+            rows_out.append(f"{sent[event_id] - started:.4f}," + ",".join(
+                f"{stages[s][-1] * 1000:.2f}" for s in stages))
+    if trace is not None:
+        new = not trace.exists()
+        with open(trace, "a") as f:
+            f.write(("sent_s,ingest_ms,project_ms,publish_ms,deliver_ms\n" if new else "")
+                    + "\n".join(rows_out) + "\n")
     out = {}
     for stage, values in stages.items():
         out[f"stage_{stage}_p50"] = percentile([v * 1000 for v in values], 50)
@@ -398,6 +412,7 @@ def main() -> None:
     parser.add_argument("--secs", type=float, default=20)
     parser.add_argument("--burst", type=int, default=60_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--trace", type=Path, help="append per-event stage times (CSV) to this file")
     parser.add_argument("--layout", choices=["worker", "processes"], default="worker")
     parser.add_argument("--role", choices=["subscriber", "probe"], help=argparse.SUPPRESS)
     parser.add_argument("role_args", nargs="*", help=argparse.SUPPRESS)
@@ -412,7 +427,8 @@ def main() -> None:
     for _ in range(args.runs):
         tmp = Path(tempfile.mkdtemp(prefix="bench-changes-"))
         try:
-            runs.append(asyncio.run(one_run(tmp, args.rate, args.secs, args.burst, args.layout)))
+            runs.append(asyncio.run(one_run(tmp, args.rate, args.secs, args.burst, args.layout,
+                                            args.trace)))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     units = {"latency_p50": "ms", "latency_p99": "ms", "latency_max": "ms",

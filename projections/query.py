@@ -301,8 +301,9 @@ class Snapshot:
         """A function ``keys -> all their neighbours' keys`` (with repeats), for wide frontiers.
 
         The keys are sorted (a key starts with its type's code, so each type
-        is a slice) and each edge table returns the neighbours of its slice
-        in one ``getmulti`` call, in key order: the B-tree is walked forwards.
+        is a slice) and each edge table is read for its slice in key order,
+        so its B-tree is walked forwards, by one cursor without a generator
+        per node (``getmulti`` measured slower: it builds a tuple per edge).
         """
         plan = self.plan(direction, codes)
 
@@ -315,7 +316,10 @@ class Snapshot:
                 end = bisect_left(keys, bytes((code + 1,)), start) if code < 255 else len(keys)
                 of_type = keys[start:end]
                 for _, _, db in plan.get(code, ()):
-                    out += [v for _, v in self.cursor(db).getmulti(of_type, dupdata=True)]
+                    c = self.cursor(db)
+                    for key in of_type:
+                        if c.set_key(key):
+                            out += c.iternext_dup()
                 start = end
             return out
 
