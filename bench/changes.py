@@ -353,19 +353,19 @@ async def one_run(tmp: Path, rate: float, secs: float, burst: int, layout: str,
     results["publisher_change_throughput"] = backlog / (times[-1] - phase3_start)
     results["backlog_changes"] = backlog
     results |= _breakdown(tmp, [e.event_id for e in events[:n_events] if sent[e.event_id] >= warm],
-                          sent, data, json.loads((tmp / "probe.json").read_text()), trace, started)
+                          sent, data, json.loads((tmp / "probe.json").read_text()), trace)
     for name, secs_used in cpu.items():
         results[f"cpu_{name}"] = secs_used / n_events * 1e6
     return results
 
 
 def _breakdown(tmp: Path, event_ids: list[str], sent: dict[str, float], data: dict,
-               marks: list[list[float]], trace: Path | None, started: float) -> dict[str, float]:
+               marks: list[list[float]], trace: Path | None) -> dict[str, float]:
     """Median and p99 of each stage: sent -> logged -> applied -> stored in GRAPH -> received.
 
     With ``trace``, one CSV row per event is appended there: when it was sent
-    (seconds into the run) and each stage's milliseconds, to see when a tail
-    happens and in which stage.
+    (Unix time, to line up with system metrics) and each stage's milliseconds,
+    to see when a tail happens and in which stage.
 
     ``logged`` is the log row's ``recorded_at`` (taken just before the commit),
     ``applied`` the first checkpoint probe at or past the event's position (1 ms
@@ -392,12 +392,12 @@ def _breakdown(tmp: Path, event_ids: list[str], sent: dict[str, float], data: di
         stages["publish"].append(stored - applied)
         stages["deliver"].append(data["first_seen"][event_id] - stored)
         if trace is not None:
-            rows_out.append(f"{sent[event_id] - started:.4f}," + ",".join(
+            rows_out.append(f"{sent[event_id]:.4f}," + ",".join(
                 f"{stages[s][-1] * 1000:.2f}" for s in stages))
     if trace is not None:
         new = not trace.exists()
         with open(trace, "a") as f:
-            f.write(("sent_s,ingest_ms,project_ms,publish_ms,deliver_ms\n" if new else "")
+            f.write(("sent_unix_s,ingest_ms,project_ms,publish_ms,deliver_ms\n" if new else "")
                     + "\n".join(rows_out) + "\n")
     out = {}
     for stage, values in stages.items():

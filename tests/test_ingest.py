@@ -13,7 +13,7 @@ import pytest
 from events.codec import encode_event
 from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
 from tests.conftest import fleet_cmd, make_issue, settings_env, wait_for
-from workers.ingest import IngestWorker
+from workers.ingest import IngestConfig, IngestWorker
 from workers.nats import connect, ensure_stream
 from workers.publish import Publisher, publish_events
 
@@ -279,3 +279,73 @@ def test_a_stray_message_on_the_pull_inbox_is_ignored_and_ingest_goes_on(setting
 
     stats = asyncio.run(main())
     assert (stats.appended, stats.quarantined) == (3, 0)
+
+
+def test_an_expired_pull_request_is_renewed_at_once_not_at_the_next_idle_poll(settings, monkeypatch):
+    """A quiet stream lets a pull request expire; the next event must not wait for a poll.
+
+    Before the fix the server's expiry notice did not wake the loop: every
+    expiry (2 s) stalled delivery until the idle poll, 100 ms at 2,000
+    events/s. Here the poll is a minute away, so only the wake-up can help.
+    """
+    import dataclasses
+
+    import workers.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "_IDLE_POLL_SECS", 60)
+    config = dataclasses.replace(ingest_config(settings), pull_expires_secs=0.3)
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(4)]
+
+    async def main():
+        nc = await connect(settings.nats_url, name="test-ingest")
+        await ensure_stream(nc.jetstream(), sdlc_stream(settings))
+        writer = log_writer(settings)
+        worker = IngestWorker(nc, writer, config)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            for n, event in enumerate(events, 1):
+                if n > 1:
+                    await asyncio.sleep(0.8)  # the open request expires meanwhile
+                await _publish_raw(settings, [encode_event(event)])
+                await wait_for(lambda: worker.stats.appended == n, timeout=15)
+        finally:
+            stop.set()
+            worker._wake.set()
+            await task
+            writer.close()
+            await nc.drain()
+
+    asyncio.run(main())
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+
+
+def test_a_request_half_its_lifetime_old_is_renewed_even_for_a_few_messages():
+    """Under a trickle the newest request is topped up before it expires, so one is always open."""
+    from workers.nats import FleetClient, StreamSpec
+
+    requests: list[dict] = []
+
+    class Recording(FleetClient):
+        async def publish(self, subject, payload=b"", reply="", headers=None):
+            requests.append(json.loads(payload))
+
+    class NoWriter:
+        committed_seq = 0
+
+    config = IngestConfig(stream=StreamSpec(name="SDLC", subjects=("sdlc.>",)),
+                          batch_max=100, pull_expires_secs=2)
+    worker = IngestWorker(Recording(), NoWriter(), config)
+
+    async def main():
+        await worker._request_more()  # nothing open: two batches' worth
+        worker._outstanding -= 10  # ten messages arrived since
+        await worker._request_more()  # a fresh request with ten missing: not worth one yet
+        worker._last_request_at -= config.pull_expires_secs * 0.6
+        await worker._request_more()  # past half its lifetime: top up the ten
+        await worker._request_more()  # and not again right after
+
+    asyncio.run(main())
+    assert [r["batch"] for r in requests] == [200, 10]
+    assert all(r["expires"] == 2_000_000_000 for r in requests)

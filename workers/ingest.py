@@ -229,18 +229,33 @@ class IngestWorker:
         prepared.keys.append(id_key(event.event_id))
 
     def _on_status(self, hdr: bytes) -> None:
-        """A pull request ended (404 no messages, 408 expired, 409 limits): forget what it owed."""
+        """A pull request ended (404 no messages, 408 expired, 409 limits): forget what it owed.
+
+        Wakes the loop, which asks again at once: a worker waiting for
+        messages must not wait out its idle poll with no request open.
+        """
         left = FleetClient.parse_headers(hdr).get("Nats-Pending-Messages", "0")
         self._outstanding = max(0, self._outstanding - int(left or 0))
+        self._wake.set()
 
     async def _request_more(self) -> None:
+        """Keep about two batches requested, and a request open that is not about to expire.
+
+        A slow stream leaves most of a request unfilled until it expires; the
+        server delivers nothing between its expiry and the next request (with
+        a poll between them, that was a 100 ms stall every 2 s at 2,000
+        events/s). So once the newest request is half its lifetime old, ask
+        for whatever is missing even if it is little: requests overlap, and
+        each one's expiry gives back what it still owed.
+        """
         cfg = self._config
         target = cfg.batch_max * 2
         now = time.monotonic()
         if now - max(self._last_msg_at, self._last_request_at) > cfg.pull_expires_secs * 2:
             self._outstanding = 0  # requests lost (e.g. a reconnect) or all expired
         want = target - self._outstanding - self.backlog
-        if want < cfg.batch_max // 2:
+        ageing = now - self._last_request_at > cfg.pull_expires_secs / 2
+        if want < cfg.batch_max // 2 and not (ageing and want > 0):
             return
         request = {"batch": want, "expires": int(cfg.pull_expires_secs * 1e9)}
         await self._nc.publish(
