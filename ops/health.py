@@ -140,6 +140,8 @@ def _projection(now: float, p: dict[str, Any], stuck_after_secs: float) -> Compo
         return Component(name, "projection", "never started", "no checkpoint yet", p)
     state = p.get("state", "ok")
     detail = f"position {p.get('checkpoint')}, lag {lag}"
+    if p.get("fsync"):
+        detail += f", fsync {p['fsync']}"
     if state != "rebuilding" and _is_stuck(now, lag, p.get("progress_at"), stuck_after_secs):
         state = "stuck"
         detail += f", no progress since {_age(now, p.get('progress_at'))}"

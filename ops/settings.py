@@ -47,6 +47,7 @@ class Settings:
     worker_threads: int = 4  # FLEET_WORKER_THREADS
     projector_batch_max: int = 10_000  # FLEET_PROJECTOR_BATCH_MAX: log entries per LMDB txn
     projector_poll_ms: int = 200  # FLEET_PROJECTOR_POLL_MS: polling beside notifications
+    projection_sync_ms: int = 1000  # FLEET_PROJECTION_SYNC_MS: projector fsync interval, 0 = every commit
     gitlab_token: str | None = None  # FLEET_GITLAB_TOKEN
     github_secret: str | None = None  # FLEET_GITHUB_SECRET
     api_host: str = "127.0.0.1"  # FLEET_API_HOST
@@ -132,6 +133,9 @@ def _validate(s: Settings) -> None:
                  "worker_threads", "projector_batch_max", "projector_poll_ms"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name)} must be positive")
+    if s.projection_sync_ms < 0:
+        raise ConfigError(f"FLEET_PROJECTION_SYNC_MS={s.projection_sync_ms} must be 0 (fsync every"
+                          " commit) or a positive interval in milliseconds")
     if s.ingest_writer not in {"process", "thread"}:
         raise ConfigError(f"FLEET_INGEST_WRITER={s.ingest_writer!r} must be 'process' or 'thread'")
     if s.log_sync not in {"full", "normal"}:

@@ -18,6 +18,7 @@ __all__ = [
     "VersionStateError",
     "StoreError",
     "StoreBusy",
+    "VersionDamaged",
     "QueryError",
 ]
 
@@ -63,6 +64,13 @@ class VersionStateError(ProjectionError, PermanentError):
 
 class StoreError(ProjectionError, PermanentError):
     """LMDB refused an operation (translated from ``lmdb.Error``)."""
+
+
+class VersionDamaged(StoreError):
+    """A version written with deferred fsync when the machine went down: it may be corrupt.
+
+    The projector sets it aside (``v<N>.damaged-<time>``) and rebuilds it from the log.
+    """
 
 
 class StoreBusy(ProjectionError, TransientError):

@@ -21,23 +21,48 @@ Sub-databases (names are stable: operators may inspect them with
 ``poison``           position -> why the live projector skipped that event
 ``outbox``           change sequence -> msgpack graph-change record
 ===================  =========================================================
+
+Deferred fsync (:func:`defer_sync`, the projector processes' choice): each
+commit then skips LMDB's fsync and a background thread flushes every
+environment written since its last flush, every ``secs`` seconds. A live
+commit of a few events dirties a hundred-odd B-tree pages; fsyncing them
+each time was ~3 ms per commit and ~100 MB/s of disk writes at 2,000
+events/s, against a few MB/s once the page cache coalesces the hot pages.
+A process crash loses nothing (the pages are in the page cache); a machine
+crash may lose the last second and, since LMDB then cannot order its
+writes, may corrupt the file. So a version written this way carries an
+``unsynced`` marker holding the boot id while it is open for writing
+(removed after the last flush when the writer closes it), and opening a
+version whose marker names another boot raises
+:class:`~projections.errors.VersionDamaged`: the projector sets such a
+version aside and rebuilds it from the log, which it can always do.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
+import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import lmdb
 
-from .errors import StoreError, UnknownVersion
+from opentelemetry import metrics
+
+from .errors import StoreError, UnknownVersion, VersionDamaged
 from .ontology import EDGE_TYPES, NODE_TYPES
 
-__all__ = ["Env", "open_env", "close_env", "DEFAULT_MAP_SIZE"]
+__all__ = ["Env", "open_env", "close_env", "defer_sync", "sync_mode", "DEFAULT_MAP_SIZE", "UNSYNCED"]
+
+log = logging.getLogger(__name__)
+_sync_ms = metrics.get_meter(__name__).create_histogram(
+    "fleet.projection.sync.duration", unit="ms",
+    description="Flushing a projection environment written with deferred fsync")
 
 DEFAULT_MAP_SIZE = 1 << 30
 _MAX_DBS = 128
@@ -46,6 +71,78 @@ _lock = threading.Lock()
 _open: dict[str, "Env"] = {}
 _libc = ctypes.CDLL(None, use_errno=True)
 _MADV_DONTNEED = 4
+#: a version's marker file while a deferred-fsync writer has it open
+UNSYNCED = "unsynced"
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_defer_secs = 0.0  # 0: LMDB fsyncs every commit (see defer_sync)
+_syncer: threading.Thread | None = None
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux), None where the system does not say."""
+    try:
+        return _BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def defer_sync(secs: float) -> bool:
+    """From now on, open environments with deferred fsync, flushed every ``secs`` seconds.
+
+    For processes that write projections live (``0`` keeps an fsync per
+    commit). Environments already open keep their mode. Without a boot id
+    to tell a machine crash from a process crash, fsync stays per commit;
+    returns whether deferral is on.
+    """
+    global _defer_secs, _syncer
+    if secs < 0:
+        raise ValueError(f"a sync interval cannot be negative, got {secs}")
+    if secs and boot_id() is None:
+        log.warning("no boot id on this system: projections keep an fsync per commit")
+        secs = 0.0
+    _defer_secs = secs
+    if secs and _syncer is None:
+        _syncer = threading.Thread(target=_sync_loop, name="lmdb-sync", daemon=True)
+        _syncer.start()
+    return bool(secs)
+
+
+def sync_mode() -> str:
+    """How this process's projection commits reach the disk (for health output)."""
+    return f"every {_defer_secs:g} s (deferred)" if _defer_secs else "every commit"
+
+
+def _sync_loop() -> None:
+    while True:
+        time.sleep(_defer_secs or 1.0)
+        with _lock:
+            dirty = [env for env in _open.values() if env.dirty]
+            for env in dirty:
+                env.flush()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_marker(path: Path) -> None:
+    """Raise :class:`VersionDamaged` if a deferred writer had ``path`` open when the machine went down."""
+    try:
+        marker = json.loads((path / UNSYNCED).read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        marker = {}
+    if marker.get("boot_id") != boot_id():
+        raise VersionDamaged(
+            f"{path} was being written without an fsync per commit (by pid {marker.get('pid', '?')})"
+            " when the machine went down: it may be corrupt. The projector sets it aside and"
+            " rebuilds it from the log (or run `fleet replay graph`)."
+        )
 
 
 class _Gate:
@@ -108,10 +205,18 @@ class Env:
         self.path = path
         self.users = 0
         self.gate = _Gate()
+        #: commits skip the fsync; :attr:`dirty` says one happened since the last flush
+        self.deferred = _defer_secs > 0
+        self.dirty = False
+        self._marked = False
+        _check_marker(path)
+        if self.deferred and not (path / "data.mdb").exists():
+            self._mark()  # creating the file is a write too
         try:
             self.env = lmdb.open(
                 str(path), map_size=map_size, max_dbs=_MAX_DBS, subdir=True, create=True,
-                metasync=False, readahead=False, max_readers=512, lock=True,
+                metasync=False, sync=not self.deferred, readahead=False, max_readers=512,
+                lock=True,
             )
         except lmdb.Error as e:
             raise StoreError(f"cannot open LMDB environment {path}: {e}") from e
@@ -142,6 +247,31 @@ class Env:
         self.meta = table(b"meta")
         self.poison = table(b"poison")
         self.outbox = table(b"outbox")
+
+    def _mark(self) -> None:
+        """Write the ``unsynced`` marker (durably) before the first commit without fsync."""
+        marker = self.path / UNSYNCED
+        with open(marker, "w") as f:
+            json.dump({"boot_id": boot_id(), "pid": os.getpid(), "since": time.time()}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(self.path)
+        self._marked = True
+
+    def flush(self) -> None:
+        """fsync what the commits since the last flush wrote (deferred mode)."""
+        self.dirty = False
+        started = time.perf_counter()
+        self.env.sync(True)
+        _sync_ms.record((time.perf_counter() - started) * 1000, {"path": self.path.name})
+
+    def close(self) -> None:
+        """Flush, drop the marker (everything is on disk now) and close."""
+        if self._marked:
+            self.flush()
+            (self.path / UNSYNCED).unlink(missing_ok=True)
+            _fsync_dir(self.path)
+        self.env.close()
 
     def grow(self) -> int:
         """Double the map size; waits until no transaction of this process is open."""
@@ -216,11 +346,14 @@ class Env:
         LMDB serialises writers across processes; within this process the
         transaction holds the gate so that no resize can happen under it.
         """
+        if self.deferred and not self._marked:
+            self._mark()
         txn = self._begin(write=True)
         try:
             yield txn
         finally:
             self._end(txn)
+            self.dirty = self.deferred
 
 
 def open_env(path: Path, *, create: bool = False, map_size: int = DEFAULT_MAP_SIZE) -> Env:
@@ -245,4 +378,4 @@ def close_env(env: Env) -> None:
         env.users -= 1
         if env.users <= 0:
             _open.pop(os.path.realpath(env.path), None)
-            env.env.close()
+            env.close()

@@ -38,7 +38,7 @@ from events.log import EventLog
 
 from .applier import Applier, plan_rows
 from .digest import digest
-from .errors import VersionStateError
+from .errors import VersionDamaged, VersionStateError
 from .lmdbenv import DEFAULT_MAP_SIZE
 from .ontology import NAME, VERSION
 from .pipeline import default_workers, open_scan_log, planned_chunks
@@ -141,7 +141,22 @@ def rebuild(
     except BaseException:
         event_log.close()
         raise
-    store = GraphStore(path, create=True, map_size=map_size)
+    try:
+        try:
+            store = GraphStore(path, create=True, map_size=map_size)
+        except VersionDamaged as e:  # a machine crash cut a deferred-fsync build short
+            lock.release()
+            aside = versions.set_aside(version)
+            log.error("rebuild found its version damaged by a machine crash: set aside, starting"
+                      " over", extra={"projection": name, "version": version,
+                                      "moved_to": str(aside), "reason": str(e)})
+            versions.create(version)
+            lock = WriterLock(path, what=f"{name} v{version}").acquire()
+            store = GraphStore(path, create=True, map_size=map_size)
+    except BaseException:
+        lock.release()
+        event_log.close()
+        raise
     try:
         return _run(versions, version, active, store, event_log, Path(log_path), promote=promote,
                     progress=progress, stop=stop,

@@ -185,6 +185,23 @@ class Versions:
         self._update(current, state=RETIRED, retired_at=time.time())
         return current, previous
 
+    def set_aside(self, version: int) -> Path:
+        """Move a damaged version out of the way, to ``v<N>.damaged-<unix time>``.
+
+        If it was active, no version is active from then on (queries say so)
+        until a rebuild promotes one; the directory is kept for inspection.
+        """
+        if self.active() == version:
+            (self.root / "ACTIVE").unlink(missing_ok=True)
+        target = self.root / f"v{version}.damaged-{int(time.time())}"
+        os.replace(self.path(version), target)
+        dir_fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return target
+
     def drop(self, version: int) -> None:
         """Delete a version that is not active and not being written."""
         info = self.info(version)

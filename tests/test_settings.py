@@ -36,6 +36,8 @@ def test_an_external_nats_url_turns_the_embedded_server_off():
         ({"FLEET_LOG_SYNC": "sometimes"}, "'full' or 'normal'"),
         ({"FLEET_INGEST_WRITER": "gpu"}, "'process' or 'thread'"),
         ({"FLEET_API_PORT": "70000"}, "not a TCP port"),
+        ({"FLEET_PROJECTION_SYNC_MS": "-1"}, "must be 0 (fsync every commit) or a positive"),
+        ({"FLEET_PROJECTION_SYNC_MS": "1.5s"}, "FLEET_PROJECTION_SYNC_MS='1.5s' is not an integer"),
     ],
 )
 def test_malformed_values_name_the_variable_and_the_fix(env, says):

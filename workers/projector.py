@@ -51,7 +51,7 @@ from events.errors import FleetError, NotFound
 from events.log import EventLog
 from projections.applier import Applier, BatchResult, plan_rows
 from projections.changes import OUTBOX_PRUNED
-from projections.errors import StoreBusy
+from projections.errors import StoreBusy, VersionDamaged
 from projections.lmdbenv import DEFAULT_MAP_SIZE
 from projections.ontology import NAME, VERSION
 from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress, RebuildResult, rebuild
@@ -347,8 +347,16 @@ class Projector:
         except StoreBusy as e:
             self._warn_once(f"busy{version}", str(e))
             return False
+        try:
+            self._store = GraphStore(path, map_size=self.config.map_size)
+        except VersionDamaged as e:
+            lock.release()
+            aside = self.versions.set_aside(version)
+            log.error("projection version damaged by a machine crash: set aside, rebuilding it from"
+                      " the log", extra={"projection": self.name, "version": version,
+                                         "moved_to": str(aside), "reason": str(e)})
+            return False
         self._lock = lock
-        self._store = GraphStore(path, map_size=self.config.map_size)
         self._applier = Applier(self._store, precise=True, strict=False, outbox=True,
                                 describe=self._describe)
         # The writer lock makes this the only writer of the checkpoint from here on.

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from events.errors import FleetError
 from projections.applier import BatchResult
+from projections.lmdbenv import sync_mode
 from projections.query import GraphReader
 
 from .heartbeat import Heartbeat
@@ -202,6 +203,7 @@ class WorkerRuntime:
             "progress_at": self._progress_at, "poisoned": stats.poisoned,
             "batches": stats.batches, "outbox": stats.outbox, "pruned": stats.pruned,
             "wakes": {"notified": self._wakes.notified, "commits": self._wakes.commits},
+            "fsync": sync_mode(),
         }]
         if version is None and self._rebuilding:
             projections = []  # nothing active yet: the first version is being built

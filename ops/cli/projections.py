@@ -16,6 +16,7 @@ from events.errors import NotFound, TransientError
 from events.log import EventLog
 from projections.digest import digest
 from projections.errors import NoActiveVersion
+from projections.lmdbenv import defer_sync
 from projections.ontology import NAME, VERSION
 from projections.pipeline import default_workers
 from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
@@ -291,6 +292,7 @@ def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int, poll_
         _require_log(settings)
     config = ProjectorConfig(batch_max=batch_max, poll_interval_ms=poll_ms,
                              auto_rebuild=not no_rebuild)
+    defer_sync(settings.projection_sync_ms / 1000)
     projector = Projector(settings.log_path, settings.projections_dir, config)
 
     async def main(stop):

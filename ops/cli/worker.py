@@ -31,6 +31,7 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     """
     import dramatiq
 
+    from projections.lmdbenv import defer_sync
     from workers.actors import declare_actors
     from workers.broker import broker_from_url
     from workers.broker.telemetry import OpenTelemetryMiddleware
@@ -46,6 +47,7 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
         # The Procfile starts every process at once: wait for NATS like the others do,
         # instead of letting the broker's first connect fail and honcho stop the fleet.
         asyncio.run(wait_for_server(broker_url, timeout_secs=30))
+    defer_sync(settings.projection_sync_ms / 1000)
     broker = broker_from_url(broker_url)
     broker.add_middleware(OpenTelemetryMiddleware())
     dramatiq.set_broker(broker)

@@ -1,0 +1,144 @@
+"""Deferred fsync of live projection commits: a process crash loses nothing, a machine
+crash makes the version be set aside and rebuilt from the log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from test_projection_support import simulated_log
+
+from projections import lmdbenv
+from projections.applier import Applier, plan_rows
+from projections.digest import digest
+from projections.errors import VersionDamaged
+from projections.query import GraphReader
+from projections.rebuild import rebuild
+from projections.store import GraphStore
+from projections.versions import Versions
+from workers.projector import Projector, ProjectorConfig
+
+pytestmark = pytest.mark.skipif(lmdbenv.boot_id() is None, reason="needs a boot id (Linux)")
+
+
+@pytest.fixture
+def deferred():
+    """Deferred fsync in this process for the test (the flush thread runs every 50 ms)."""
+    assert lmdbenv.defer_sync(0.05)
+    yield
+    lmdbenv.defer_sync(0)
+
+
+def _apply_log(store: GraphStore, log_path, batch: int = 50) -> None:
+    from events.log import EventLog
+
+    applier = Applier(store, precise=True, strict=False, outbox=True)
+    with EventLog(log_path, readonly=True) as event_log:
+        for rows in event_log.read_payloads(store.checkpoint() + 1, batch_size=batch):
+            applier.apply(plan_rows(rows))
+
+
+def _marker(path) -> dict | None:
+    try:
+        return json.loads((path / lmdbenv.UNSYNCED).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def test_a_deferred_writer_marks_its_version_flushes_it_and_unmarks_it_on_close(tmp_path, deferred):
+    simulated_log(tmp_path / "log.db", 200, seed=1)
+    lmdbenv.defer_sync(0)
+    with GraphStore(tmp_path / "v", create=True) as store:  # written with an fsync per commit
+        _apply_log(store, tmp_path / "log.db")
+    simulated_log(tmp_path / "log.db", 400, seed=1, start=200)
+    lmdbenv.defer_sync(0.05)
+    store = GraphStore(tmp_path / "v")
+    try:
+        assert store.env.deferred and _marker(tmp_path / "v") is None  # opening is not writing
+        _apply_log(store, tmp_path / "log.db")
+        assert _marker(tmp_path / "v")["boot_id"] == lmdbenv.boot_id()
+        deadline = time.monotonic() + 10
+        while store.env.dirty:  # the flush thread catches up
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        store.close()
+    assert _marker(tmp_path / "v") is None  # closed cleanly: everything is on disk
+    with GraphStore(tmp_path / "v") as store:
+        assert store.checkpoint() == 400
+
+
+def test_a_version_marked_by_another_boot_is_refused_with_the_way_out(tmp_path):
+    simulated_log(tmp_path / "log.db", 100, seed=1)
+    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
+    v1 = Versions(tmp_path / "proj").path(1)
+    (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot", "pid": 42}))
+    with pytest.raises(VersionDamaged, match="when the machine went down.*rebuilds it from the log"):
+        GraphStore(v1)
+    with pytest.raises(VersionDamaged):  # queries do not read it either
+        GraphReader(tmp_path / "proj").node("project:gitlab:1")
+    (v1 / lmdbenv.UNSYNCED).write_text("{torn")  # an unreadable marker is no better
+    with pytest.raises(VersionDamaged):
+        GraphStore(v1)
+
+
+def test_the_projector_sets_a_damaged_version_aside_and_rebuilds_it(tmp_path):
+    log_path, proj = tmp_path / "log.db", tmp_path / "proj"
+    simulated_log(log_path, 1500, seed=3)
+    rebuild(log_path, proj, workers=0)
+    versions = Versions(proj)
+    with GraphStore(versions.path(1)) as store:
+        before = digest(store)
+    (versions.path(1) / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
+
+    import asyncio
+
+    stats = asyncio.run(Projector(log_path, proj, ProjectorConfig(poll_interval_ms=20)).run(
+        asyncio.Event(), until_caught_up=True))
+    assert stats.rebuild_error is None and versions.active() == 1
+    aside = [p.name for p in versions.root.iterdir() if p.name.startswith("v1.damaged-")]
+    assert len(aside) == 1 and [v.version for v in versions.list()] == [1]
+    with GraphStore(versions.path(1)) as store:
+        assert digest(store) == before  # the same graph, from the log
+    assert _marker(versions.path(1)) is None
+
+
+_DEFERRED_WRITER = textwrap.dedent("""
+    import sys, time
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from projections import lmdbenv
+    from projections.store import GraphStore
+    from test_projection_sync import _apply_log
+    lmdbenv.defer_sync(3600)  # no flush before the kill
+    store = GraphStore({path!r}, create=True)
+    _apply_log(store, {log!r})
+    print(store.checkpoint(), flush=True)
+    time.sleep(600)
+""")
+
+
+def test_kill_9_of_a_deferred_writer_loses_no_commit(tmp_path):
+    """The commits are in the page cache: a process crash keeps them, and the same boot's
+    marker does not count as damage."""
+    simulated_log(tmp_path / "log.db", 600, seed=5)
+    code = _DEFERRED_WRITER.format(root=os.getcwd(), tests=os.path.dirname(__file__),
+                                   path=str(tmp_path / "v"), log=str(tmp_path / "log.db"))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "600"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert _marker(tmp_path / "v")["boot_id"] == lmdbenv.boot_id()
+    with GraphStore(tmp_path / "v") as crashed:
+        assert crashed.checkpoint() == 600
+        got = digest(crashed)
+    with GraphStore(tmp_path / "ref", create=True) as ref:
+        _apply_log(ref, tmp_path / "log.db")
+        assert digest(ref) == got
