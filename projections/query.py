@@ -297,8 +297,9 @@ class Snapshot:
         return expand
 
     def level_expander(self, direction: str, codes: frozenset[int] | None = None
-                       ) -> Callable[[list[bytes]], list[bytes]]:
-        """A function ``keys -> all their neighbours' keys`` (with repeats), for wide frontiers.
+                       ) -> Callable[[list[bytes], int], list[bytes] | None]:
+        """A function ``(keys, budget) -> all their neighbours' keys`` (with repeats), or None
+        past ``budget`` of them, for wide frontiers.
 
         The keys are sorted (a key starts with its type's code, so each type
         is a slice) and each edge table is read for its slice in key order,
@@ -307,7 +308,7 @@ class Snapshot:
         """
         plan = self.plan(direction, codes)
 
-        def expand_level(keys: list[bytes]) -> list[bytes]:
+        def expand_level(keys: list[bytes], budget: int) -> list[bytes] | None:
             keys = sorted(keys)
             out: list[bytes] = []
             start = 0
@@ -319,7 +320,9 @@ class Snapshot:
                     c = self.cursor(db)
                     for key in of_type:
                         if c.set_key(key):
-                            out += c.iternext_dup()
+                            out += islice(c.iternext_dup(), budget - len(out) + 1)
+                            if len(out) > budget:
+                                return None
                 start = end
             return out
 

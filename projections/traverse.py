@@ -21,8 +21,9 @@ __all__ = ["Expand", "ExpandLevel", "Degree", "Hops", "PathSearch", "hops", "sho
 Expand = Callable[[Hashable], Iterable[Hashable]]
 #: ``node -> how many edges it has`` (what ``expand`` would yield, counted cheaply)
 Degree = Callable[[Hashable], int]
-#: ``nodes -> all their neighbours`` (repeats allowed, any order), a level at a time
-ExpandLevel = Callable[[list], list]
+#: ``(nodes, budget) -> all their neighbours`` (repeats allowed, any order), a level at a
+#: time, or None when there are more than ``budget``
+ExpandLevel = Callable[[list, int], "list | None"]
 #: neighbours handled at a time: a hub's edges are read as far as needed, not all
 _CHUNK = 512
 #: frontiers up to this size are weighed by their degrees (one count per node and table)
@@ -62,9 +63,11 @@ def hops(start: Hashable, depth: int, expand: Expand, *, max_nodes: int = 10_000
     """Breadth-first: every node within ``depth`` hops of ``start``, up to ``max_nodes``.
 
     ``expand_level``, when given, reads the neighbours of a wide frontier in
-    one call (the reader's is a C loop per edge table). A level that would
-    overflow ``max_nodes`` is read node by node instead, so which nodes a
-    truncated answer holds does not depend on it.
+    one call (the reader's is a C loop per edge table), up to a budget of
+    about twice the room left. A level that would overflow ``max_nodes`` (or
+    the budget) is read node by node instead, so which nodes a truncated
+    answer holds does not depend on it, and a capped query near a hub reads
+    little more than it keeps.
     """
     result = Hops(depth)
     found = result.nodes
@@ -73,8 +76,11 @@ def hops(start: Hashable, depth: int, expand: Expand, *, max_nodes: int = 10_000
     for distance in range(1, depth + 1):
         following = None
         if expand_level is not None and len(frontier) >= _LEVEL_FRONTIER:
-            fresh = [o for o in dict.fromkeys(expand_level(frontier)) if o not in seen]
-            if len(fresh) <= max_nodes - len(found):
+            room = max_nodes - len(found)
+            # Edges back to the level before count too: the budget leaves room for them.
+            level = expand_level(frontier, 2 * (room + len(frontier)))
+            fresh = None if level is None else [o for o in dict.fromkeys(level) if o not in seen]
+            if fresh is not None and len(fresh) <= room:
                 seen.update(fresh)
                 found.update(zip(fresh, repeat(distance)))
                 following = fresh

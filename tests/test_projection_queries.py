@@ -285,13 +285,22 @@ def test_search_bounds_are_reported():
     assert capped.truncated and len(capped.nodes) == 1999
 
 
-def test_reader_paths_match_plain_bfs_on_a_simulated_graph(tmp_path):
+@pytest.fixture(scope="module")
+def simulated_graph(tmp_path_factory):
+    """A projection of 3,000 simulated events (read-only for the tests) and all its node keys."""
+    root = tmp_path_factory.mktemp("simulated")
+    simulated_log(root / "log.db", 3000, seed=7)
+    rebuild(root / "log.db", root / "proj", workers=0)
+    with GraphReader(root / "proj") as reader, reader.snapshot() as snap:
+        keys = [k for t in NODE_TYPES for k in snap.type_scan(t.code)]
+    return root / "proj", keys
+
+
+def test_reader_paths_match_plain_bfs_on_a_simulated_graph(simulated_graph):
     """On a realistic graph, path lengths equal a plain BFS's over the same edges (a seeded sweep)."""
-    simulated_log(tmp_path / "log.db", 3000, seed=7)
-    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
-    with GraphReader(tmp_path / "proj") as reader:
+    proj, keys = simulated_graph
+    with GraphReader(proj) as reader:
         with reader.snapshot() as snap:
-            keys = [k for t in NODE_TYPES for k in snap.type_scan(t.code)]
             expand = snap.expander("out")
             graph = {k: list(expand(k)) for k in keys}
         rng = random.Random(3)
@@ -420,7 +429,10 @@ def test_hops_a_level_at_a_time_finds_what_node_by_node_does(adjacent, start, de
     """Same nodes and distances, and under truncation the very same nodes, with or without
     ``expand_level`` (forced on for every frontier here)."""
     expand = lambda n: adjacent.get(n, ())  # noqa: E731
-    level = lambda nodes: [o for n in sorted(nodes) for o in adjacent.get(n, ())]  # noqa: E731
+    def level(nodes, budget):
+        out = [o for n in sorted(nodes) for o in adjacent.get(n, ())]
+        return out if len(out) <= budget else None
+
     plain = traverse.hops(start, depth, expand, max_nodes=max_nodes)
     old, traverse._LEVEL_FRONTIER = traverse._LEVEL_FRONTIER, 1
     try:
@@ -430,13 +442,11 @@ def test_hops_a_level_at_a_time_finds_what_node_by_node_does(adjacent, start, de
     assert wide.nodes == plain.nodes and wide.truncated == plain.truncated
 
 
-def test_reader_hops_match_node_by_node_on_a_simulated_graph(tmp_path):
-    """The reader's level expansion (getmulti per edge table) returns what per-node cursors do."""
-    simulated_log(tmp_path / "log.db", 3000, seed=5)
-    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
-    with GraphReader(tmp_path / "proj") as reader:
+def test_reader_hops_match_node_by_node_on_a_simulated_graph(simulated_graph):
+    """The reader's level expansion (a cursor walk per edge table) returns what per-node reads do."""
+    proj, keys = simulated_graph
+    with GraphReader(proj) as reader:
         with reader.snapshot() as snap:
-            keys = [k for t in NODE_TYPES for k in snap.type_scan(t.code)]
             for direction in ("both", "out", "in"):
                 expand = snap.expander(direction)
                 for key in random.Random(direction).sample(keys, 15):
@@ -447,12 +457,10 @@ def test_reader_hops_match_node_by_node_on_a_simulated_graph(tmp_path):
                         assert got["nodes"] == {format_key(k): d for k, d in want.nodes.items()}
 
 
-def test_format_keys_formats_every_kind_of_key_as_format_key_does(tmp_path):
-    simulated_log(tmp_path / "log.db", 3000, seed=6)
-    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
+def test_format_keys_formats_every_kind_of_key_as_format_key_does(simulated_graph):
     from projections.keys import format_keys
-    with GraphReader(tmp_path / "proj") as reader, reader.snapshot() as snap:
-        keys = [k for t in NODE_TYPES for k in snap.type_scan(t.code)]
+
+    _, keys = simulated_graph
     kinds = {t.id_kind for t in NODE_TYPES if any(k[0] == t.code for k in keys)}
     assert {"int", "sha", "ref"} <= kinds
     assert format_keys(keys) == [format_key(k) for k in keys]
