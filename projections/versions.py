@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .errors import StoreBusy, UnknownVersion, VersionStateError
 
-__all__ = ["Versions", "VersionInfo", "WriterLock", "parse_version"]
+__all__ = ["Versions", "VersionInfo", "WriterLock", "parse_version", "write_atomic"]
 
 _DIR = re.compile(r"^v([0-9]+)$")
 BUILDING, READY, ACTIVE, RETIRED = "building", "ready", "active", "retired"
@@ -57,7 +57,8 @@ class VersionInfo:
     previous: int | None = None
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` durably (temporary file, fsync, rename, fsync of the folder)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         f.write(text)
@@ -132,7 +133,7 @@ class Versions:
     def _update(self, version: int, **changes: object) -> None:
         meta = self._meta(version)
         meta.update(changes)
-        _write_atomic(self.path(version) / "version.json", json.dumps(meta, indent=2) + "\n")
+        write_atomic(self.path(version) / "version.json", json.dumps(meta, indent=2) + "\n")
 
     def create(self, version: int) -> Path:
         """Make the directory of a new version in state ``building``."""
@@ -162,7 +163,7 @@ class Versions:
             return previous
         self._update(version, state=ACTIVE, promoted_at=time.time(),
                      previous=previous if previous is not None else info.previous)
-        _write_atomic(self.root / "ACTIVE", f"v{version}\n")
+        write_atomic(self.root / "ACTIVE", f"v{version}\n")
         if previous is not None and self.exists(previous):
             self._update(previous, state=RETIRED, retired_at=time.time())
         return previous
@@ -181,7 +182,7 @@ class Versions:
         if self.info(previous).state == BUILDING:
             raise VersionStateError(f"{self.name} v{previous} never finished building")
         self._update(previous, state=ACTIVE, promoted_at=time.time())
-        _write_atomic(self.root / "ACTIVE", f"v{previous}\n")
+        write_atomic(self.root / "ACTIVE", f"v{previous}\n")
         self._update(current, state=RETIRED, retired_at=time.time())
         return current, previous
 
@@ -190,14 +191,19 @@ class Versions:
 
         If it was active, no version is active from then on (queries say so)
         until a rebuild promotes one; the directory is kept for inspection.
+        An empty ``v<N>`` in state ``building`` takes its place, marked as a
+        reincarnation: its changes must not reuse the message ids the damaged
+        one may have published (see :mod:`workers.changes_lane`).
         """
         if self.active() == version:
             (self.root / "ACTIVE").unlink(missing_ok=True)
         target = self.root / f"v{version}.damaged-{int(time.time())}"
         os.replace(self.path(version), target)
+        self.path(version).mkdir()
+        self._update(version, state=BUILDING, created_at=time.time(), reincarnation_of=target.name)
         dir_fd = os.open(self.root, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
+            os.fsync(dir_fd)  # the rename and the new folder
         finally:
             os.close(dir_fd)
         return target

@@ -403,3 +403,40 @@ def test_after_a_rollback_the_old_version_goes_on_after_the_newer_one(settings):
     v1 = [seq for v, seq in order if v == 1]
     assert v1 == list(range(1, len(v1) + 1)) and len(v1) > v2_at
     assert stats.backlog == 0 and stats.version == 1
+
+
+def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(settings):
+    """A damaged v1 is rebuilt as v1 again: its changes follow the old ones' sequence on the
+    stream (a `rebuilt` notice first), never reusing an id that dedup would swallow."""
+    import json
+
+    from projections import lmdbenv
+    from workers.changes_outbox import prunable
+
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(300))
+    project(s)
+    v1 = Versions(s.projections_dir).path(1)
+
+    async def publish_and_read():
+        nc = await connect(s.nats_url, name="t")
+        await publish_all(nc, s)
+        messages = await read_stream(nc, s)
+        await nc.close()
+        return messages
+
+    before = asyncio.run(publish_and_read())
+    last = _dense(before, 1)[-1]
+    (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
+    append_events(s, workload(500, start=300))
+    project(s)  # sets v1 aside, rebuilds it from the log, promotes it
+    asyncio.run(publish_and_read())
+    append_events(s, workload(700, start=500))
+    project(s)
+    after = asyncio.run(publish_and_read())  # a new publisher: it reads the shift it chose
+    seqs = _dense(after, 1)
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > last + 1
+    assert after[last][2]["kind"] == "rebuilt"  # the first change after the old ones
+    assert all(h["Nats-Msg-Id"] == f"graph@v1:{c['seq']}" for _, h, c in after)
+    assert prunable(v1) == read_watermark(v1) > 0  # the outbox is pruned as usual

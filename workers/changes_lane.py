@@ -4,6 +4,15 @@
 :mod:`workers.changes_outbox` for lanes): its outbox reader, its watermark
 and watermark file, and the fence anchor. :class:`~workers.changes.ChangePublisher`
 decides which lane goes when; the protocol is described there.
+
+A version rebuilt in place of a damaged one (a machine crash, see
+:mod:`projections.lmdbenv`) numbers its outbox from 1 again, while the stream
+may hold the damaged one's changes up to some ``L``: reusing those message
+ids would make JetStream drop the new changes as duplicates. Before its
+first round such a lane reads ``L`` from the stream, records it
+(``changes.offset``) and sends change ``s`` as ``L + s``: the stream goes on
+densely, starting with the new version's ``rebuilt`` notice. The outbox and
+the watermark keep the local numbers.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from projections.contract import change_from_record, change_msg_id, change_subje
 from projections.contract import parse_msg_id
 
 from .changes_acks import WRONG_LAST_MSG_ID, Ack, AckedSender
-from .changes_outbox import Lane, OutboxReader, WatermarkFile, read_watermark
+from .changes_outbox import Lane, OutboxReader, WatermarkFile, read_offset, read_watermark, write_offset
 
 __all__ = ["ChangesConfig", "ChangesStats", "LanePublisher", "Shared"]
 
@@ -131,6 +140,8 @@ class LanePublisher:
         self.shared = shared
         self.reader = OutboxReader(lane.path)
         self.watermark = read_watermark(lane.path)
+        #: added to each change sequence on the wire (None: a reincarnation that has not chosen)
+        self.offset = read_offset(lane.path)
         self.head = 0
         #: the last round was full: more may be waiting right now
         self.more = False
@@ -185,8 +196,25 @@ class LanePublisher:
             (anchor,), self._anchor = self._anchor, None
             return anchor
         if self.watermark > 0:
-            return change_msg_id(self.shared.projection, self.lane.version, self.watermark)
+            return self._msg_id(self.watermark)
         return await self.shared.stream_last()
+
+    def _msg_id(self, seq: int) -> str:
+        return change_msg_id(self.shared.projection, self.lane.version, seq + (self.offset or 0))
+
+    async def _choose_offset(self) -> None:
+        """A reincarnated version goes on after whatever the stream holds of its number."""
+        last = await self.shared.stream_last()
+        parsed = parse_msg_id(last)
+        offset = 0
+        if parsed is not None and parsed[:2] == (self.shared.projection, self.lane.version):
+            offset = parsed[2]
+        write_offset(self.lane.path, offset, last)
+        self.offset = offset
+        log.warning("publishing a version rebuilt after a machine crash: its change sequences go on"
+                    " after the damaged one's", extra={"projection": self.shared.projection,
+                                                       "version": self.lane.version, "offset": offset,
+                                                       "stream_last": last})
 
     async def round(self) -> int:
         """Publish the next batch; returns how far the watermark moved."""
@@ -199,6 +227,9 @@ class LanePublisher:
         # A short batch reached the head: what the projector writes meanwhile comes with
         # its notify (or the next poll), so no second read just to find nothing.
         self.more = len(records) >= shared.config.batch_max
+        if self.offset is None:
+            await self._choose_offset()
+        offset = self.offset or 0
         expected = await self._fence()
         if self.watermark == 0 and (skip := self._already_stored(expected)):
             self.more = True
@@ -214,9 +245,10 @@ class LanePublisher:
             seq = record["seq"]
             position = record.get("position", 0)
             event_id, occurred_at = causes.get(position, (None, None))
-            change = change_from_record(record, projection=projection, version=version,
+            change = change_from_record(record if not offset else {**record, "seq": seq + offset},
+                                        projection=projection, version=version,
                                         event_id=event_id, occurred_at=occurred_at)
-            msg_id = change_msg_id(projection, version, seq)
+            msg_id = change_msg_id(projection, version, seq + offset)
             headers = {"Nats-Msg-Id": msg_id}
             if expected:
                 headers["Nats-Expected-Last-Msg-Id"] = expected
@@ -240,8 +272,7 @@ class LanePublisher:
         log.warning("watermark is below the pruned outbox; moving it up to the floor (published before)",
                     extra={"projection": self.shared.projection, "version": self.lane.version,
                            "watermark": self.watermark, "floor": floor})
-        return self._advance(floor, change_msg_id(self.shared.projection, self.lane.version, floor),
-                             skipped=True)
+        return self._advance(floor, self._msg_id(floor), skipped=True)
 
     def _record_delay(self, recorded_at: str) -> None:
         """Log commit of the round's oldest cause -> JetStream's ack of its change."""
@@ -254,7 +285,7 @@ class LanePublisher:
         parsed = parse_msg_id(last_id)
         if parsed is None or parsed[0] != self.shared.projection or parsed[1] != self.lane.version:
             return 0
-        return min(parsed[2], self.head)
+        return max(0, min(parsed[2] - (self.offset or 0), self.head))
 
     async def _settle(self, records: list[dict], acks: list[tuple[int, Ack]], spans: dict,
                       started: float) -> int:
@@ -292,7 +323,7 @@ class LanePublisher:
                 if shared.kill_after <= 0:
                     os.kill(os.getpid(), signal.SIGKILL)  # failpoint: acked, watermark not written
             seq = records[acked]["seq"]
-            moved = self._advance(seq, change_msg_id(shared.projection, version, seq))
+            moved = self._advance(seq, self._msg_id(seq))
         if failed is None:
             return moved
         index, ack = failed

@@ -45,12 +45,15 @@ from projections.contract import parse_msg_id
 from projections.errors import StoreBusy, UnknownVersion
 from projections.keys import pack_int
 from projections.store import OUTBOX_SEQ, GraphStore
-from projections.versions import ACTIVE, RETIRED, Versions, WriterLock
+from projections.versions import ACTIVE, RETIRED, Versions, WriterLock, write_atomic
 
-__all__ = ["Lane", "OutboxReader", "WATERMARK_FILE", "WatermarkFile", "is_sealed", "plan_lanes",
-           "prunable", "prune_outbox", "read_watermark", "write_watermark"]
+__all__ = ["Lane", "OFFSET_FILE", "OutboxReader", "WATERMARK_FILE", "WatermarkFile", "is_sealed",
+           "plan_lanes", "prunable", "prune_outbox", "read_offset", "read_watermark", "write_offset",
+           "write_watermark"]
 
 WATERMARK_FILE = "changes.published"
+#: a reincarnated version's shift of its change sequences on the wire (see changes_lane)
+OFFSET_FILE = "changes.offset"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,31 @@ def _read_record(version_dir: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def read_offset(version_dir: Path) -> int | None:
+    """How far the version's change sequences are shifted on the wire.
+
+    0 for a version built the first time; for one rebuilt in place of a
+    damaged one, the shift its publisher chose (None until it chose).
+    """
+    version_dir = Path(version_dir)
+    try:
+        meta = json.loads((version_dir / "version.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    if not isinstance(meta, dict) or not meta.get("reincarnation_of"):
+        return 0
+    try:
+        return int(json.loads((version_dir / OFFSET_FILE).read_text())["offset"])
+    except FileNotFoundError:
+        return None
+
+
+def write_offset(version_dir: Path, offset: int, stream_last: str | None) -> None:
+    """Record a reincarnated version's shift, durably, before anything goes out with it."""
+    write_atomic(Path(version_dir) / OFFSET_FILE,
+                 json.dumps({"offset": offset, "stream_last": stream_last, "at": time.time()}) + "\n")
+
+
 def read_watermark(version_dir: Path) -> int:
     """The last published change sequence of a version (0 when none or unreadable)."""
     try:
@@ -106,7 +134,8 @@ def prunable(version_dir: Path) -> int:
     record = _read_record(version_dir)
     parsed = parse_msg_id(record.get("msg_id"))
     seq = record.get("seq")
-    return seq if parsed is not None and isinstance(seq, int) and parsed[2] == seq > 0 else 0
+    offset = read_offset(version_dir) or 0  # the id carries the sequence on the wire
+    return seq if parsed is not None and isinstance(seq, int) and parsed[2] - offset == seq > 0 else 0
 
 
 class WatermarkFile:
