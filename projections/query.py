@@ -150,6 +150,17 @@ def _check_direction(direction: str) -> None:
         raise QueryError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}")
 
 
+#: answers larger than this are formatted without format_key's cache (they would evict it)
+_UNCACHED_FORMAT = 8192
+
+
+def _format_many(keys: Any) -> list[str]:
+    """Text ids of a traversal's nodes: cached one by one when few, in bulk when many."""
+    if len(keys) > _UNCACHED_FORMAT:
+        return format_keys(keys)
+    return [format_key(k) for k in keys]
+
+
 def _plan(store: GraphStore, direction: str, codes: frozenset[int] | None) -> Plan:
     """The edge tables of every node type for one direction and edge filter."""
     env = store.env
@@ -594,7 +605,7 @@ class GraphReader:
                          expand_level=snap.level_expander(direction, codes))
         return {"start": format_key(key), "depth": depth, "truncated": found.truncated,
                 "count": len(found.nodes),
-                "nodes": dict(zip(format_keys(found.nodes), found.nodes.values()))}
+                "nodes": dict(zip(_format_many(found.nodes), found.nodes.values()))}
 
     def path(self, src_ref: str, dst_ref: str, *, edges: str | list[str] | None = None,
              directed: bool = False, max_depth: int = 6, max_nodes: int = PATH_MAX_NODES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -422,6 +423,17 @@ def test_threads_share_a_reader_across_switches(two_versions):
     assert seen <= {(1, False), (2, True)} and (2, True) in seen
 
 
+@contextlib.contextmanager
+def _level_reads_always():
+    """Read every frontier a level at a time, whatever its size and the room left."""
+    saved = traverse._LEVEL_FRONTIER, traverse._LEVEL_ROOM
+    traverse._LEVEL_FRONTIER, traverse._LEVEL_ROOM = 1, 0
+    try:
+        yield
+    finally:
+        traverse._LEVEL_FRONTIER, traverse._LEVEL_ROOM = saved
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.integers(0, 80), st.lists(st.integers(0, 80), max_size=12), max_size=60),
        st.integers(0, 80), st.integers(1, 4), st.integers(1, 120))
@@ -434,18 +446,15 @@ def test_hops_a_level_at_a_time_finds_what_node_by_node_does(adjacent, start, de
         return out if len(out) <= budget else None
 
     plain = traverse.hops(start, depth, expand, max_nodes=max_nodes)
-    old, traverse._LEVEL_FRONTIER = traverse._LEVEL_FRONTIER, 1
-    try:
+    with _level_reads_always():
         wide = traverse.hops(start, depth, expand, max_nodes=max_nodes, expand_level=level)
-    finally:
-        traverse._LEVEL_FRONTIER = old
     assert wide.nodes == plain.nodes and wide.truncated == plain.truncated
 
 
 def test_reader_hops_match_node_by_node_on_a_simulated_graph(simulated_graph):
     """The reader's level expansion (a cursor walk per edge table) returns what per-node reads do."""
     proj, keys = simulated_graph
-    with GraphReader(proj) as reader:
+    with GraphReader(proj) as reader, _level_reads_always():
         with reader.snapshot() as snap:
             for direction in ("both", "out", "in"):
                 expand = snap.expander(direction)
