@@ -62,13 +62,16 @@ def test_nats_down_makes_the_fleet_unhealthy():
 def test_projection_states_from_the_worker_heartbeat():
     """Lag with a still checkpoint is stuck; a rebuild is not a failure; no checkpoint is never started."""
     projections = [
-        {"name": "graph", "version": 2, "state": "ok", "checkpoint": 5, "lag": 40, "progress_at": NOW - 100},
+        {"name": "graph", "version": 2, "state": "ok", "checkpoint": 5, "lag": 40, "progress_at": NOW - 100,
+         "fsync": "every 1 s (deferred)"},
         {"name": "graph", "version": 3, "state": "rebuilding", "checkpoint": 1, "lag": 44, "progress_at": NOW - 100},
         {"name": "other", "version": 1, "checkpoint": None, "head": 50},
         {"name": "fresh", "version": None, "checkpoint": None, "head": 0},
     ]
     report, states = judge({"worker": beat(projections=projections)}, expected=("worker",))
     assert states["projection graph v2"] == "stuck"
+    v2 = next(c for c in report.components if c.name == "projection graph v2")
+    assert "fsync every 1 s (deferred)" in v2.detail  # how its commits reach the disk
     assert states["projection graph v3"] == "rebuilding"
     assert states["projection other v1"] == "never started"
     assert states["projection fresh"] == "ok"  # an empty log: nothing to project yet
@@ -172,6 +175,9 @@ def test_a_worker_rebuilding_reports_rebuilding_and_counts_as_healthy(settings):
                     mine = [c for c in report.culprits if c.name == "worker" or c.kind == "projection"]
                     assert not mine, mine
                 if "rebuilding" in seen and state == "ok":
+                    # the worker writes its projection with deferred fsync, and says so
+                    projection = next(c for c in report.components if c.kind == "projection")
+                    assert "fsync every 1 s (deferred)" in projection.detail, projection
                     return
                 await asyncio.sleep(0.1)
 
