@@ -140,8 +140,8 @@ def _check_marker(path: Path) -> None:
     if marker.get("boot_id") != boot_id():
         raise VersionDamaged(
             f"{path} was being written without an fsync per commit (by pid {marker.get('pid', '?')})"
-            " when the machine went down: it may be corrupt. The projector sets it aside and"
-            " rebuilds it from the log (or run `fleet replay graph`)."
+            " when the machine went down: it may be corrupt. The projector (`fleet worker` or"
+            " `fleet project`) sets it aside and rebuilds it from the log."
         )
 
 

@@ -23,8 +23,8 @@ import asyncio
 from dataclasses import dataclass
 
 import msgspec
-from nats.aio.msg import Msg
 from nats.aio.client import _validate_subject
+from nats.aio.msg import Msg
 from nats.errors import MaxPayloadError
 
 from .nats import FleetClient, hpub_frame

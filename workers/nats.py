@@ -212,9 +212,9 @@ def hpub_frame(subject: str, reply: str, headers: dict[str, str], payload: bytes
     """The ``HPUB`` protocol frame of one message (for :meth:`FleetClient.publish_frames`).
 
     ``subject`` and ``reply`` must be valid subjects (the caller's to check:
-    they are usually built from a few known parts); a header name or value
-    that would break the frame (an empty name, whitespace or a colon in a name, CR or LF in a value)
-    raises ``ValueError``.
+    they are usually built from a few known parts); a header that would break
+    the frame (an empty name, whitespace or a colon in a name, CR or LF in a
+    value) raises ``ValueError``.
     """
     lines = ["NATS/1.0\r\n"]
     for name, value in headers.items():
