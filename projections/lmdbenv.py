@@ -116,9 +116,13 @@ def _sync_loop() -> None:
     while True:
         time.sleep(_defer_secs or 1.0)
         with _lock:
-            dirty = [env for env in _open.values() if env.dirty]
-            for env in dirty:
-                env.flush()
+            for env in [env for env in _open.values() if env.dirty]:
+                try:
+                    env.flush()
+                except Exception:  # noqa: BLE001 - the thread must go on; the marker stays
+                    env.dirty = True
+                    log.exception("flushing a projection failed; retrying at the next interval",
+                                  extra={"path": str(env.path)})
 
 
 def _fsync_dir(path: Path) -> None:
