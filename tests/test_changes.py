@@ -440,3 +440,40 @@ def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(s
     assert after[last][2]["kind"] == "rebuilt"  # the first change after the old ones
     assert all(h["Nats-Msg-Id"] == f"graph@v1:{c['seq']}" for _, h, c in after)
     assert prunable(v1) == read_watermark(v1) > 0  # the outbox is pruned as usual
+
+
+def test_a_rebuilt_version_starts_above_the_stream_when_another_version_published_last(settings):
+    """The stream's last change is of another version: the damaged one's highest id is unknown,
+    so the new one starts above the stream's last sequence (a gap, never an id twice)."""
+    import json
+
+    from projections import lmdbenv
+    from projections.contract import Rebuilt, change_msg_id, encode_change
+
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(200))
+    project(s)
+    v1 = Versions(s.projections_dir).path(1)
+
+    async def publish_and_read(extra=None):
+        nc = await connect(s.nats_url, name="t")
+        await publish_all(nc, s)
+        if extra is not None:  # another version's change, published last
+            await nc.jetstream().publish(
+                change_subject("graph", "rebuilt", s.graph_subject_prefix), encode_change(extra),
+                headers={"Nats-Msg-Id": change_msg_id("graph", extra.version, extra.seq)})
+        messages = await read_stream(nc, s)
+        info = await nc.jetstream().stream_info(s.graph_stream)
+        await nc.close()
+        return messages, info.state.last_seq
+
+    other = Rebuilt(projection="graph", version=7, seq=1, position=0)
+    before, stream_last = asyncio.run(publish_and_read(other))
+    (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
+    project(s)
+    after, _ = asyncio.run(publish_and_read())
+    new = [c for _, _, c in after[len(before):]]
+    assert new and new[0]["kind"] == "rebuilt" and new[0]["version"] == 1
+    assert new[0]["seq"] == stream_last + 1 > max(_dense(before, 1))
+    assert [c["seq"] for c in new] == list(range(stream_last + 1, stream_last + 1 + len(new)))

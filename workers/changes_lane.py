@@ -203,12 +203,21 @@ class LanePublisher:
         return change_msg_id(self.shared.projection, self.lane.version, seq + (self.offset or 0))
 
     async def _choose_offset(self) -> None:
-        """A reincarnated version goes on after whatever the stream holds of its number."""
+        """A reincarnated version goes on after whatever the stream holds of its number.
+
+        When the stream's last change is of another version (a retired one
+        published after), the stream's last sequence bounds every change
+        sequence it holds: start above it (a gap, but no id twice).
+        """
         last = await self.shared.stream_last()
         parsed = parse_msg_id(last)
-        offset = 0
         if parsed is not None and parsed[:2] == (self.shared.projection, self.lane.version):
             offset = parsed[2]
+        elif last is None:
+            offset = 0
+        else:
+            info = await self.shared.nc.jetstream().stream_info(self.shared.stream_name)
+            offset = info.state.last_seq
         write_offset(self.lane.path, offset, last)
         self.offset = offset
         log.warning("publishing a version rebuilt after a machine crash: its change sequences go on"
