@@ -30,7 +30,6 @@ from .errors import QueryError
 from .ontology import NODE_TYPES, NodeType
 
 __all__ = [
-    "format_keys",
     "CODES",
     "TAGS",
     "int_key",
@@ -44,6 +43,7 @@ __all__ = [
     "key_source",
     "key_int",
     "format_key",
+    "format_keys",
     "parse_key",
     "pack_int",
     "unpack_int",
