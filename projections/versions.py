@@ -30,6 +30,7 @@ from .errors import StoreBusy, UnknownVersion, VersionStateError
 __all__ = ["Versions", "VersionInfo", "WriterLock", "parse_version", "write_atomic"]
 
 _DIR = re.compile(r"^v([0-9]+)$")
+_ASIDE = re.compile(r"^v([0-9]+)\.damaged-([0-9]+)$")
 BUILDING, READY, ACTIVE, RETIRED = "building", "ready", "active", "retired"
 
 
@@ -207,6 +208,13 @@ class Versions:
         finally:
             os.close(dir_fd)
         return target
+
+    def set_aside_dirs(self) -> list[Path]:
+        """Versions set aside after a machine crash (:meth:`set_aside`), oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = [(int(m.group(2)), p) for p in self.root.iterdir() if (m := _ASIDE.match(p.name))]
+        return [p for _, p in sorted(found)]
 
     def drop(self, version: int) -> None:
         """Delete a version that is not active and not being written."""

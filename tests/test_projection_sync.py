@@ -142,3 +142,23 @@ def test_kill_9_of_a_deferred_writer_loses_no_commit(tmp_path):
     with GraphStore(tmp_path / "ref", create=True) as ref:
         _apply_log(ref, tmp_path / "log.db")
         assert digest(ref) == got
+
+
+def test_fleet_projections_names_a_damaged_version_and_what_was_set_aside(tmp_path, monkeypatch, capsys):
+    from test_projection_cli import fleet
+
+    simulated_log(tmp_path / "log.db", 300, seed=2)
+    rebuild(tmp_path / "log.db", tmp_path / "projections", workers=0)
+    versions = Versions(tmp_path / "projections")
+    (versions.path(1) / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
+    args = ("--data-dir", str(tmp_path), "projections", "--no-digest")
+    code, out, _ = fleet(monkeypatch, capsys, *args, "--json")
+    [row] = json.loads(out)["versions"]
+    assert code == 0 and row["state"] == "damaged" and "machine went down" in row["error"]
+
+    aside = versions.set_aside(1)
+    code, out, _ = fleet(monkeypatch, capsys, *args)
+    assert code == 0 and "set aside after a machine crash" in out and str(aside) in out
+    code, out, _ = fleet(monkeypatch, capsys, *args, "--json")
+    listed = json.loads(out)
+    assert listed["set_aside"] == [str(aside)] and [r["state"] for r in listed["versions"]] == ["building"]

@@ -15,7 +15,7 @@ import click
 from events.errors import NotFound, TransientError
 from events.log import EventLog
 from projections.digest import digest
-from projections.errors import NoActiveVersion
+from projections.errors import NoActiveVersion, VersionDamaged
 from projections.lmdbenv import defer_sync
 from projections.ontology import NAME, VERSION
 from projections.pipeline import default_workers
@@ -130,8 +130,10 @@ def _version_rows(settings: Settings, name: str, with_digest: bool) -> list[dict
                      "path": str(info.path)}
         try:
             store = GraphStore(info.path)
-        except NotFound:
+        except (NotFound, VersionDamaged) as e:
             row.update(position=0, lag=head, nodes=0, edges=0, poison=0)
+            if isinstance(e, VersionDamaged):
+                row.update(state="damaged", error=str(e))
             rows.append(row)
             continue
         try:
@@ -172,9 +174,14 @@ def projections_group(ctx: click.Context, no_digest: bool, as_json: bool) -> Non
         return
     settings: Settings = ctx.obj
     rows = [row for name in _PROJECTIONS for row in _version_rows(settings, name, not no_digest)]
+    aside = [str(p) for name in _PROJECTIONS
+             for p in Versions(settings.projections_dir, name).set_aside_dirs()]
     if as_json:
-        echo_json({"code_versions": {NAME: VERSION}, "versions": rows})
+        echo_json({"code_versions": {NAME: VERSION}, "versions": rows, "set_aside": aside})
         return
+    for path in aside:
+        click.echo(f"set aside after a machine crash (rebuilt from the log; delete it when no longer"
+                   f" needed): {path}")
     if not rows:
         click.echo(f"no projection versions under {settings.projections_dir} - run `fleet replay {NAME}`")
         return
