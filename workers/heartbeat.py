@@ -71,6 +71,7 @@ class Heartbeat:
         self._started_at = time.time()
         self._task: asyncio.Task | None = None
         self._kv: KeyValue | None = None
+        self._stopping = False
 
     async def beat(self) -> None:
         """Write one heartbeat now."""
@@ -83,12 +84,18 @@ class Heartbeat:
         await self._kv.put(self.process, _encoder.encode(record))
 
     async def _loop(self) -> None:
-        while True:
+        # Stopping sets the flag as well as cancelling: nats-py swallows a cancellation
+        # that arrives inside its publish (Client._flush_pending), and a loop relying on
+        # the cancel alone then beat on forever while stop() waited for it.
+        while not self._stopping:
             try:
                 await self.beat()
             except Exception as e:  # NATS away: keep trying, the TTL tells the truth
+                if self._stopping:
+                    break
                 log.warning("heartbeat not written", extra={"component": self.process, "error": repr(e)})
-            await asyncio.sleep(self.interval_secs)
+            if not self._stopping:
+                await asyncio.sleep(self.interval_secs)
 
     def start(self) -> None:
         """Start beating in the background."""
@@ -96,6 +103,7 @@ class Heartbeat:
 
     async def stop(self) -> None:
         """Stop beating and record ``stopped`` (the key then expires with the TTL)."""
+        self._stopping = True
         if self._task:
             self._task.cancel()
             try:

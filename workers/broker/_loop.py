@@ -40,7 +40,12 @@ class LoopThread:
             for task in pending:
                 task.cancel()
             if pending:
-                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                # Bounded: a task that swallows its cancellation (nats-py does inside a
+                # publish) must not keep the process from exiting.
+                _, stuck = self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
+                if stuck:
+                    log.warning("tasks still running at shutdown, abandoned",
+                                extra={"tasks": sorted(t.get_name() for t in stuck)})
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
