@@ -229,7 +229,10 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
     result_digest = digest(store).hexdigest if with_digest else None
     promoted = False
     if promote:
-        store.write_rebuilt(projection=versions.name, version=version, previous=active,
+        # A version rebuilt after a machine crash replaces its damaged self: subscribers
+        # carry their copy of it over, as they would from any previous version.
+        replaced = version if active is None and versions.reincarnation_of(version) else active
+        store.write_rebuilt(projection=versions.name, version=version, previous=replaced,
                             digest=result_digest)
         versions.promote(version)
         promoted = True

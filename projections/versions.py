@@ -196,18 +196,24 @@ class Versions:
         reincarnation: its changes must not reuse the message ids the damaged
         one may have published (see :mod:`workers.changes_lane`).
         """
+        previous = self._meta(version).get("previous")  # kept: rollback still goes there
         if self.active() == version:
             (self.root / "ACTIVE").unlink(missing_ok=True)
         target = self.root / f"v{version}.damaged-{int(time.time())}"
         os.replace(self.path(version), target)
         self.path(version).mkdir()
-        self._update(version, state=BUILDING, created_at=time.time(), reincarnation_of=target.name)
+        self._update(version, state=BUILDING, created_at=time.time(), reincarnation_of=target.name,
+                     previous=previous)
         dir_fd = os.open(self.root, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # the rename and the new folder
         finally:
             os.close(dir_fd)
         return target
+
+    def reincarnation_of(self, version: int) -> str | None:
+        """The damaged copy ``version`` is being rebuilt in place of (None for a first build)."""
+        return self._meta(version).get("reincarnation_of")
 
     def set_aside_dirs(self) -> list[Path]:
         """Versions set aside after a machine crash (:meth:`set_aside`), oldest first."""

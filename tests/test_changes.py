@@ -437,7 +437,8 @@ def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(s
     after = asyncio.run(publish_and_read())  # a new publisher: it reads the shift it chose
     seqs = _dense(after, 1)
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > last + 1
-    assert after[last][2]["kind"] == "rebuilt"  # the first change after the old ones
+    notice = after[last][2]  # the first change after the old ones
+    assert notice["kind"] == "rebuilt" and notice["previous"] == 1  # subscribers carry v1 over
     assert all(h["Nats-Msg-Id"] == f"graph@v1:{c['seq']}" for _, h, c in after)
     assert prunable(v1) == read_watermark(v1) > 0  # the outbox is pruned as usual
 

@@ -162,3 +162,12 @@ def test_fleet_projections_names_a_damaged_version_and_what_was_set_aside(tmp_pa
     code, out, _ = fleet(monkeypatch, capsys, *args, "--json")
     listed = json.loads(out)
     assert listed["set_aside"] == [str(aside)] and [r["state"] for r in listed["versions"]] == ["building"]
+
+
+def test_setting_a_version_aside_keeps_its_rollback_target(tmp_path):
+    versions = Versions(tmp_path)
+    versions.create(3)
+    versions._update(3, previous=2)
+    aside = versions.set_aside(3)
+    assert versions.info(3).state == "building" and versions.info(3).previous == 2
+    assert versions.reincarnation_of(3) == aside.name and (aside / "version.json").exists()
