@@ -29,18 +29,47 @@ from test_changes_support import (
 from events.log import EventLog
 from ops.cli import cli
 from ops.wiring import change_publisher
-from projections.contract import change_subject
+from projections import lmdbenv
+from projections.contract import Rebuilt, change_msg_id, change_subject, encode_change
 from projections.rebuild import rebuild
 from projections.store import GraphStore
 from projections.versions import Versions, WriterLock
 from tests.conftest import fleet_cmd, settings_env, wait_for
 from workers.changes_diff import emit_diff
-from workers.changes_outbox import read_watermark, write_watermark
+from workers.changes_outbox import prunable, read_watermark, write_watermark
 from workers.nats import connect
 
 
 def _dense(messages, version: int) -> list[int]:
     return [c["seq"] for _, _, c in messages if c["version"] == version]
+
+
+def _projected(settings, n: int):
+    """Test settings with v1 promoted and ``n`` simulated events applied live; (settings, v1 dir)."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(n))
+    project(s)
+    return s, Versions(s.projections_dir).path(1)
+
+
+async def _publish(s, *, read: bool = False, extra=None):
+    """Run a publisher until drained; its stats, or with ``read`` the stream's messages and
+    last sequence. ``extra``: a change published by hand after it (another version's)."""
+    nc = await connect(s.nats_url, name="t")
+    try:
+        stats = await publish_all(nc, s)
+        if extra is not None:
+            await nc.jetstream().publish(
+                change_subject("graph", extra.__struct_config__.tag, s.graph_subject_prefix),
+                encode_change(extra),
+                headers={"Nats-Msg-Id": change_msg_id("graph", extra.version, extra.seq)})
+        if not read:
+            return stats
+        info = await nc.jetstream().stream_info(s.graph_stream)
+        return await read_stream(nc, s), info.state.last_seq
+    finally:
+        await nc.close()
 
 
 def test_every_change_goes_out_in_order_with_its_cause(settings, spans):
@@ -279,21 +308,10 @@ def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(set
 
 def test_a_lost_watermark_skips_ahead_instead_of_republishing(settings):
     """With the watermark gone, the stream's last id tells the publisher where it was."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(400))
-    project(s)
-    path = Versions(s.projections_dir).path(1)
-
-    async def publish():
-        nc = await connect(s.nats_url, name="t")
-        stats = await publish_all(nc, s)
-        await nc.close()
-        return stats
-
-    first = asyncio.run(publish())
+    s, path = _projected(settings, 400)
+    first = asyncio.run(_publish(s))
     (path / "changes.published").unlink()
-    again = asyncio.run(publish())
+    again = asyncio.run(_publish(s))
     assert again.published == 0 and again.duplicates == 0 and again.skipped == first.watermark
     assert read_watermark(path) == first.watermark
 
@@ -408,33 +426,16 @@ def test_after_a_rollback_the_old_version_goes_on_after_the_newer_one(settings):
 def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(settings):
     """A damaged v1 is rebuilt as v1 again: its changes follow the old ones' sequence on the
     stream (a `rebuilt` notice first), never reusing an id that dedup would swallow."""
-    import json
-
-    from projections import lmdbenv
-    from workers.changes_outbox import prunable
-
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(300))
-    project(s)
-    v1 = Versions(s.projections_dir).path(1)
-
-    async def publish_and_read():
-        nc = await connect(s.nats_url, name="t")
-        await publish_all(nc, s)
-        messages = await read_stream(nc, s)
-        await nc.close()
-        return messages
-
-    before = asyncio.run(publish_and_read())
+    s, v1 = _projected(settings, 300)
+    before, _ = asyncio.run(_publish(s, read=True))
     last = _dense(before, 1)[-1]
     (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
     append_events(s, workload(500, start=300))
     project(s)  # sets v1 aside, rebuilds it from the log, promotes it
-    asyncio.run(publish_and_read())
+    asyncio.run(_publish(s))
     append_events(s, workload(700, start=500))
     project(s)
-    after = asyncio.run(publish_and_read())  # a new publisher: it reads the shift it chose
+    after, _ = asyncio.run(_publish(s, read=True))  # a new publisher: it reads the shift it chose
     seqs = _dense(after, 1)
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > last + 1
     notice = after[last][2]  # the first change after the old ones
@@ -446,34 +447,12 @@ def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(s
 def test_a_rebuilt_version_starts_above_the_stream_when_another_version_published_last(settings):
     """The stream's last change is of another version: the damaged one's highest id is unknown,
     so the new one starts above the stream's last sequence (a gap, never an id twice)."""
-    import json
-
-    from projections import lmdbenv
-    from projections.contract import Rebuilt, change_msg_id, encode_change
-
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(200))
-    project(s)
-    v1 = Versions(s.projections_dir).path(1)
-
-    async def publish_and_read(extra=None):
-        nc = await connect(s.nats_url, name="t")
-        await publish_all(nc, s)
-        if extra is not None:  # another version's change, published last
-            await nc.jetstream().publish(
-                change_subject("graph", "rebuilt", s.graph_subject_prefix), encode_change(extra),
-                headers={"Nats-Msg-Id": change_msg_id("graph", extra.version, extra.seq)})
-        messages = await read_stream(nc, s)
-        info = await nc.jetstream().stream_info(s.graph_stream)
-        await nc.close()
-        return messages, info.state.last_seq
-
+    s, v1 = _projected(settings, 200)
     other = Rebuilt(projection="graph", version=7, seq=1, position=0)
-    before, stream_last = asyncio.run(publish_and_read(other))
+    before, stream_last = asyncio.run(_publish(s, read=True, extra=other))
     (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
     project(s)
-    after, _ = asyncio.run(publish_and_read())
+    after, _ = asyncio.run(_publish(s, read=True))
     new = [c for _, _, c in after[len(before):]]
     assert new and new[0]["kind"] == "rebuilt" and new[0]["version"] == 1
     assert new[0]["seq"] == stream_last + 1 > max(_dense(before, 1))
