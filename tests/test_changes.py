@@ -14,11 +14,14 @@ from click.testing import CliRunner
 from test_changes_support import (
     append_events,
     example_cmd,
+    graph_env,
     graph_settings,
     load_example,
     project,
+    projected,
     projection_graph,
     publish_all,
+    publish_and_read,
     read_stream,
     run_example,
     start_projection,
@@ -34,7 +37,7 @@ from projections.contract import Rebuilt, change_msg_id, change_subject, encode_
 from projections.rebuild import rebuild
 from projections.store import GraphStore
 from projections.versions import Versions, WriterLock
-from tests.conftest import fleet_cmd, settings_env, wait_for
+from tests.conftest import fleet_cmd, wait_for
 from workers.changes_diff import emit_diff
 from workers.changes_outbox import prunable, read_watermark, write_watermark
 from workers.nats import connect
@@ -42,34 +45,6 @@ from workers.nats import connect
 
 def _dense(messages, version: int) -> list[int]:
     return [c["seq"] for _, _, c in messages if c["version"] == version]
-
-
-def _projected(settings, n: int):
-    """Test settings with v1 promoted and ``n`` simulated events applied live; (settings, v1 dir)."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(n))
-    project(s)
-    return s, Versions(s.projections_dir).path(1)
-
-
-async def _publish(s, *, read: bool = False, extra=None):
-    """Run a publisher until drained; its stats, or with ``read`` the stream's messages and
-    last sequence. ``extra``: a change published by hand after it (another version's)."""
-    nc = await connect(s.nats_url, name="t")
-    try:
-        stats = await publish_all(nc, s)
-        if extra is not None:
-            await nc.jetstream().publish(
-                change_subject("graph", extra.__struct_config__.tag, s.graph_subject_prefix),
-                encode_change(extra),
-                headers={"Nats-Msg-Id": change_msg_id("graph", extra.version, extra.seq)})
-        if not read:
-            return stats
-        info = await nc.jetstream().stream_info(s.graph_stream)
-        return await read_stream(nc, s), info.state.last_seq
-    finally:
-        await nc.close()
 
 
 def test_every_change_goes_out_in_order_with_its_cause(settings, spans):
@@ -82,14 +57,7 @@ def test_every_change_goes_out_in_order_with_its_cause(settings, spans):
     project(s)
     spans.clear()
 
-    async def main():
-        nc = await connect(s.nats_url, name="t")
-        stats = await publish_all(nc, s)
-        messages = await read_stream(nc, s)
-        await nc.close()
-        return stats, messages
-
-    stats, messages = asyncio.run(main())
+    stats, messages = publish_and_read(s)
     with GraphStore(s.projections_dir / "graph" / "v1") as store:
         head = _outbox_head(store)
     assert stats.published == head == len(messages) and stats.backlog == 0
@@ -128,10 +96,7 @@ def _outbox_head(store: GraphStore) -> int:
 
 def test_subjects_name_the_projection_and_the_kind(settings):
     """Changes travel on <prefix>.graph.<kind>, so subscribers can filter by kind."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(300))
-    project(s)
+    s, _ = projected(settings, 300)
 
     async def main():
         nc = await connect(s.nats_url, name="t")
@@ -151,18 +116,9 @@ def test_subjects_name_the_projection_and_the_kind(settings):
 
 def test_the_example_copy_equals_the_projection_even_when_killed_halfway(settings, tmp_path):
     """The downstream example, kill -9'd halfway and restarted, ends with the projection's graph."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(2500))
-    project(s)
+    s, _ = projected(settings, 2500)
 
-    async def publish():
-        nc = await connect(s.nats_url, name="t")
-        stats = await publish_all(nc, s)
-        await nc.close()
-        return stats
-
-    first = asyncio.run(publish())
+    first = publish_and_read(s)[0]
     db = tmp_path / "copy.sqlite"
     child = subprocess.Popen(example_cmd(s, db, "--batch", "100"), stderr=subprocess.DEVNULL)
     half = first.watermark // 2
@@ -185,7 +141,7 @@ def test_the_example_copy_equals_the_projection_even_when_killed_halfway(setting
     # The fleet moves on while the example is down.
     append_events(s, workload(4000, start=2500))
     project(s)
-    second = asyncio.run(publish())
+    second = publish_and_read(s)[0]
     assert second.published > 0
     run_example(s, db)
 
@@ -201,10 +157,7 @@ def test_the_example_copy_equals_the_projection_even_when_killed_halfway(setting
 
 def test_a_building_or_ready_version_emits_nothing(settings):
     """Outbox records of a version that was never promoted are not published."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(200))
-    project(s)
+    s, _ = projected(settings, 200)
     versions = Versions(s.projections_dir)
     versions.create(2)  # building, with an outbox record that must not go out
     with GraphStore(versions.path(2), create=True) as store:
@@ -212,18 +165,11 @@ def test_a_building_or_ready_version_emits_nothing(settings):
     rebuild(s.log_path, s.projections_dir, version=3, workers=0, promote=False)  # ready
     assert [v.state for v in versions.list()] == ["active", "building", "ready"]
 
-    async def main():
-        nc = await connect(s.nats_url, name="t")
-        stats = await publish_all(nc, s)
-        messages = await read_stream(nc, s)
-        await nc.close()
-        return stats, messages
-
-    stats, messages = asyncio.run(main())
+    stats, messages = publish_and_read(s)
     assert {c["version"] for _, _, c in messages} == {1}
     assert stats.backlog == 0
 
-    result = CliRunner().invoke(cli, ["changes", "status", "--json"], env=settings_env(s, **_env(s)))
+    result = CliRunner().invoke(cli, ["changes", "status", "--json"], env=graph_env(s))
     assert result.exit_code == 0, result.output
     rows = {r["version"]: r for r in json.loads(result.output)["versions"]}
     assert rows[1]["published"] and rows[1]["backlog"] == 0
@@ -231,25 +177,12 @@ def test_a_building_or_ready_version_emits_nothing(settings):
     assert not rows[3]["published"]
 
 
-def _env(s) -> dict[str, str]:
-    return {"FLEET_GRAPH_STREAM": s.graph_stream, "FLEET_GRAPH_SUBJECT_PREFIX": s.graph_subject_prefix}
-
-
 def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(settings, tmp_path):
     """v1's last changes, then v2's `rebuilt`, then the diff; the example's copy becomes v2."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(1200))
-    project(s)
+    s, _ = projected(settings, 1200)
     db = tmp_path / "copy.sqlite"
 
-    async def publish(**kwargs):
-        nc = await connect(s.nats_url, name="t")
-        stats = await publish_all(nc, s, **kwargs)
-        await nc.close()
-        return stats
-
-    asyncio.run(publish())
+    publish_and_read(s)[0]
     run_example(s, db)  # the copy follows v1
 
     append_events(s, workload(1600, start=1200))
@@ -279,7 +212,7 @@ def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(set
     assert summary.previous == 1 and summary.first_seq == 2 and summary.changes > 100
     assert summary.nodes_upserted and summary.edges_added
 
-    stats = asyncio.run(publish())
+    stats = publish_and_read(s)[0]
     assert stats.backlog == 0
 
     async def read():
@@ -308,21 +241,17 @@ def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(set
 
 def test_a_lost_watermark_skips_ahead_instead_of_republishing(settings):
     """With the watermark gone, the stream's last id tells the publisher where it was."""
-    s, path = _projected(settings, 400)
-    first = asyncio.run(_publish(s))
+    s, path = projected(settings, 400)
+    first, _ = publish_and_read(s)
     (path / "changes.published").unlink()
-    again = asyncio.run(_publish(s))
+    again, _ = publish_and_read(s)
     assert again.published == 0 and again.duplicates == 0 and again.skipped == first.watermark
     assert read_watermark(path) == first.watermark
 
 
 def test_beyond_the_dedup_window_the_fence_prevents_duplicates(settings):
     """A watermark behind the stream, past the dedup window: the fence refuses, nothing doubles."""
-    s = graph_settings(settings, dedup_window_secs=1)
-    start_projection(s)
-    append_events(s, workload(300))
-    project(s)
-    path = Versions(s.projections_dir).path(1)
+    s, path = projected(settings, 300, dedup_window_secs=1)
 
     async def main():
         nc = await connect(s.nats_url, name="t")
@@ -348,10 +277,7 @@ def test_beyond_the_dedup_window_the_fence_prevents_duplicates(settings):
 
 def test_health_reports_state_backlog_and_progress(settings):
     """health() says starting, then ok with no backlog and a fresh progress time once drained."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(200))
-    project(s)
+    s, _ = projected(settings, 200)
 
     async def main():
         nc = await connect(s.nats_url, name="t")
@@ -371,50 +297,32 @@ def test_health_reports_state_backlog_and_progress(settings):
 
 def test_tail_follows_the_stream_in_a_terminal(settings):
     """`fleet changes tail` prints one line per change; --json prints the events as sent."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(100))
-    project(s)
+    s, _ = projected(settings, 100)
 
-    async def publish():
-        nc = await connect(s.nats_url, name="t")
-        await publish_all(nc, s)
-        await nc.close()
-
-    asyncio.run(publish())
-    lines = subprocess.run(fleet_cmd("changes", "tail", "--all", "-n", "3"), env=settings_env(s, **_env(s)),
+    publish_and_read(s)
+    lines = subprocess.run(fleet_cmd("changes", "tail", "--all", "-n", "3"), env=graph_env(s),
                            capture_output=True, text=True, timeout=30)
     assert lines.returncode == 0, lines.stderr
     first, second, third = lines.stdout.splitlines()
     assert first.split()[:4] == ["1", "graph", "v1:1", "rebuilt"]
     assert second.split()[2:4] == ["v1:2", "node_upserted"] and third.split()[2] == "v1:3"
     raw = subprocess.run(fleet_cmd("changes", "tail", "--from-seq", "2", "-n", "2", "--json"),
-                         env=settings_env(s, **_env(s)), capture_output=True, text=True, timeout=30)
+                         env=graph_env(s), capture_output=True, text=True, timeout=30)
     assert raw.returncode == 0, raw.stderr
     assert [json.loads(line)["seq"] for line in raw.stdout.splitlines()] == [2, 3]
 
 
 def test_after_a_rollback_the_old_version_goes_on_after_the_newer_one(settings):
     """Rolled back to v1: v2's changes go out first, then v1's new ones (the fence re-anchors)."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(300))
-    project(s)
+    s, _ = projected(settings, 300)
 
-    async def publish():
-        nc = await connect(s.nats_url, name="t")
-        stats = await publish_all(nc, s)
-        messages = await read_stream(nc, s)
-        await nc.close()
-        return stats, messages
-
-    asyncio.run(publish())
+    publish_and_read(s)
     rebuild(s.log_path, s.projections_dir, version=2, workers=0)
-    asyncio.run(publish())  # v2's rebuilt notice
+    publish_and_read(s)  # v2's rebuilt notice
     Versions(s.projections_dir).rollback()
     append_events(s, workload(400, start=300))
     project(s)  # v1 is active again and moves on
-    stats, messages = asyncio.run(publish())
+    stats, messages = publish_and_read(s)
     order = [(c["version"], c["seq"]) for _, _, c in messages]
     v2_at = order.index((2, 1))
     assert all(v == 1 for v, _ in order[:v2_at]) and all(v == 1 for v, _ in order[v2_at + 1:])
@@ -426,16 +334,16 @@ def test_after_a_rollback_the_old_version_goes_on_after_the_newer_one(settings):
 def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(settings):
     """A damaged v1 is rebuilt as v1 again: its changes follow the old ones' sequence on the
     stream (a `rebuilt` notice first), never reusing an id that dedup would swallow."""
-    s, v1 = _projected(settings, 300)
-    before, _ = asyncio.run(_publish(s, read=True))
+    s, v1 = projected(settings, 300)
+    _, before = publish_and_read(s)
     last = _dense(before, 1)[-1]
     (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
     append_events(s, workload(500, start=300))
     project(s)  # sets v1 aside, rebuilds it from the log, promotes it
-    asyncio.run(_publish(s))
+    publish_and_read(s)
     append_events(s, workload(700, start=500))
     project(s)
-    after, _ = asyncio.run(_publish(s, read=True))  # a new publisher: it reads the shift it chose
+    _, after = publish_and_read(s)  # a new publisher: it reads the shift it chose
     seqs = _dense(after, 1)
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > last + 1
     notice = after[last][2]  # the first change after the old ones
@@ -447,13 +355,23 @@ def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(s
 def test_a_rebuilt_version_starts_above_the_stream_when_another_version_published_last(settings):
     """The stream's last change is of another version: the damaged one's highest id is unknown,
     so the new one starts above the stream's last sequence (a gap, never an id twice)."""
-    s, v1 = _projected(settings, 200)
+    s, v1 = projected(settings, 200)
+    _, before = publish_and_read(s)
     other = Rebuilt(projection="graph", version=7, seq=1, position=0)
-    before, stream_last = asyncio.run(_publish(s, read=True, extra=other))
+
+    async def publish_another_versions_change() -> int:
+        nc = await connect(s.nats_url, name="t")
+        ack = await nc.jetstream().publish(
+            change_subject("graph", "rebuilt", s.graph_subject_prefix), encode_change(other),
+            headers={"Nats-Msg-Id": change_msg_id("graph", other.version, other.seq)})
+        await nc.close()
+        return ack.seq
+
+    stream_last = asyncio.run(publish_another_versions_change())
     (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
     project(s)
-    after, _ = asyncio.run(_publish(s, read=True))
-    new = [c for _, _, c in after[len(before):]]
+    _, after = publish_and_read(s)
+    new = [c for _, _, c in after[len(before) + 1:]]  # after the other version's change
     assert new and new[0]["kind"] == "rebuilt" and new[0]["version"] == 1
     assert new[0]["seq"] == stream_last + 1 > max(_dense(before, 1))
     assert [c["seq"] for c in new] == list(range(stream_last + 1, stream_last + 1 + len(new)))

@@ -9,9 +9,10 @@ import subprocess
 import pytest
 from test_changes_support import (
     append_events,
+    graph_env,
     graph_settings,
     load_example,
-    project,
+    projected,
     projection_graph,
     read_stream,
     run_example,
@@ -23,7 +24,7 @@ from ops.embedded import NatsServer
 from ops.settings import load_settings
 from ops.wiring import graph_stream
 from projections.versions import Versions
-from tests.conftest import fleet_cmd, settings_env, wait_for
+from tests.conftest import fleet_cmd, wait_for
 from workers.changes import ChangePublisher, ChangesConfig
 from workers.changes_outbox import OutboxReader, read_watermark
 from workers.nats import connect
@@ -32,27 +33,18 @@ from workers.projector import Projector, ProjectorConfig
 pytestmark = pytest.mark.slow
 
 
-def _env(s, **extra) -> dict[str, str]:
-    return settings_env(s, FLEET_GRAPH_STREAM=s.graph_stream,
-                        FLEET_GRAPH_SUBJECT_PREFIX=s.graph_subject_prefix, **extra)
-
-
 def test_kill_9_between_ack_and_watermark_leaves_no_gap(settings):
     """SIGKILL after JetStream acked a round but before the watermark: the rerun republishes
     exactly those seqs with the same Nats-Msg-Id (JetStream drops them), and nothing is missing."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(1200))
-    project(s)
-    version_dir = Versions(s.projections_dir).path(1)
+    s, version_dir = projected(settings, 1200)
     killed = subprocess.run(fleet_cmd("changes", "publish", "--until-drained", "--batch", "300"),
-                            env=_env(s, FLEET_FAILPOINT="changes_after_ack:3"),
+                            env=graph_env(s, FLEET_FAILPOINT="changes_after_ack:3"),
                             capture_output=True, timeout=60)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert read_watermark(version_dir) == 600  # two rounds recorded, the third acked but not
 
     rerun = subprocess.run(fleet_cmd("changes", "publish", "--until-drained", "--batch", "300",
-                                     "--json"), env=_env(s), capture_output=True, timeout=60)
+                                     "--json"), env=graph_env(s), capture_output=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     summary = json.loads(rerun.stdout)
     reader = OutboxReader(version_dir)

@@ -6,11 +6,11 @@ import asyncio
 
 from test_changes_support import (
     append_events,
-    graph_settings,
     project,
+    projected,
     publish_all,
+    publish_and_read,
     read_stream,
-    start_projection,
     workload,
 )
 
@@ -49,11 +49,7 @@ def _prune(s, *, steps: int, prune_max: int) -> list[int]:
 
 def test_the_projector_prunes_only_acknowledged_records_a_bounded_batch_at_a_time(settings):
     """Records at or below the watermark go, at most outbox_prune_max per transaction; the rest stay."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(300))
-    project(s)
-    version_dir = Versions(s.projections_dir).path(1)
+    s, version_dir = projected(settings, 300)
     head, floor, seqs = _outbox(version_dir)
     assert floor == 0 and seqs == list(range(1, head + 1)) and head > 500
     watermark = 450
@@ -69,26 +65,15 @@ def test_the_projector_prunes_only_acknowledged_records_a_bounded_batch_at_a_tim
 
 def test_a_lost_watermark_below_the_pruned_floor_goes_on_without_a_gap_or_a_repeat(settings):
     """Pruned, then the watermark file is lost: new changes go out once, right after the old ones."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(300))
-    project(s)
-    version_dir = Versions(s.projections_dir).path(1)
+    s, version_dir = projected(settings, 300)
 
-    async def publish():
-        nc = await connect(s.nats_url, name="t")
-        stats = await publish_all(nc, s)
-        messages = await read_stream(nc, s)
-        await nc.close()
-        return stats, messages
-
-    first, _ = asyncio.run(publish())
+    first, _ = publish_and_read(s)
     assert _prune(s, steps=1, prune_max=1_000_000) == [first.watermark]
     append_events(s, workload(400, start=300))
     project(s)
     (version_dir / "changes.published").unlink()
 
-    again, messages = asyncio.run(publish())
+    again, messages = publish_and_read(s)
 
     head = _outbox(version_dir)[0]
     assert [c["seq"] for _, _, c in messages] == list(range(1, head + 1))
@@ -98,11 +83,7 @@ def test_a_lost_watermark_below_the_pruned_floor_goes_on_without_a_gap_or_a_repe
 
 def test_a_recreated_stream_gets_only_what_is_left_after_the_floor(settings):
     """The stream is gone and the watermark too: publishing resumes at the floor, not at seq 1."""
-    s = graph_settings(settings)
-    start_projection(s)
-    append_events(s, workload(300))
-    project(s)
-    version_dir = Versions(s.projections_dir).path(1)
+    s, version_dir = projected(settings, 300)
 
     async def publish(*, drop_stream: bool = False):
         nc = await connect(s.nats_url, name="t")

@@ -10,6 +10,7 @@ import sys
 import pytest
 from test_changes_support import (
     append_events,
+    graph_env,
     graph_settings,
     load_example,
     projection_graph,
@@ -20,7 +21,7 @@ from test_changes_support import (
 )
 
 from projections.changes import KINDS
-from tests.conftest import fleet_cmd, settings_env
+from tests.conftest import fleet_cmd
 from workers.nats import connect
 
 pytestmark = pytest.mark.slow
@@ -31,9 +32,7 @@ _BUMPED = [sys.executable, "-c",
 
 
 def _fleet(s, *args: str, command: list[str] | None = None) -> dict:
-    env = settings_env(s, FLEET_GRAPH_STREAM=s.graph_stream,
-                       FLEET_GRAPH_SUBJECT_PREFIX=s.graph_subject_prefix)
-    result = subprocess.run([*(command or fleet_cmd()), *args, "--json"], env=env,
+    result = subprocess.run([*(command or fleet_cmd()), *args, "--json"], env=graph_env(s),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)

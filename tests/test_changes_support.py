@@ -19,7 +19,9 @@ from projections.contract import decode_change
 from projections.export import export
 from projections.rebuild import rebuild
 from projections.store import GraphStore
-from tests.conftest import ROOT
+from projections.versions import Versions
+from workers.nats import connect
+from tests.conftest import ROOT, settings_env
 from workers.projector import Projector, ProjectorConfig
 
 EXAMPLE = ROOT / "examples" / "downstream_copy.py"
@@ -38,6 +40,21 @@ def graph_settings(settings, **extra):
     tag = settings.stream.split("_", 1)[1]
     return settings.with_overrides(graph_stream=f"GRAPH_{tag}", graph_subject_prefix=f"graph{tag}",
                                    **extra)
+
+
+def graph_env(s, **extra: str) -> dict[str, str]:
+    """The environment of a ``fleet`` child process that uses the test's GRAPH stream."""
+    return settings_env(s, FLEET_GRAPH_STREAM=s.graph_stream,
+                        FLEET_GRAPH_SUBJECT_PREFIX=s.graph_subject_prefix, **extra)
+
+
+def projected(settings, n: int, **overrides):
+    """Test settings with v1 promoted and ``n`` simulated events applied live; (settings, v1 dir)."""
+    s = graph_settings(settings, **overrides)
+    start_projection(s)
+    append_events(s, workload(n))
+    project(s)
+    return s, Versions(s.projections_dir).path(1)
 
 
 def start_projection(settings) -> None:
@@ -76,6 +93,20 @@ async def publish_all(nc, settings, **kwargs):
     """Run a change publisher until nothing publishable is left; its stats."""
     publisher = change_publisher(nc, settings, **kwargs)
     return await asyncio.wait_for(publisher.run(asyncio.Event(), until_drained=True), 60)
+
+
+def publish_and_read(settings, **kwargs) -> tuple:
+    """Publish until drained over a connection of its own, then read the GRAPH stream:
+    (the publisher's stats, every message as :func:`read_stream` gives them)."""
+    async def main():
+        nc = await connect(settings.nats_url, name="test-publish")
+        try:
+            stats = await publish_all(nc, settings, **kwargs)
+            return stats, await read_stream(nc, settings)
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
 
 
 async def read_stream(nc, settings, *, projection: str = "graph") -> list[tuple[int, dict, dict]]:

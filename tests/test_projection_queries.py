@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import random
-import sys
 import threading
 from collections import deque
 
@@ -15,9 +14,9 @@ import pytest
 from conftest import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_projection_cli import fleet
 from test_projection_support import append, ev, simulated_log, small_project
 
-from ops.cli import main as fleet_main
 from projections import questions, traverse
 from projections.errors import NoActiveVersion, QueryError, UnknownNode
 from projections.keys import format_key, parse_key
@@ -316,30 +315,20 @@ def test_reader_paths_match_plain_bfs_on_a_simulated_graph(simulated_graph):
                 assert all(a.target == b.source for a, b in zip(found.steps, found.steps[1:]))
 
 
-def _fleet(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["fleet", *args])
-    code = 0
-    try:
-        fleet_main()
-    except SystemExit as e:
-        code = e.code or 0
-    return code, capsys.readouterr().out
-
-
 def test_fleet_query_path_reports_truncation(monkeypatch, capsys, tmp_path):
     """`fleet query path` says truncated (text and --json) and exits 1, apart from no path."""
     append(tmp_path / "log.db", small_project())
     rebuild(tmp_path / "log.db", tmp_path / "projections", workers=0)
     q = ("--data-dir", str(tmp_path), "query", "path")
     pair = ("issue:gitlab:100", "issue:gitlab:102", "-e", "BLOCKS", "--directed")
-    code, out = _fleet(monkeypatch, capsys, *q, *pair, "--max-nodes", "2")
+    code, out, _ = fleet(monkeypatch, capsys, *q, *pair, "--max-nodes", "2")
     assert code == 1 and "truncated after visiting" in out and "--max-nodes 2" in out
-    code, out = _fleet(monkeypatch, capsys, *q, *pair, "--max-nodes", "2", "--json")
+    code, out, _ = fleet(monkeypatch, capsys, *q, *pair, "--max-nodes", "2", "--json")
     assert code == 1 and json.loads(out)["truncated"] is True and json.loads(out)["length"] is None
-    code, out = _fleet(monkeypatch, capsys, *q, "issue:gitlab:102", "issue:gitlab:100", "-e", "BLOCKS",
+    code, out, _ = fleet(monkeypatch, capsys, *q, "issue:gitlab:102", "issue:gitlab:100", "-e", "BLOCKS",
                        "--directed", "--json")
     assert code == 1 and json.loads(out)["truncated"] is False
-    code, out = _fleet(monkeypatch, capsys, *q, *pair, "--json")
+    code, out, _ = fleet(monkeypatch, capsys, *q, *pair, "--json")
     assert code == 0 and json.loads(out)["length"] == 2
 
 
