@@ -56,6 +56,7 @@ from opentelemetry import metrics
 
 from .errors import StoreError, UnknownVersion, VersionDamaged
 from .ontology import EDGE_TYPES, NODE_TYPES
+from .versions import fsync_dir, write_atomic
 
 __all__ = ["Env", "open_env", "close_env", "defer_sync", "sync_mode", "DEFAULT_MAP_SIZE", "UNSYNCED"]
 
@@ -123,14 +124,6 @@ def _sync_loop() -> None:
                     env.dirty = True
                     log.exception("flushing a projection failed; retrying at the next interval",
                                   extra={"path": str(env.path)})
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_marker(path: Path) -> None:
@@ -254,12 +247,8 @@ class Env:
 
     def _mark(self) -> None:
         """Write the ``unsynced`` marker (durably) before the first commit without fsync."""
-        marker = self.path / UNSYNCED
-        with open(marker, "w") as f:
-            json.dump({"boot_id": boot_id(), "pid": os.getpid(), "since": time.time()}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(self.path)
+        write_atomic(self.path / UNSYNCED,
+                     json.dumps({"boot_id": boot_id(), "pid": os.getpid(), "since": time.time()}))
         self._marked = True
 
     def flush(self) -> None:
@@ -274,7 +263,7 @@ class Env:
         if self._marked:
             self.flush()
             (self.path / UNSYNCED).unlink(missing_ok=True)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         self.env.close()
 
     def grow(self) -> int:

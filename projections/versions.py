@@ -27,7 +27,8 @@ from pathlib import Path
 
 from .errors import StoreBusy, UnknownVersion, VersionStateError
 
-__all__ = ["Versions", "VersionInfo", "WriterLock", "parse_version", "write_atomic"]
+__all__ = ["Versions", "VersionInfo", "WriterLock", "fsync_dir", "parse_version", "read_meta",
+           "write_atomic"]
 
 _DIR = re.compile(r"^v([0-9]+)$")
 _ASIDE = re.compile(r"^v([0-9]+)\.damaged-([0-9]+)$")
@@ -58,6 +59,15 @@ class VersionInfo:
     previous: int | None = None
 
 
+def fsync_dir(path: Path) -> None:
+    """Make the entries of folder ``path`` (new, renamed or removed files) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` durably (temporary file, fsync, rename, fsync of the folder)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -66,11 +76,15 @@ def write_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def read_meta(version_dir: Path) -> dict:
+    """The bookkeeping (``version.json``) of a version folder; empty when it has none."""
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        return json.loads((Path(version_dir) / "version.json").read_text())
+    except FileNotFoundError:
+        return {}
 
 
 class Versions:
@@ -99,10 +113,7 @@ class Versions:
         return self.path(version).is_dir()
 
     def _meta(self, version: int) -> dict:
-        try:
-            return json.loads((self.path(version) / "version.json").read_text())
-        except FileNotFoundError:
-            return {}
+        return read_meta(self.path(version))
 
     def info(self, version: int) -> VersionInfo:
         """Bookkeeping of one version; raises :class:`UnknownVersion` if absent."""
@@ -204,11 +215,7 @@ class Versions:
         self.path(version).mkdir()
         self._update(version, state=BUILDING, created_at=time.time(), reincarnation_of=target.name,
                      previous=previous)
-        dir_fd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename and the new folder
-        finally:
-            os.close(dir_fd)
+        fsync_dir(self.root)  # the rename and the new folder
         return target
 
     def reincarnation_of(self, version: int) -> str | None:

@@ -45,7 +45,7 @@ from projections.contract import parse_msg_id
 from projections.errors import StoreBusy, UnknownVersion
 from projections.keys import pack_int
 from projections.store import OUTBOX_SEQ, GraphStore
-from projections.versions import ACTIVE, RETIRED, Versions, WriterLock, write_atomic
+from projections.versions import ACTIVE, RETIRED, Versions, WriterLock, read_meta, write_atomic
 
 __all__ = ["Lane", "OFFSET_FILE", "OutboxReader", "WATERMARK_FILE", "WatermarkFile", "is_sealed",
            "plan_lanes", "prunable", "prune_outbox", "read_offset", "read_watermark", "write_offset",
@@ -97,15 +97,14 @@ def read_offset(version_dir: Path) -> int | None:
     0 for a version built the first time; for one rebuilt in place of a
     damaged one, the shift its publisher chose (None until it chose).
     """
-    version_dir = Path(version_dir)
     try:
-        meta = json.loads((version_dir / "version.json").read_text())
+        meta = read_meta(version_dir)
     except (OSError, ValueError):
         meta = {}
     if not isinstance(meta, dict) or not meta.get("reincarnation_of"):
         return 0
     try:
-        return int(json.loads((version_dir / OFFSET_FILE).read_text())["offset"])
+        return int(json.loads((Path(version_dir) / OFFSET_FILE).read_text())["offset"])
     except FileNotFoundError:
         return None
 
