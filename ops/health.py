@@ -106,6 +106,9 @@ def assess(
                                  f"last heartbeat {_age(now, beat.at)} (pid {beat.pid})", data))
             continue
         state, detail = beat.state, f"heartbeat {_age(now, beat.at)}"
+        if beat.details.get("rewinds"):
+            detail += (f", consumer rewound {beat.details['rewinds']}x since start"
+                       " (deliveries lost in flight, read again)")
         if _is_stuck(now, beat.details.get("backlog"), beat.details.get("progress_at"),
                      stuck_after_secs):
             state = "stuck"

@@ -41,6 +41,7 @@ class Settings:
     ingest_durable: str = "ingest"  # FLEET_INGEST_DURABLE
     ingest_batch_max: int = 20_000  # FLEET_INGEST_BATCH_MAX
     ingest_ack_wait_secs: int = 30  # FLEET_INGEST_ACK_WAIT_SECS: redelivery after a crash
+    ingest_inflight_bytes: int = 32 * 1024 * 1024  # FLEET_INGEST_INFLIGHT_BYTES: requested, not yet received
     ingest_writer: str = "process"  # FLEET_INGEST_WRITER: process (second core) | thread
     log_sync: str = "full"  # FLEET_LOG_SYNC: full (fsync per commit) | normal
     broker_url: str | None = None  # FLEET_BROKER_URL: dramatiq broker, default the NATS URL
@@ -130,7 +131,7 @@ def _validate(s: Settings) -> None:
     for name in ("max_event_bytes", "ingest_batch_max", "dedup_window_secs",
                  "ingest_ack_wait_secs", "heartbeat_interval_secs", "heartbeat_stale_secs",
                  "stuck_after_secs", "changes_batch_max", "changes_poll_interval_ms",
-                 "worker_threads", "projector_batch_max", "projector_poll_ms"):
+                 "worker_threads", "projector_batch_max", "projector_poll_ms", "ingest_inflight_bytes"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name)} must be positive")
     if s.projection_sync_ms < 0:

@@ -40,6 +40,7 @@ def ingest_config(settings: Settings) -> IngestConfig:
         batch_max=settings.ingest_batch_max,
         max_event_bytes=settings.max_event_bytes,
         ack_wait_secs=settings.ingest_ack_wait_secs,
+        inflight_bytes=settings.ingest_inflight_bytes,
         failpoint=settings.failpoint,
     )
 

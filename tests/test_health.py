@@ -53,6 +53,14 @@ def test_a_process_that_never_wrote_a_heartbeat_is_never_started():
     assert {c.name for c in report.culprits} == {"ingest", "worker"}
 
 
+def test_ingest_rewinds_show_in_its_line_and_keep_it_healthy():
+    """A rewind recovers lost deliveries: worth a note to the operator, not an alarm."""
+    report, states = judge({"ingest": beat(rewinds=2)})
+    line = next(c for c in report.components if c.name == "ingest")
+    assert states["ingest"] == "ok" and report.ok
+    assert "consumer rewound 2x since start" in line.detail
+
+
 def test_nats_down_makes_the_fleet_unhealthy():
     """An unreachable NATS is a culprit of its own."""
     report, states = judge({"ingest": beat()}, nats_ok=False)

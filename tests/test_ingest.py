@@ -13,7 +13,7 @@ import pytest
 from events.codec import encode_event
 from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
 from tests.conftest import fleet_cmd, make_issue, settings_env, wait_for
-from workers.ingest import IngestConfig, IngestWorker
+from workers.ingest import IngestConfig, IngestWorker, ack_seqs
 from workers.nats import connect, ensure_stream
 from workers.publish import Publisher, publish_events
 
@@ -349,3 +349,119 @@ def test_a_request_half_its_lifetime_old_is_renewed_even_for_a_few_messages():
     asyncio.run(main())
     assert [r["batch"] for r in requests] == [200, 10]
     assert all(r["expires"] == 2_000_000_000 for r in requests)
+
+
+def test_each_request_asks_for_its_share_of_the_byte_budget_but_room_for_one_message():
+    """What is in flight stays under ``inflight_bytes`` (nats-server cuts off a client with
+    more than its max_pending unread), yet one message of the largest size always fits."""
+    from workers.nats import FleetClient, StreamSpec
+
+    requests: list[dict] = []
+
+    class Recording(FleetClient):
+        async def publish(self, subject, payload=b"", reply="", headers=None):
+            requests.append(json.loads(payload))
+
+    class NoWriter:
+        committed_seq = 0
+
+    stream = StreamSpec(name="SDLC", subjects=("sdlc.>",))
+    for budget in (100 * 2**20, 1000):
+        worker = IngestWorker(Recording(), NoWriter(), IngestConfig(
+            stream=stream, batch_max=100, inflight_bytes=budget))
+        asyncio.run(worker._request_more())
+    payload_max = Recording().max_payload
+    assert [r["max_bytes"] for r in requests] == [100 * 2**20, payload_max + 64 * 1024]
+
+
+def test_ack_subjects_give_stream_and_consumer_sequences():
+    """Both JetStream ack subject layouts (with and without domain and account)."""
+    assert ack_seqs(b"$JS.ACK.SDLC.ingest.1.42.17.1700000000000000000.3") == (42, 17)
+    assert ack_seqs(b"$JS.ACK.hub.ACC1.SDLC.ingest.2.42.17.1700000000000000000.3.tok") == (42, 17)
+
+
+def test_deliveries_a_dead_worker_never_committed_are_delivered_again(settings):
+    """A worker killed with deliveries received but not committed: the next worker must not
+    ack them with its first ``AckPolicy.ALL`` ack; it rewinds the consumer to the checkpoint.
+
+    Before the fix the next worker acked them along with later messages: 100 of
+    300 events were lost for good.
+    """
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(300)]
+    asyncio.run(_publish_raw(settings, [encode_event(e) for e in events]))
+    config = ingest_config(settings)
+
+    async def main():
+        nc = await connect(settings.nats_url, name="dead")
+        writer = log_writer(settings)
+        await IngestWorker(nc, writer, config).setup()
+        writer.close()
+        received = await _pull(nc, config, 100)
+        await nc.close()  # died before its commit
+        assert len(received) == 100
+        stats = await _ingest_until_idle(settings, idle=0.5)
+        return stats
+
+    stats = asyncio.run(main())
+    assert stats.rewinds == 1 and stats.appended == 300
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+        assert log.verify().ok
+
+
+def test_deliveries_lost_in_flight_mid_run_are_delivered_again_in_order(settings):
+    """Another client takes some deliveries of the durable and vanishes (as a disconnect or a
+    slow-consumer cut loses what was on the wire): the worker sees the consumer sequence
+    jump, commits what came before, rewinds, and the log still holds every event in order."""
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(300)]
+    config = ingest_config(settings)
+
+    async def main():
+        producer = await connect(settings.nats_url, name="producer")
+        await ensure_stream(producer.jetstream(), sdlc_stream(settings))
+        await publish_events(producer, events[:100], prefix=settings.subject_prefix)
+        nc = await connect(settings.nats_url, name="test-ingest")
+        writer = log_writer(settings)
+        worker = IngestWorker(nc, writer, config)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await wait_for(lambda: worker.stats.appended == 100)
+            thief = await connect(settings.nats_url, name="thief")
+            stolen = asyncio.create_task(_pull(thief, config, 50))
+            await asyncio.sleep(0.2)  # its request is waiting at the server
+            await publish_events(producer, events[100:], prefix=settings.subject_prefix)
+            assert len(await stolen) == 50
+            await thief.close()
+            await wait_for(lambda: worker.stats.appended == 300)
+        finally:
+            stop.set()
+            worker._wake.set()
+            stats = await task
+            writer.close()
+            await nc.drain()
+            await producer.drain()
+        return stats
+
+    stats = asyncio.run(main())
+    assert stats.rewinds == 1
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+
+
+async def _pull(nc, config: IngestConfig, n: int) -> list:
+    """Take ``n`` deliveries of the ingest durable with a plain pull request (never acked)."""
+    got: list = []
+    done = asyncio.Event()
+
+    async def on_msg(msg):
+        got.append(msg)
+        if len(got) == n:
+            done.set()
+
+    inbox = nc.new_inbox()
+    await nc.subscribe(inbox, cb=on_msg)
+    await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{config.stream.name}.{config.durable}",
+                     json.dumps({"batch": n, "expires": 10_000_000_000}).encode(), reply=inbox)
+    await asyncio.wait_for(done.wait(), 10)
+    return got

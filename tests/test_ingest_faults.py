@@ -63,3 +63,44 @@ def test_a_nats_restart_mid_stream_loses_nothing(tmp_path):
         server.stop()
     assert ids == [e.event_id for e in first + second]
     assert ok and stats.appended == 600
+
+
+class _TightServer(NatsServer):
+    """A nats-server that cuts off a client with more than 2 MB unread (default: 64 MB)."""
+
+    def command(self) -> list[str]:
+        conf = self.store_dir.parent / "tight.conf"
+        conf.write_text("max_pending: 2MB\nmax_payload: 64KB\n")
+        return super().command() + ["-c", str(conf)]
+
+
+def test_ingest_asks_for_no_more_than_the_server_lets_it_have_unread(tmp_path):
+    """Requests carry a byte limit, so a large ``batch_max`` does not get the worker cut off
+    as a slow consumer (before: 12 disconnects and rewinds for these 20,000 messages)."""
+    from dataclasses import replace
+
+    from tests.test_ingest import _publish_raw
+
+    server = _TightServer(tmp_path / "nats").start()
+    try:
+        settings = load_settings({}, data_dir=tmp_path / "data", nats_url=server.url,
+                                 embedded_nats=False)
+        asyncio.run(_publish_raw(settings, [b"x" * 1000] * 20_000))
+        config = replace(ingest_config(settings), batch_max=5_000, inflight_bytes=1 << 20)
+
+        async def main():
+            nc = await connect(settings.nats_url, name="ingest")
+            writer = BatchWriter(open_log(settings), settings.ingest_durable)
+            try:
+                stats = await IngestWorker(nc, writer, config).run(asyncio.Event(), until_idle_secs=1)
+            finally:
+                writer.close()
+            reconnects = nc.stats["reconnects"]
+            await nc.drain()
+            return stats, reconnects
+
+        stats, reconnects = asyncio.run(main())
+    finally:
+        server.stop()
+    assert reconnects == 0 and stats.rewinds == 0
+    assert stats.quarantined == 20_000

@@ -31,6 +31,8 @@ def test_an_external_nats_url_turns_the_embedded_server_off():
         ({"FLEET_INGEST_BATCH_MAX": "lots"}, "FLEET_INGEST_BATCH_MAX='lots' is not an integer"),
         ({"FLEET_INGEST_BATCH_MAX": "0"}, "must be positive"),
         ({"FLEET_MAX_EVENT_BYTES": "-5"}, "must be positive"),
+        ({"FLEET_INGEST_INFLIGHT_BYTES": "0"}, "FLEET_INGEST_INFLIGHT_BYTES=0 must be positive"),
+        ({"FLEET_INGEST_INFLIGHT_BYTES": "32MB"}, "FLEET_INGEST_INFLIGHT_BYTES='32MB' is not an integer"),
         ({"FLEET_EMBEDDED_NATS": "maybe"}, "not a boolean"),
         ({"FLEET_NATS_URL": "http://localhost"}, "not a NATS URL"),
         ({"FLEET_LOG_SYNC": "sometimes"}, "'full' or 'normal'"),

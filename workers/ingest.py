@@ -15,7 +15,20 @@ Design (measured in BENCHMARKS.md):
   becomes the next transaction. Under load batches grow by themselves; at a
   trickle each event commits at once, with no timer to wait for.
 * **Ack**: one ``+ACK`` on the batch's last message after the commit; with
-  ``AckPolicy.ALL`` it acknowledges the whole batch.
+  ``AckPolicy.ALL`` it acknowledges the whole batch - and every delivery
+  below it, received or not. So the worker checks that it received every
+  delivery: the consumer sequence in each ack subject must be the one
+  after the last. A delivery lost in flight (a disconnect, a slow-consumer
+  cut, a previous process killed with messages on the wire) shows as a
+  jump; the worker commits and acks what came before it, drops what came
+  after, and *rewinds*: it re-creates the durable consumer at the log's
+  checkpoint + 1, so the lost messages are delivered again instead of
+  being acked by a later ack. At start it rewinds likewise when the
+  consumer has delivered past the log's checkpoint.
+* **Flow control**: about two batches are requested at a time, and each
+  pull request carries a byte limit so that what is in flight stays under
+  ``inflight_bytes`` (nats-server cuts off a client with more than its
+  ``max_pending``, 64 MiB by default, waiting to be read).
 * **Duplicates**: redeliveries are recognised by stream sequence (at or below
   the committed checkpoint) without touching the index; republished events
   are dropped by JetStream's dedup window or, forever, by the log's unique
@@ -47,7 +60,7 @@ from events.log import Accepted, Rejected, id_key
 from .log_writer import BatchWriter, PreparedBatch, WriterProcess
 from .nats import LOG_APPENDED_SUBJECT, FleetClient, StreamSpec, ensure_stream
 
-__all__ = ["IngestConfig", "IngestStats", "IngestWorker", "stream_seq"]
+__all__ = ["IngestConfig", "IngestStats", "IngestWorker", "ack_seqs"]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -57,7 +70,11 @@ _events_counter = meter.create_counter("fleet.ingest.events", unit="{event}",
 _commit_hist = meter.create_histogram("fleet.ingest.batch.commit", unit="ms",
                                       description="Latency of one batch commit")
 _iso = msgspec.json.Encoder().encode  # RFC 3339, ~10x cheaper than datetime.isoformat
+_rewinds_counter = meter.create_counter("fleet.ingest.rewinds", unit="{rewind}",
+                                        description="Consumer rewinds after deliveries lost in flight")
 _IDLE_POLL_SECS = 0.1  # how often an idle worker re-checks its pull requests and the stop flag
+_REWIND_RETRY_SECS = 1.0  # after a rewind that failed (NATS unreachable)
+_FRAME_SLACK = 64 * 1024  # a delivery's subject, reply and headers on top of its payload
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +87,9 @@ class IngestConfig:
     max_event_bytes: int = 1024 * 1024
     ack_wait_secs: float = 30
     pull_expires_secs: float = 2
+    #: bytes requested at a time, across open pull requests (each request may
+    #: still ask for one message of the server's ``max_payload``)
+    inflight_bytes: int = 32 * 1024 * 1024
     failpoint: str | None = None  # "after_commit": SIGKILL between commit and ack (tests)
 
 
@@ -82,17 +102,19 @@ class IngestStats:
     quarantined: int = 0
     batches: int = 0
     head: int = 0
+    rewinds: int = 0
     last_commit_ms: float = 0.0
     # The latest batch latencies only: a long-running worker must not grow without bound.
     commit_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
-def stream_seq(reply: bytes) -> int:
-    """The stream sequence in a JetStream ack subject (v1 and v2 token layouts)."""
+def ack_seqs(reply: bytes) -> tuple[int, int]:
+    """``(stream sequence, consumer sequence)`` of a JetStream ack subject (v1 and v2 layouts)."""
     tokens = reply.split(b".")
     # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
     # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<token>
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+    i = 5 if len(tokens) == 9 else 7
+    return int(tokens[i]), int(tokens[i + 1])
 
 
 @dataclass
@@ -119,6 +141,10 @@ class IngestWorker:
         self._open: deque[_OpenBatch] = deque([_OpenBatch()])
         self._floor = writer.committed_seq  # sequences at or below it are committed
         self._outstanding = 0
+        #: the consumer sequence the next delivery must carry (set by `setup`)
+        self._next_cseq = 1
+        #: (expected, received) consumer sequences of a delivery gap not yet rewound
+        self._gap: tuple[int, int] | None = None
         self._wake = asyncio.Event()
         self._last_msg_at = time.monotonic()
         self._last_request_at = 0.0
@@ -139,7 +165,7 @@ class IngestWorker:
         s = self.stats
         return ("ok" if self._ready else "starting", {
             "appended": s.appended, "duplicates": s.duplicates, "quarantined": s.quarantined,
-            "head": s.head, "committed_seq": self._floor,
+            "head": s.head, "rewinds": s.rewinds, "committed_seq": self._floor,
             "backlog": self.backlog, "progress_at": self._progress_at,
             "last_commit_ms": round(s.last_commit_ms, 1),
         })
@@ -147,25 +173,60 @@ class IngestWorker:
     # -- consumer set-up --------------------------------------------------
 
     async def setup(self) -> None:
-        """Create the stream and the durable consumer when missing."""
+        """Create the stream and the durable consumer when missing; rewind it when it has
+        delivered past the log's checkpoint (those deliveries went to a process that is gone)."""
         cfg = self._config
         await ensure_stream(self._js, cfg.stream)
         try:
-            await self._js.consumer_info(cfg.stream.name, cfg.durable)
+            info = await self._js.consumer_info(cfg.stream.name, cfg.durable)
         except NotFoundError:
-            await self._js.add_consumer(
-                cfg.stream.name,
-                ConsumerConfig(
-                    durable_name=cfg.durable,
-                    ack_policy=AckPolicy.ALL,
-                    deliver_policy=DeliverPolicy.ALL,
-                    ack_wait=cfg.ack_wait_secs,
-                    max_ack_pending=cfg.batch_max * 4,
-                    max_waiting=512,
-                    max_deliver=-1,
-                ),
-            )
+            info = await self._js.add_consumer(cfg.stream.name, self._consumer_config())
             log.info("consumer created", extra={"stream": cfg.stream.name, "durable": cfg.durable})
+        delivered = info.delivered.stream_seq or 0
+        if delivered > self._floor:
+            await self._rewind(f"the consumer delivered up to stream sequence {delivered}, the log"
+                               f" has committed up to {self._floor}")
+        else:
+            self._next_cseq = (info.delivered.consumer_seq or 0) + 1
+
+    def _consumer_config(self, start_seq: int | None = None) -> ConsumerConfig:
+        cfg = self._config
+        return ConsumerConfig(
+            durable_name=cfg.durable,
+            ack_policy=AckPolicy.ALL,
+            deliver_policy=DeliverPolicy.ALL if start_seq is None else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start_seq,
+            ack_wait=cfg.ack_wait_secs,
+            max_ack_pending=cfg.batch_max * 4,
+            max_waiting=512,
+            max_deliver=-1,
+        )
+
+    async def _rewind(self, reason: str) -> None:
+        """Re-create the consumer at the checkpoint + 1, with a new inbox (frames still on
+        their way to the old one are dropped): everything not committed is delivered again."""
+        cfg = self._config
+        start = self._floor + 1
+        log.warning("rewinding the ingest consumer", extra={
+            "reason": reason, "durable": cfg.durable, "start_seq": start})
+        with tracer.start_as_current_span("ingest.rewind") as span:
+            span.set_attribute("fleet.ingest.start_seq", start)
+            span.set_attribute("fleet.ingest.reason", reason)
+            try:
+                await self._js.delete_consumer(cfg.stream.name, cfg.durable)
+            except NotFoundError:
+                pass
+            await self._js.add_consumer(cfg.stream.name, self._consumer_config(start))
+            if self._sub is not None:
+                await self._sub.unsubscribe()
+                self._inbox = self._nc.new_inbox()
+                self._sub = await self._nc.tap(self._inbox, self._on_frame)
+        self._next_cseq = 1
+        self._outstanding = 0
+        self._last_request_at = 0.0
+        self._gap = None
+        self.stats.rewinds += 1
+        _rewinds_counter.add(1)
 
     # -- receiving --------------------------------------------------------
 
@@ -177,12 +238,20 @@ class IngestWorker:
         self._outstanding -= 1
         self._last_msg_at = time.monotonic()
         try:
-            seq = stream_seq(reply)
+            seq, cseq = ack_seqs(reply)
         except (ValueError, IndexError):
             # Not a JetStream delivery (someone published to the inbox): nothing to ack.
             log.warning("ignored a message without a JetStream reply on the pull inbox",
                         extra={"subject": subject.decode(errors="replace"), "bytes": len(data)})
             return
+        if cseq != self._next_cseq:
+            # A delivery went missing: nothing more is taken until the rewind,
+            # which delivers this one and the missing ones again.
+            if self._gap is None:
+                self._gap = (self._next_cseq, cseq)
+                self._wake.set()
+            return
+        self._next_cseq = cseq + 1
         batch = self._open[-1]
         if batch.size >= self._config.batch_max:
             batch = _OpenBatch()
@@ -257,7 +326,9 @@ class IngestWorker:
         ageing = now - self._last_request_at > cfg.pull_expires_secs / 2
         if want < cfg.batch_max // 2 and not (ageing and want > 0):
             return
-        request = {"batch": want, "expires": int(cfg.pull_expires_secs * 1e9)}
+        # Its share of the in-flight byte budget, but room for one message of any size.
+        max_bytes = max(want * cfg.inflight_bytes // target, self._nc.max_payload + _FRAME_SLACK)
+        request = {"batch": want, "expires": int(cfg.pull_expires_secs * 1e9), "max_bytes": max_bytes}
         await self._nc.publish(
             f"$JS.API.CONSUMER.MSG.NEXT.{cfg.stream.name}.{cfg.durable}",
             json.dumps(request).encode(),
@@ -323,7 +394,11 @@ class IngestWorker:
                                           "committed_seq": self._floor})
         try:
             while not stop.is_set():
-                await self._request_more()
+                if self._gap is None:
+                    await self._request_more()
+                elif not self._open[0].size:  # what came before the gap is committed and acked
+                    await self._rewind_after_gap()
+                    continue
                 if not self._open[0].size:
                     self._wake.clear()
                     try:
@@ -345,6 +420,17 @@ class IngestWorker:
                                           "duplicates": self.stats.duplicates,
                                           "quarantined": self.stats.quarantined})
         return self.stats
+
+    async def _rewind_after_gap(self) -> None:
+        assert self._gap is not None
+        expected, got = self._gap
+        try:
+            await self._rewind(f"delivery gap: consumer sequence {got} arrived, {expected} expected"
+                               " (deliveries lost in flight, or another client pulls from"
+                               f" durable {self._config.durable!r})")
+        except Exception as e:  # NATS unreachable: the gap stays, try again
+            log.warning("rewind failed, retrying", extra={"error": repr(e)})
+            await asyncio.sleep(_REWIND_RETRY_SECS)
 
     async def _idle(self, idle_secs: float) -> bool:
         if time.monotonic() - self._last_msg_at < idle_secs:
