@@ -18,6 +18,7 @@ __all__ = [
     "LogCorrupted",
     "DuplicateEvent",
     "NotFound",
+    "StreamBehindLog",
 ]
 
 
@@ -61,6 +62,11 @@ class LogCorrupted(LogError, PermanentError):
 
 class DuplicateEvent(LogError, PermanentError):
     """An event id that is already in the log was appended outside dedup."""
+
+
+class StreamBehindLog(PermanentError):
+    """The stream ends below the log's checkpoint for its consumer: it was re-created (or the
+    log was filled from another stream), and its messages would be skipped as already logged."""
 
 
 class NotFound(FleetError):

@@ -465,3 +465,30 @@ async def _pull(nc, config: IngestConfig, n: int) -> list:
                      json.dumps({"batch": n, "expires": 10_000_000_000}).encode(), reply=inbox)
     await asyncio.wait_for(done.wait(), 10)
     return got
+
+
+def test_a_re_created_stream_is_refused_with_the_fix_not_skipped(settings):
+    """A stream that ends below the log's checkpoint (deleted and re-created) would have its
+    messages skipped as redeliveries: ingest refuses it, naming the way to ingest it."""
+    from dataclasses import replace
+
+    from events.errors import StreamBehindLog
+
+    first = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(5)]
+    second = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(5, 7)]
+
+    async def main():
+        await _publish_raw(settings, [encode_event(e) for e in first])
+        await _ingest_until_idle(settings)
+        nc = await connect(settings.nats_url, name="operator")
+        await nc.jetstream().delete_stream(settings.stream)
+        await nc.drain()
+        await _publish_raw(settings, [encode_event(e) for e in second + first[:1]])
+        with pytest.raises(StreamBehindLog, match="FLEET_INGEST_DURABLE to a new name"):
+            await _ingest_until_idle(settings)
+        return await _ingest_until_idle(replace(settings, ingest_durable="ingest-2"))
+
+    stats = asyncio.run(main())
+    assert (stats.appended, stats.duplicates) == (2, 1)
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in first + second]

@@ -54,7 +54,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry import metrics, propagate, trace
 
 from events.codec import decode_event
-from events.errors import InvalidEvent
+from events.errors import InvalidEvent, StreamBehindLog
 from events.log import Accepted, Rejected, id_key
 
 from .log_writer import BatchWriter, PreparedBatch, WriterProcess
@@ -177,6 +177,14 @@ class IngestWorker:
         delivered past the log's checkpoint (those deliveries went to a process that is gone)."""
         cfg = self._config
         await ensure_stream(self._js, cfg.stream)
+        last = (await self._js.stream_info(cfg.stream.name)).state.last_seq
+        if last < self._floor:
+            raise StreamBehindLog(
+                f"stream {cfg.stream.name} ends at sequence {last}, below the log's checkpoint"
+                f" {self._floor} for consumer {cfg.durable!r}: the stream was re-created, or this"
+                " log was filled from another stream. Ingesting would skip its messages as already"
+                " logged. To ingest this stream from its start, set FLEET_INGEST_DURABLE to a new"
+                " name (event ids already in the log are still dropped as duplicates).")
         try:
             info = await self._js.consumer_info(cfg.stream.name, cfg.durable)
         except NotFoundError:
