@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -77,8 +78,6 @@ class _TightServer(NatsServer):
 def test_ingest_asks_for_no_more_than_the_server_lets_it_have_unread(tmp_path):
     """Requests carry a byte limit, so a large ``batch_max`` does not get the worker cut off
     as a slow consumer (before: 12 disconnects and rewinds for these 20,000 messages)."""
-    from dataclasses import replace
-
     from tests.test_ingest import _publish_raw
 
     server = _TightServer(tmp_path / "nats").start()
@@ -104,3 +103,45 @@ def test_ingest_asks_for_no_more_than_the_server_lets_it_have_unread(tmp_path):
         server.stop()
     assert reconnects == 0 and stats.rewinds == 0
     assert stats.quarantined == 20_000
+
+
+def test_a_nats_server_killed_with_deliveries_in_flight_loses_nothing(tmp_path):
+    """Kill -9 of nats-server while thousands of deliveries are on the wire, then restart:
+    the log ends with every event exactly once, in stream order."""
+    server = NatsServer(tmp_path / "nats").start()
+    settings = load_settings({}, data_dir=tmp_path / "data", nats_url=server.url, embedded_nats=False)
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(20_000)]
+
+    async def main():
+        producer = await connect(settings.nats_url, name="producer")
+        await ensure_stream(producer.jetstream(), sdlc_stream(settings))
+        await publish_events(producer, events, prefix=settings.subject_prefix)
+        await producer.close()
+        nc = await connect(settings.nats_url, name="ingest")
+        writer = BatchWriter(open_log(settings), settings.ingest_durable)
+        event_log = open_log(settings, readonly=True)
+        stop = asyncio.Event()
+        # Small batches: a few hundred deliveries are always on their way.
+        worker = IngestWorker(nc, writer, replace(ingest_config(settings), batch_max=200))
+        task = asyncio.create_task(worker.run(stop))
+        await wait_for(lambda: worker.stats.appended >= 2_000, interval=0.001)
+        server.stop(kill=True)
+        server.start()
+        await wait_for(lambda: event_log.head >= len(events), timeout=60)
+        stop.set()
+        worker._wake.set()
+        stats = await task
+        await wait_for(lambda: nc.is_connected)
+        await nc.drain()
+        ids = [e.event_id for b in event_log.read() for e in b]
+        ok = event_log.verify().ok
+        event_log.close()
+        writer.close()
+        return stats, ids, ok
+
+    try:
+        stats, ids, ok = asyncio.run(main())
+    finally:
+        server.stop()
+    assert ids == [e.event_id for e in events]
+    assert ok and stats.appended == len(events)
