@@ -492,3 +492,38 @@ def test_a_re_created_stream_is_refused_with_the_fix_not_skipped(settings):
     assert (stats.appended, stats.duplicates) == (2, 1)
     with open_log(settings, readonly=True) as log:
         assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in first + second]
+
+
+def test_a_consumer_deleted_under_a_running_worker_is_re_created_at_the_checkpoint(settings):
+    """An operator deletes the durable while ingest runs: ingest notices (the server's
+    "409 Consumer Deleted", or "503" for requests to it) and rewinds instead of stalling."""
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(20)]
+    config = ingest_config(settings)
+
+    async def main():
+        producer = await connect(settings.nats_url, name="producer")
+        await ensure_stream(producer.jetstream(), sdlc_stream(settings))
+        await publish_events(producer, events[:10], prefix=settings.subject_prefix)
+        nc = await connect(settings.nats_url, name="test-ingest")
+        writer = log_writer(settings)
+        worker = IngestWorker(nc, writer, config)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await wait_for(lambda: worker.stats.appended == 10)
+            await producer.jetstream().delete_consumer(config.stream.name, config.durable)
+            await publish_events(producer, events[10:], prefix=settings.subject_prefix)
+            await wait_for(lambda: worker.stats.appended == 20, timeout=15)
+        finally:
+            stop.set()
+            worker._wake.set()
+            stats = await task
+            writer.close()
+            await nc.drain()
+            await producer.drain()
+        return stats
+
+    stats = asyncio.run(main())
+    assert stats.rewinds == 1
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]

@@ -23,8 +23,9 @@ Design (measured in BENCHMARKS.md):
   jump; the worker commits and acks what came before it, drops what came
   after, and *rewinds*: it re-creates the durable consumer at the log's
   checkpoint + 1, so the lost messages are delivered again instead of
-  being acked by a later ack. At start it rewinds likewise when the
-  consumer has delivered past the log's checkpoint.
+  being acked by a later ack. It rewinds likewise at start when the
+  consumer has delivered past the log's checkpoint, and when the consumer
+  is deleted under it (which used to stall ingest for good).
 * **Flow control**: about two batches are requested at a time, and each
   pull request carries a byte limit so that what is in flight stays under
   ``inflight_bytes`` (nats-server cuts off a client with more than its
@@ -143,8 +144,8 @@ class IngestWorker:
         self._outstanding = 0
         #: the consumer sequence the next delivery must carry (set by `setup`)
         self._next_cseq = 1
-        #: (expected, received) consumer sequences of a delivery gap not yet rewound
-        self._gap: tuple[int, int] | None = None
+        #: why the consumer must be rewound (a delivery gap, the consumer gone); None: it need not
+        self._rewind_reason: str | None = None
         self._wake = asyncio.Event()
         self._last_msg_at = time.monotonic()
         self._last_request_at = 0.0
@@ -232,7 +233,7 @@ class IngestWorker:
         self._next_cseq = 1
         self._outstanding = 0
         self._last_request_at = 0.0
-        self._gap = None
+        self._rewind_reason = None
         self.stats.rewinds += 1
         _rewinds_counter.add(1)
 
@@ -240,8 +241,11 @@ class IngestWorker:
 
     def _on_frame(self, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None) -> None:
         """The tap: validate one delivered message into the open batch (runs inside the parser)."""
-        if hdr is not None and not data and hdr.startswith(b"NATS/1.0 4"):
-            self._on_status(hdr)
+        if hdr is not None and not data and hdr.startswith(b"NATS/1.0 "):
+            if hdr.startswith((b"NATS/1.0 503", b"NATS/1.0 409 Consumer Deleted")):
+                self._need_rewind("the consumer is gone (deleted by someone, or lost by the server)")
+            elif hdr[9:10] == b"4":
+                self._on_status(hdr)
             return
         self._outstanding -= 1
         self._last_msg_at = time.monotonic()
@@ -252,12 +256,13 @@ class IngestWorker:
             log.warning("ignored a message without a JetStream reply on the pull inbox",
                         extra={"subject": subject.decode(errors="replace"), "bytes": len(data)})
             return
-        if cseq != self._next_cseq:
-            # A delivery went missing: nothing more is taken until the rewind,
-            # which delivers this one and the missing ones again.
-            if self._gap is None:
-                self._gap = (self._next_cseq, cseq)
-                self._wake.set()
+        if cseq != self._next_cseq or self._rewind_reason is not None:
+            # A delivery went missing (or the consumer did): nothing more is taken
+            # until the rewind, which delivers this one and the missing ones again.
+            if self._rewind_reason is None:
+                self._need_rewind(f"delivery gap: consumer sequence {cseq} arrived,"
+                                  f" {self._next_cseq} expected (deliveries lost in flight, or"
+                                  f" another client pulls from durable {self._config.durable!r})")
             return
         self._next_cseq = cseq + 1
         batch = self._open[-1]
@@ -304,6 +309,12 @@ class IngestWorker:
             _iso(event.occurred_at)[1:-1].decode(), payload, subject, traceparent,
         ))
         prepared.keys.append(id_key(event.event_id))
+
+    def _need_rewind(self, reason: str) -> None:
+        """Take nothing more; the loop commits what came before and then rewinds."""
+        if self._rewind_reason is None:
+            self._rewind_reason = reason
+            self._wake.set()
 
     def _on_status(self, hdr: bytes) -> None:
         """A pull request ended (404 no messages, 408 expired, 409 limits): forget what it owed.
@@ -402,10 +413,10 @@ class IngestWorker:
                                           "committed_seq": self._floor})
         try:
             while not stop.is_set():
-                if self._gap is None:
+                if self._rewind_reason is None:
                     await self._request_more()
-                elif not self._open[0].size:  # what came before the gap is committed and acked
-                    await self._rewind_after_gap()
+                elif not self._open[0].size:  # what came before is committed and acked
+                    await self._rewind_when_needed()
                     continue
                 if not self._open[0].size:
                     self._wake.clear()
@@ -429,14 +440,11 @@ class IngestWorker:
                                           "quarantined": self.stats.quarantined})
         return self.stats
 
-    async def _rewind_after_gap(self) -> None:
-        assert self._gap is not None
-        expected, got = self._gap
+    async def _rewind_when_needed(self) -> None:
+        assert self._rewind_reason is not None
         try:
-            await self._rewind(f"delivery gap: consumer sequence {got} arrived, {expected} expected"
-                               " (deliveries lost in flight, or another client pulls from"
-                               f" durable {self._config.durable!r})")
-        except Exception as e:  # NATS unreachable: the gap stays, try again
+            await self._rewind(self._rewind_reason)
+        except Exception as e:  # NATS unreachable: the reason stays, try again
             log.warning("rewind failed, retrying", extra={"error": repr(e)})
             await asyncio.sleep(_REWIND_RETRY_SECS)
 
