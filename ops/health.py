@@ -109,6 +109,9 @@ def assess(
         if beat.details.get("rewinds"):
             detail += (f", consumer rewound {beat.details['rewinds']}x since start"
                        " (deliveries lost in flight, read again)")
+        if beat.details.get("gone"):
+            detail += (f", {beat.details['gone']} stream messages were gone before it read them"
+                       " (stream limits or deletes)")
         if _is_stuck(now, beat.details.get("backlog"), beat.details.get("progress_at"),
                      stuck_after_secs):
             state = "stuck"

@@ -61,6 +61,13 @@ def test_ingest_rewinds_show_in_its_line_and_keep_it_healthy():
     assert "consumer rewound 2x since start" in line.detail
 
 
+def test_stream_messages_gone_before_ingest_read_them_show_in_its_line():
+    """Messages a stream's limits dropped unread are named on ingest's line."""
+    report, states = judge({"ingest": beat(gone=7)})
+    line = next(c for c in report.components if c.name == "ingest")
+    assert "7 stream messages were gone before it read them" in line.detail
+
+
 def test_nats_down_makes_the_fleet_unhealthy():
     """An unreachable NATS is a culprit of its own."""
     report, states = judge({"ingest": beat()}, nats_ok=False)

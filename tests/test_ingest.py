@@ -527,3 +527,30 @@ def test_a_consumer_deleted_under_a_running_worker_is_re_created_at_the_checkpoi
     assert stats.rewinds == 1
     with open_log(settings, readonly=True) as log:
         assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+
+
+def test_messages_the_stream_dropped_before_ingest_read_them_are_counted_and_named(settings):
+    """A stream with a size limit drops its oldest messages; one deleted by an operator goes
+    too. Ingest logs what it finds and counts the gaps in the stream sequence: no silent loss."""
+    from dataclasses import replace
+
+    small = replace(settings, stream_max_bytes=8_000)
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(60)]
+
+    async def main():
+        await _publish_raw(small, [encode_event(e) for e in events])
+        nc = await connect(small.nats_url, name="operator")
+        js = nc.jetstream()
+        info = await js.stream_info(small.stream)
+        first = info.state.first_seq
+        await js.delete_msg(small.stream, first + 5)
+        await nc.drain()
+        return first, await _ingest_until_idle(small)
+
+    first, stats = asyncio.run(main())
+    assert first > 1  # the limit dropped the oldest
+    assert stats.gone == (first - 1) + 1  # dropped by the limit, and the deleted one
+    assert stats.appended == 60 - stats.gone
+    with open_log(settings, readonly=True) as log:
+        kept = [e for i, e in enumerate(events, 1) if i >= first and i != first + 5]
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in kept]

@@ -30,6 +30,11 @@ Design (measured in BENCHMARKS.md):
   pull request carries a byte limit so that what is in flight stays under
   ``inflight_bytes`` (nats-server cuts off a client with more than its
   ``max_pending``, 64 MiB by default, waiting to be read).
+* **Messages gone**: a stream with limits (``FLEET_STREAM_MAX_AGE_SECS``,
+  ``FLEET_STREAM_MAX_BYTES``) may drop messages before ingest reads them.
+  Deliveries come in stream order, so a jump in the stream sequence names
+  what is gone: a warning, the ``fleet.ingest.gone`` count and a note on
+  ingest's ``fleet health`` line - never a silent loss.
 * **Duplicates**: redeliveries are recognised by stream sequence (at or below
   the committed checkpoint) without touching the index; republished events
   are dropped by JetStream's dedup window or, forever, by the log's unique
@@ -73,6 +78,9 @@ _commit_hist = meter.create_histogram("fleet.ingest.batch.commit", unit="ms",
 _iso = msgspec.json.Encoder().encode  # RFC 3339, ~10x cheaper than datetime.isoformat
 _rewinds_counter = meter.create_counter("fleet.ingest.rewinds", unit="{rewind}",
                                         description="Consumer rewinds after deliveries lost in flight")
+_gone_counter = meter.create_counter(
+    "fleet.ingest.gone", unit="{message}",
+    description="Stream messages dropped (stream limits, deletes) before ingest read them")
 _IDLE_POLL_SECS = 0.1  # how often an idle worker re-checks its pull requests and the stop flag
 _REWIND_RETRY_SECS = 1.0  # after a rewind that failed (NATS unreachable)
 _FRAME_SLACK = 64 * 1024  # a delivery's subject, reply and headers on top of its payload
@@ -104,6 +112,7 @@ class IngestStats:
     batches: int = 0
     head: int = 0
     rewinds: int = 0
+    gone: int = 0  # stream messages dropped before they were read (stream limits, deletes)
     last_commit_ms: float = 0.0
     # The latest batch latencies only: a long-running worker must not grow without bound.
     commit_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
@@ -144,6 +153,8 @@ class IngestWorker:
         self._outstanding = 0
         #: the consumer sequence the next delivery must carry (set by `setup`)
         self._next_cseq = 1
+        #: the stream sequence the next first delivery should carry; above it, messages are gone
+        self._next_sseq = self._floor + 1
         #: why the consumer must be rewound (a delivery gap, the consumer gone); None: it need not
         self._rewind_reason: str | None = None
         self._wake = asyncio.Event()
@@ -166,7 +177,7 @@ class IngestWorker:
         s = self.stats
         return ("ok" if self._ready else "starting", {
             "appended": s.appended, "duplicates": s.duplicates, "quarantined": s.quarantined,
-            "head": s.head, "rewinds": s.rewinds, "committed_seq": self._floor,
+            "head": s.head, "rewinds": s.rewinds, "gone": s.gone, "committed_seq": self._floor,
             "backlog": self.backlog, "progress_at": self._progress_at,
             "last_commit_ms": round(s.last_commit_ms, 1),
         })
@@ -231,6 +242,7 @@ class IngestWorker:
                 self._inbox = self._nc.new_inbox()
                 self._sub = await self._nc.tap(self._inbox, self._on_frame)
         self._next_cseq = 1
+        self._next_sseq = start
         self._outstanding = 0
         self._last_request_at = 0.0
         self._rewind_reason = None
@@ -265,6 +277,10 @@ class IngestWorker:
                                   f" another client pulls from durable {self._config.durable!r})")
             return
         self._next_cseq = cseq + 1
+        if seq >= self._next_sseq:  # not a redelivery
+            if seq > self._next_sseq:
+                self._gone(self._next_sseq, seq - 1)
+            self._next_sseq = seq + 1
         batch = self._open[-1]
         if batch.size >= self._config.batch_max:
             batch = _OpenBatch()
@@ -309,6 +325,14 @@ class IngestWorker:
             _iso(event.occurred_at)[1:-1].decode(), payload, subject, traceparent,
         ))
         prepared.keys.append(id_key(event.event_id))
+
+    def _gone(self, first: int, last: int) -> None:
+        count = last - first + 1
+        self.stats.gone += count
+        _gone_counter.add(count)
+        log.warning("stream messages were gone before ingest read them (stream limits or deletes)",
+                    extra={"first_seq": first, "last_seq": last, "count": count,
+                           "stream": self._config.stream.name})
 
     def _need_rewind(self, reason: str) -> None:
         """Take nothing more; the loop commits what came before and then rewinds."""
