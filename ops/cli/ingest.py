@@ -55,7 +55,8 @@ def ingest_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> N
     with open_log(settings, readonly=True) as event_log:
         head = event_log.head
     summary = {"appended": stats.appended, "duplicates": stats.duplicates,
-               "quarantined": stats.quarantined, "batches": stats.batches, "head": head}
+               "quarantined": stats.quarantined, "batches": stats.batches, "head": head,
+               "rewinds": stats.rewinds, "gone": stats.gone}
     if as_json:
         echo_json(summary)
     else:
