@@ -175,6 +175,28 @@ def test_kill_9_between_commit_and_ack_loses_nothing_and_duplicates_nothing(sett
 
 
 @pytest.mark.slow
+def test_kill_9_with_deliveries_received_but_not_committed_loses_nothing(settings):
+    """A worker killed holding uncommitted deliveries, with more on the wire: the next worker
+    must not ack them along with later messages (before the fix, it lost them for good)."""
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(3000)]
+    asyncio.run(_publish_raw(settings, [encode_event(e) for e in events]))
+    env = settings_env(settings, FLEET_FAILPOINT="before_commit", FLEET_INGEST_BATCH_MAX="100")
+    crashed = subprocess.run(fleet_cmd("ingest", "--until-idle", "1"), env=env, capture_output=True,
+                             timeout=60)
+    assert crashed.returncode == -signal.SIGKILL
+    with open_log(settings, readonly=True) as log:
+        assert 0 < log.head < 3000
+
+    env.pop("FLEET_FAILPOINT")
+    done = subprocess.run(fleet_cmd("ingest", "--until-idle", "1", "--json"), env=env,
+                          capture_output=True, timeout=60, check=True)
+    assert json.loads(done.stdout)["rewinds"] == 1
+    with open_log(settings, readonly=True) as log:
+        assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+        assert log.verify().ok
+
+
+@pytest.mark.slow
 def test_sigterm_finishes_the_batch_in_hand_and_exits_0(settings):
     """SIGTERM while running: everything received is committed and acked, exit code 0."""
     env = settings_env(settings)

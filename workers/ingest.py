@@ -99,7 +99,9 @@ class IngestConfig:
     #: bytes requested at a time, across open pull requests (each request may
     #: still ask for one message of the server's ``max_payload``)
     inflight_bytes: int = 32 * 1024 * 1024
-    failpoint: str | None = None  # "after_commit": SIGKILL between commit and ack (tests)
+    #: tests only - "after_commit": SIGKILL between a commit and its ack; "before_commit":
+    #: SIGKILL as the second batch is about to commit, with more deliveries in flight
+    failpoint: str | None = None
 
 
 @dataclass
@@ -388,6 +390,8 @@ class IngestWorker:
         if not self._open:
             self._open.append(_OpenBatch())
         prepared = batch.prepared
+        if self._config.failpoint == "before_commit" and self.stats.batches:
+            os.kill(os.getpid(), signal.SIGKILL)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         with tracer.start_as_current_span("ingest.batch") as span:
