@@ -13,7 +13,7 @@ import pytest
 from events.codec import encode_event
 from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
 from tests.conftest import fleet_cmd, make_issue, settings_env, wait_for
-from workers.ingest import IngestConfig, IngestWorker, ack_seqs
+from workers.ingest import IngestConfig, IngestStats, IngestWorker, ack_seqs
 from workers.nats import connect, ensure_stream
 from workers.publish import Publisher, publish_events
 
@@ -344,11 +344,9 @@ def test_an_expired_pull_request_is_renewed_at_once_not_at_the_next_idle_poll(se
         assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
 
 
-def test_a_request_half_its_lifetime_old_is_renewed_even_for_a_few_messages():
-    """Under a trickle the newest request is topped up before it expires, so one is always open."""
+def _requesting_worker(requests: list[dict], **config) -> IngestWorker:
+    """A worker with no server: the pull requests it sends are decoded into ``requests``."""
     from workers.nats import FleetClient, StreamSpec
-
-    requests: list[dict] = []
 
     class Recording(FleetClient):
         async def publish(self, subject, payload=b"", reply="", headers=None):
@@ -357,9 +355,15 @@ def test_a_request_half_its_lifetime_old_is_renewed_even_for_a_few_messages():
     class NoWriter:
         committed_seq = 0
 
-    config = IngestConfig(stream=StreamSpec(name="SDLC", subjects=("sdlc.>",)),
-                          batch_max=100, pull_expires_secs=2)
-    worker = IngestWorker(Recording(), NoWriter(), config)
+    return IngestWorker(Recording(), NoWriter(),
+                        IngestConfig(stream=StreamSpec(name="SDLC", subjects=("sdlc.>",)), **config))
+
+
+def test_a_request_half_its_lifetime_old_is_renewed_even_for_a_few_messages():
+    """Under a trickle the newest request is topped up before it expires, so one is always open."""
+    requests: list[dict] = []
+    worker = _requesting_worker(requests, batch_max=100, pull_expires_secs=2)
+    config = worker._config
 
     async def main():
         await worker._request_more()  # nothing open: two batches' worth
@@ -377,23 +381,12 @@ def test_a_request_half_its_lifetime_old_is_renewed_even_for_a_few_messages():
 def test_each_request_asks_for_its_share_of_the_byte_budget_but_room_for_one_message():
     """What is in flight stays under ``inflight_bytes`` (nats-server cuts off a client with
     more than its max_pending unread), yet one message of the largest size always fits."""
-    from workers.nats import FleetClient, StreamSpec
+    from workers.nats import FleetClient
 
     requests: list[dict] = []
-
-    class Recording(FleetClient):
-        async def publish(self, subject, payload=b"", reply="", headers=None):
-            requests.append(json.loads(payload))
-
-    class NoWriter:
-        committed_seq = 0
-
-    stream = StreamSpec(name="SDLC", subjects=("sdlc.>",))
     for budget in (100 * 2**20, 1000):
-        worker = IngestWorker(Recording(), NoWriter(), IngestConfig(
-            stream=stream, batch_max=100, inflight_bytes=budget))
-        asyncio.run(worker._request_more())
-    payload_max = Recording().max_payload
+        asyncio.run(_requesting_worker(requests, batch_max=100, inflight_bytes=budget)._request_more())
+    payload_max = FleetClient().max_payload
     assert [r["max_bytes"] for r in requests] == [100 * 2**20, payload_max + 64 * 1024]
 
 
@@ -437,39 +430,46 @@ def test_deliveries_lost_in_flight_mid_run_are_delivered_again_in_order(settings
     slow-consumer cut loses what was on the wire): the worker sees the consumer sequence
     jump, commits what came before, rewinds, and the log still holds every event in order."""
     events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(300)]
-    config = ingest_config(settings)
 
-    async def main():
-        producer = await connect(settings.nats_url, name="producer")
-        await ensure_stream(producer.jetstream(), sdlc_stream(settings))
-        await publish_events(producer, events[:100], prefix=settings.subject_prefix)
-        nc = await connect(settings.nats_url, name="test-ingest")
-        writer = log_writer(settings)
-        worker = IngestWorker(nc, writer, config)
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        try:
-            await wait_for(lambda: worker.stats.appended == 100)
-            thief = await connect(settings.nats_url, name="thief")
-            stolen = asyncio.create_task(_pull(thief, config, 50))
-            await asyncio.sleep(0.2)  # its request is waiting at the server
-            await publish_events(producer, events[100:], prefix=settings.subject_prefix)
-            assert len(await stolen) == 50
-            await thief.close()
-            await wait_for(lambda: worker.stats.appended == 300)
-        finally:
-            stop.set()
-            worker._wake.set()
-            stats = await task
-            writer.close()
-            await nc.drain()
-            await producer.drain()
-        return stats
+    async def steal(js, config, publish_rest):
+        thief = await connect(settings.nats_url, name="thief")
+        stolen = asyncio.create_task(_pull(thief, config, 50))
+        await asyncio.sleep(0.2)  # its request is waiting at the server
+        await publish_rest()
+        assert len(await stolen) == 50
+        await thief.close()
 
-    stats = asyncio.run(main())
+    stats = asyncio.run(_ingest_around(settings, events, 100, steal))
     assert stats.rewinds == 1
     with open_log(settings, readonly=True) as log:
         assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+
+
+async def _ingest_around(settings, events: list, first: int, disturb) -> IngestStats:
+    """Run a worker; once it has appended the ``first`` events, ``await disturb(js, config,
+    publish_rest)`` (which publishes the others); return its stats once it has them all."""
+    config = ingest_config(settings)
+    producer = await connect(settings.nats_url, name="producer")
+    await ensure_stream(producer.jetstream(), sdlc_stream(settings))
+    await publish_events(producer, events[:first], prefix=settings.subject_prefix)
+    nc = await connect(settings.nats_url, name="test-ingest")
+    writer = log_writer(settings)
+    worker = IngestWorker(nc, writer, config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await wait_for(lambda: worker.stats.appended == first)
+        await disturb(producer.jetstream(), config, lambda: publish_events(
+            producer, events[first:], prefix=settings.subject_prefix))
+        await wait_for(lambda: worker.stats.appended == len(events), timeout=15)
+    finally:
+        stop.set()
+        worker._wake.set()
+        stats = await task
+        writer.close()
+        await nc.drain()
+        await producer.drain()
+    return stats
 
 
 async def _pull(nc, config: IngestConfig, n: int) -> list:
@@ -521,32 +521,12 @@ def test_a_consumer_deleted_under_a_running_worker_is_re_created_at_the_checkpoi
     """An operator deletes the durable while ingest runs: ingest notices (the server's
     "409 Consumer Deleted", or "503" for requests to it) and rewinds instead of stalling."""
     events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(20)]
-    config = ingest_config(settings)
 
-    async def main():
-        producer = await connect(settings.nats_url, name="producer")
-        await ensure_stream(producer.jetstream(), sdlc_stream(settings))
-        await publish_events(producer, events[:10], prefix=settings.subject_prefix)
-        nc = await connect(settings.nats_url, name="test-ingest")
-        writer = log_writer(settings)
-        worker = IngestWorker(nc, writer, config)
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        try:
-            await wait_for(lambda: worker.stats.appended == 10)
-            await producer.jetstream().delete_consumer(config.stream.name, config.durable)
-            await publish_events(producer, events[10:], prefix=settings.subject_prefix)
-            await wait_for(lambda: worker.stats.appended == 20, timeout=15)
-        finally:
-            stop.set()
-            worker._wake.set()
-            stats = await task
-            writer.close()
-            await nc.drain()
-            await producer.drain()
-        return stats
+    async def delete_the_consumer(js, config, publish_rest):
+        await js.delete_consumer(config.stream.name, config.durable)
+        await publish_rest()
 
-    stats = asyncio.run(main())
+    stats = asyncio.run(_ingest_around(settings, events, 10, delete_the_consumer))
     assert stats.rewinds == 1
     with open_log(settings, readonly=True) as log:
         assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]

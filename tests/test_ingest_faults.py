@@ -27,16 +27,14 @@ def test_a_nats_restart_mid_stream_loses_nothing(tmp_path):
     first = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(300)]
     second = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(300, 600)]
 
-    async def head_is(event_log, n):
-        return event_log.head == n
-
     async def main():
         nc = await connect(settings.nats_url, name="ingest")
         await ensure_stream(nc.jetstream(), sdlc_stream(settings))
         writer = BatchWriter(open_log(settings), settings.ingest_durable)
         event_log = open_log(settings, readonly=True)
         stop = asyncio.Event()
-        task = asyncio.create_task(IngestWorker(nc, writer, ingest_config(settings)).run(stop))
+        worker = IngestWorker(nc, writer, ingest_config(settings))
+        task = asyncio.create_task(worker.run(stop))
         producer = await connect(settings.nats_url, name="producer")
         await publish_events(producer, first)
         await wait_for(lambda: event_log.head == 300)
@@ -48,15 +46,8 @@ def test_a_nats_restart_mid_stream_loses_nothing(tmp_path):
         report = await publish_events(producer, second)
         assert report.published == 300
         await wait_for(lambda: event_log.head == 600, timeout=30)
-        stop.set()
-        stats = await task
         await producer.drain()
-        await nc.drain()
-        ids = [e.event_id for b in event_log.read() for e in b]
-        ok = event_log.verify().ok
-        event_log.close()
-        writer.close()
-        return stats, ids, ok
+        return await _stop_and_read(worker, stop, task, nc, writer, event_log)
 
     try:
         stats, ids, ok = asyncio.run(main())
@@ -64,6 +55,20 @@ def test_a_nats_restart_mid_stream_loses_nothing(tmp_path):
         server.stop()
     assert ids == [e.event_id for e in first + second]
     assert ok and stats.appended == 600
+
+
+async def _stop_and_read(worker, stop, task, nc, writer, event_log):
+    """Stop the worker; ``(its stats, the log's event ids, whether the log verifies)``."""
+    stop.set()
+    worker._wake.set()
+    stats = await task
+    await wait_for(lambda: nc.is_connected)
+    await nc.drain()
+    ids = [e.event_id for b in event_log.read() for e in b]
+    ok = event_log.verify().ok
+    event_log.close()
+    writer.close()
+    return stats, ids, ok
 
 
 class _TightServer(NatsServer):
@@ -128,16 +133,7 @@ def test_a_nats_server_killed_with_deliveries_in_flight_loses_nothing(tmp_path):
         server.stop(kill=True)
         server.start()
         await wait_for(lambda: event_log.head >= len(events), timeout=60)
-        stop.set()
-        worker._wake.set()
-        stats = await task
-        await wait_for(lambda: nc.is_connected)
-        await nc.drain()
-        ids = [e.event_id for b in event_log.read() for e in b]
-        ok = event_log.verify().ok
-        event_log.close()
-        writer.close()
-        return stats, ids, ok
+        return await _stop_and_read(worker, stop, task, nc, writer, event_log)
 
     try:
         stats, ids, ok = asyncio.run(main())
