@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "InvalidEvent",
     "LogError",
+    "LogBusy",
     "LogCorrupted",
     "DuplicateEvent",
     "NotFound",
@@ -54,6 +55,10 @@ class InvalidEvent(PermanentError):
 
 class LogError(FleetError):
     """The immutable log refused an operation."""
+
+
+class LogBusy(LogError, TransientError):
+    """Another process already appends to the log for the same ingest consumer."""
 
 
 class LogCorrupted(LogError, PermanentError):

@@ -248,8 +248,9 @@ class WriterLock:
     state (tombstones) and makes ``drop`` refuse a version in use.
     """
 
-    def __init__(self, version_dir: Path, *, what: str = "projection version") -> None:
-        self.path = Path(version_dir) / "writer.lock"
+    def __init__(self, version_dir: Path, *, what: str = "projection version",
+                 name: str = "writer.lock") -> None:
+        self.path = Path(version_dir) / name
         self.what = what
         self._fd: int | None = None
 

@@ -196,6 +196,31 @@ def test_kill_9_with_deliveries_received_but_not_committed_loses_nothing(setting
         assert log.verify().ok
 
 
+def test_a_second_ingest_worker_for_the_same_log_stops_at_start_naming_the_first(settings):
+    """Two workers on one durable would ack each other's uncommitted deliveries: `fleet ingest`
+    run by hand beside the fleet's refuses to start (exit 3), naming the holder's pid."""
+    import os
+
+    from events.errors import LogBusy
+    from workers.log_writer import BatchWriter, WriterProcess
+
+    first = BatchWriter(open_log(settings), settings.ingest_durable)
+    try:
+        with pytest.raises(LogBusy, match=f"pid {os.getpid()}"):
+            BatchWriter(open_log(settings), settings.ingest_durable)
+        with pytest.raises(LogBusy, match="run one ingest worker per log"):
+            WriterProcess(settings.log_path, sync=settings.log_sync, consumer=settings.ingest_durable)
+        second = subprocess.run(fleet_cmd("ingest", "--until-idle", "1"), env=settings_env(settings),
+                                capture_output=True, timeout=60)
+        assert second.returncode == 3
+        assert b"is being written by another process" in second.stderr
+    finally:
+        first.close()
+    other = BatchWriter(open_log(settings), "another-durable")  # another consumer: its own lock
+    other.close()
+    log_writer(settings).close()  # released with the first
+
+
 @pytest.mark.slow
 def test_sigterm_finishes_the_batch_in_hand_and_exits_0(settings):
     """SIGTERM while running: everything received is committed and acked, exit code 0."""

@@ -12,6 +12,9 @@ one seam:
   receive loop for the GIL. Batches cross a pipe as msgpack.
 
 Both return a :class:`CommitResult` once the transaction has committed.
+A writer holds a lock file beside the log (``log.db.<consumer>.lock``) for
+as long as it is open: a second ingest worker for the same log and
+consumer stops at start with :class:`~events.errors.LogBusy`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pathlib import Path
 
 import msgspec
 
-from events.errors import LogError
+from events.errors import LogBusy, LogError
 from events.log import Accepted, EventLog, Rejected
+from projections.errors import StoreBusy
+from projections.versions import WriterLock
 
 __all__ = ["BatchWriter", "CommitResult", "PreparedBatch", "WriterProcess"]
 
@@ -55,6 +60,16 @@ class BatchWriter:
     consumer: str
 
     def __post_init__(self) -> None:
+        # One writer per log and consumer: a second one (`fleet ingest` run by hand beside
+        # the fleet's) would pull from the same durable, and each one's AckPolicy.ALL acks
+        # would cover the other's uncommitted deliveries.
+        path = self.event_log.path
+        try:
+            self._lock = WriterLock(path.parent, what=f"ingest consumer {self.consumer!r} of {path}",
+                                    name=f"{path.name}.{self.consumer}.lock").acquire()
+        except StoreBusy as e:
+            self.event_log.close()
+            raise LogBusy(f"{e}: run one ingest worker per log") from None
         self.committed_seq = self.event_log.consumer_checkpoint(self.consumer)
         self.event_log.start_checkpoints()
 
@@ -68,8 +83,9 @@ class BatchWriter:
                             result.head)
 
     def close(self) -> None:
-        """Close the log."""
+        """Close the log and release the lock."""
         self.event_log.close()
+        self._lock.release()
 
 
 _batch_encoder = msgspec.msgpack.Encoder()
@@ -89,7 +105,12 @@ class WriterProcess:
         )
         self._process.start()
         child.close()
-        ready = self._receive()
+        try:
+            ready = self._receive()
+        except LogError:
+            self._process.join(10)
+            self._conn.close()
+            raise
         self.committed_seq = int(ready)
 
     def _receive(self) -> CommitResult | str:
@@ -97,6 +118,8 @@ class WriterProcess:
             reply = _result_decoder.decode(self._conn.recv_bytes())
         except EOFError:
             raise LogError(f"the log writer process died (exit code {self._process.exitcode})") from None
+        if isinstance(reply, str) and reply.startswith("busy:"):
+            raise LogBusy(reply[5:])
         if isinstance(reply, str) and reply.startswith("error:"):
             raise LogError(f"the log writer failed: {reply[6:]}")
         return reply
@@ -126,7 +149,11 @@ def _child_main(conn, log_path: str, sync: str, consumer: str) -> None:
 
     writer = None
     try:
-        writer = BatchWriter(EventLog(log_path, sync=sync), consumer)
+        try:
+            writer = BatchWriter(EventLog(log_path, sync=sync), consumer)
+        except LogBusy as e:
+            conn.send_bytes(_batch_encoder.encode(f"busy:{e}"))
+            return
         gc.freeze()  # the batch objects are short-lived and cycle-free
         conn.send_bytes(_batch_encoder.encode(str(writer.committed_seq)))
         while True:
