@@ -14,7 +14,7 @@ Design (measured in BENCHMARKS.md):
   default) is free, everything validated so far (up to ``batch_max``)
   becomes the next transaction. Under load batches grow by themselves; at a
   trickle each event commits at once, with no timer to wait for.
-* **Ack**: one ``+ACK`` on the batch's last message after the commit; with
+* **Ack**: one ``+ACK`` on the batch's highest stream sequence after the commit; with
   ``AckPolicy.ALL`` it acknowledges the whole batch - and every delivery
   below it, received or not. So the worker checks that it received every
   delivery: the consumer sequence in each ack subject must be the one
@@ -135,7 +135,7 @@ class _OpenBatch:
 
     prepared: PreparedBatch = field(default_factory=PreparedBatch)
     size: int = 0
-    last_reply: bytes = b""
+    top_reply: bytes = b""  # the ack subject of the highest stream sequence
     traced: list[tuple[dict[str, str], str]] = field(default_factory=list)
 
 
@@ -288,10 +288,10 @@ class IngestWorker:
             batch = _OpenBatch()
             self._open.append(batch)
         batch.size += 1
-        batch.last_reply = reply
         prepared = batch.prepared
-        if seq > prepared.top_seq:
+        if seq > prepared.top_seq:  # the batch is acked by its highest stream sequence
             prepared.top_seq = seq
+            batch.top_reply = reply
         if seq <= self._floor:
             prepared.skipped += 1  # a redelivery of a committed message: acked with the batch
         else:
@@ -403,7 +403,7 @@ class IngestWorker:
         _trace_events(batch.traced, result.head)
         if self._config.failpoint == "after_commit":
             os.kill(os.getpid(), signal.SIGKILL)
-        await self._nc.publish(batch.last_reply.decode(), b"+ACK")
+        await self._nc.publish(batch.top_reply.decode(), b"+ACK")
         if result.appended:
             await self._nc.publish(LOG_APPENDED_SUBJECT, b"%d" % result.head)
         self._record(result, elapsed_ms)
