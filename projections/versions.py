@@ -241,11 +241,13 @@ class Versions:
 
 
 class WriterLock:
-    """An exclusive, non-blocking flock on a version: one writer process at a time.
+    """An exclusive, non-blocking flock: one writer process at a time.
 
-    LMDB already serialises write transactions; this lock keeps a second
-    projector or rebuild from writing the same version with stale in-memory
-    state (tombstones) and makes ``drop`` refuse a version in use.
+    On a version (``writer.lock`` in its folder), LMDB already serialises
+    write transactions; this lock keeps a second projector or rebuild from
+    writing the same version with stale in-memory state (tombstones) and
+    makes ``drop`` refuse a version in use. The log writer of an ingest
+    consumer takes one beside the log (``name``).
     """
 
     def __init__(self, version_dir: Path, *, what: str = "projection version",
