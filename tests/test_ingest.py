@@ -582,3 +582,28 @@ def test_messages_the_stream_dropped_before_ingest_read_them_are_counted_and_nam
     with open_log(settings, readonly=True) as log:
         kept = [e for i, e in enumerate(events, 1) if i >= first and i != first + 5]
         assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in kept]
+
+
+def test_a_stream_deleted_under_a_running_worker_stops_it_with_the_fix(settings):
+    """Deleting the stream under ingest used to leave it retrying forever; now it stops with
+    the same advice as for a re-created stream, and what it had is committed."""
+    from events.errors import StreamBehindLog
+
+    async def main():
+        await _publish_raw(settings, [encode_event(make_issue(i)) for i in range(10)])
+        nc = await connect(settings.nats_url, name="test-ingest")
+        writer = log_writer(settings)
+        worker = IngestWorker(nc, writer, ingest_config(settings))
+        task = asyncio.create_task(worker.run(asyncio.Event()))
+        try:
+            await wait_for(lambda: worker.stats.appended == 10)
+            await nc.jetstream().delete_stream(settings.stream)
+            with pytest.raises(StreamBehindLog, match="deleted while ingest ran"):
+                await asyncio.wait_for(task, 15)
+        finally:
+            writer.close()
+            await nc.drain()
+
+    asyncio.run(main())
+    with open_log(settings, readonly=True) as log:
+        assert log.head == 10

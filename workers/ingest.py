@@ -191,14 +191,7 @@ class IngestWorker:
         delivered past the log's checkpoint (those deliveries went to a process that is gone)."""
         cfg = self._config
         await ensure_stream(self._js, cfg.stream)
-        last = (await self._js.stream_info(cfg.stream.name)).state.last_seq
-        if last < self._floor:
-            raise StreamBehindLog(
-                f"stream {cfg.stream.name} ends at sequence {last}, below the log's checkpoint"
-                f" {self._floor} for consumer {cfg.durable!r}: the stream was re-created, or this"
-                " log was filled from another stream. Ingesting would skip its messages as already"
-                " logged. To ingest this stream from its start, set FLEET_INGEST_DURABLE to a new"
-                " name (event ids already in the log are still dropped as duplicates).")
+        await self._check_stream()
         try:
             info = await self._js.consumer_info(cfg.stream.name, cfg.durable)
         except NotFoundError:
@@ -210,6 +203,23 @@ class IngestWorker:
                                f" has committed up to {self._floor}")
         else:
             self._next_cseq = (info.delivered.consumer_seq or 0) + 1
+
+    async def _check_stream(self) -> None:
+        """The stream must reach the log's checkpoint; one that ends below it was re-created."""
+        cfg = self._config
+        fix = (" Ingesting would skip its messages as already logged. To ingest the stream from"
+               " its start, set FLEET_INGEST_DURABLE to a new name (event ids already in the log"
+               " are still dropped as duplicates).")
+        try:
+            last = (await self._js.stream_info(cfg.stream.name)).state.last_seq
+        except NotFoundError:
+            raise StreamBehindLog(f"stream {cfg.stream.name} was deleted while ingest ran; a"
+                                  " restarted ingest re-creates it, empty." + fix) from None
+        if last < self._floor:
+            raise StreamBehindLog(
+                f"stream {cfg.stream.name} ends at sequence {last}, below the log's checkpoint"
+                f" {self._floor} for consumer {cfg.durable!r}: the stream was re-created, or this"
+                " log was filled from another stream." + fix)
 
     def _consumer_config(self, start_seq: int | None = None) -> ConsumerConfig:
         cfg = self._config
@@ -234,6 +244,7 @@ class IngestWorker:
         with tracer.start_as_current_span("ingest.rewind") as span:
             span.set_attribute("fleet.ingest.start_seq", start)
             span.set_attribute("fleet.ingest.reason", reason)
+            await self._check_stream()
             try:
                 await self._js.delete_consumer(cfg.stream.name, cfg.durable)
             except NotFoundError:
@@ -472,6 +483,8 @@ class IngestWorker:
         assert self._rewind_reason is not None
         try:
             await self._rewind(self._rewind_reason)
+        except StreamBehindLog:
+            raise  # no retry can help
         except Exception as e:  # NATS unreachable: the reason stays, try again
             log.warning("rewind failed, retrying", extra={"error": repr(e)})
             await asyncio.sleep(_REWIND_RETRY_SECS)
