@@ -1,4 +1,7 @@
-"""Ingest survives a NATS restart (own server per test: these tests stop it)."""
+"""Ingest under NATS faults: a restart, a kill -9, a server that cuts off slow consumers.
+
+Each test has a server of its own: they stop it or configure it.
+"""
 
 from __future__ import annotations
 
@@ -111,7 +114,7 @@ def test_ingest_asks_for_no_more_than_the_server_lets_it_have_unread(tmp_path):
 
 
 def test_a_nats_server_killed_with_deliveries_in_flight_loses_nothing(tmp_path):
-    """Kill -9 of nats-server while thousands of deliveries are on the wire, then restart:
+    """Kill -9 of nats-server while hundreds of deliveries are on the wire, then restart:
     the log ends with every event exactly once, in stream order."""
     server = NatsServer(tmp_path / "nats").start()
     settings = load_settings({}, data_dir=tmp_path / "data", nats_url=server.url, embedded_nats=False)
