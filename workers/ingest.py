@@ -244,7 +244,6 @@ class IngestWorker:
         with tracer.start_as_current_span("ingest.rewind") as span:
             span.set_attribute("fleet.ingest.start_seq", start)
             span.set_attribute("fleet.ingest.reason", reason)
-            await self._check_stream()
             try:
                 await self._js.delete_consumer(cfg.stream.name, cfg.durable)
             except NotFoundError:
@@ -482,6 +481,7 @@ class IngestWorker:
     async def _rewind_when_needed(self) -> None:
         assert self._rewind_reason is not None
         try:
+            await self._check_stream()  # at start, setup has just checked it
             await self._rewind(self._rewind_reason)
         except StreamBehindLog:
             raise  # no retry can help
