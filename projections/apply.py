@@ -37,8 +37,8 @@ _GROUP, _PROJECT, _USER = CODES["Group"], CODES["Project"], CODES["User"]
 _ISSUE, _MR, _LABEL = CODES["Issue"], CODES["MergeRequest"], CODES["Label"]
 _MILESTONE, _COMMENT = CODES["Milestone"], CODES["Comment"]
 
-SET, MERGE, ENSURE, DELETE = m.SET, m.MERGE, m.ENSURE, m.DELETE
-LINK, UNLINK, CLEAR, REF = m.LINK, m.UNLINK, m.CLEAR, m.REF
+SET, MERGE, ENSURE, DELETE, CREATE = m.SET, m.MERGE, m.ENSURE, m.DELETE, m.CREATE
+LINK, UNLINK, CLEAR, REF, ATTACH = m.LINK, m.UNLINK, m.CLEAR, m.REF, m.ATTACH
 
 _TITLE_MAX = 200
 
@@ -95,9 +95,9 @@ T = EVENT_TYPES
 @_on(T["group.created"])
 def _group_created(e, s, out):
     g = _GROUP + s + pack_int(e.group_id)
-    out.append((SET, g, _props(name=e.name, path=e.path, parent_id=e.parent_id)))
+    out.append((CREATE, g, _props(name=e.name, path=e.path, parent_id=e.parent_id)))
     if e.parent_id is not None:
-        out.append((LINK, g, IN_GROUP, _GROUP + s + pack_int(e.parent_id), None))
+        out.append((ATTACH, g, IN_GROUP, _GROUP + s + pack_int(e.parent_id)))
 
 
 @_on(T["group.updated"])
@@ -114,10 +114,10 @@ def _group_deleted(e, s, out):
 
 def _project(e, s, out, **extra):
     p = _PROJECT + s + pack_int(e.project_id)
-    out.append((SET, p, _props(name=e.name, path=e.path, group_id=e.group_id, archived=False,
-                               created_at=e.occurred_at, **extra)))
+    out.append((CREATE, p, _props(name=e.name, path=e.path, group_id=e.group_id, archived=False,
+                                  created_at=e.occurred_at, **extra)))
     if e.group_id is not None:
-        out.append((LINK, p, IN_GROUP, _GROUP + s + pack_int(e.group_id), None))
+        out.append((ATTACH, p, IN_GROUP, _GROUP + s + pack_int(e.group_id)))
     return p
 
 
@@ -159,7 +159,7 @@ def _project_deleted(e, s, out):
 
 @_on(T["user.created"])
 def _user_created(e, s, out):
-    out.append((SET, _USER + s + pack_int(e.user_id), _props(username=e.username, name=e.name)))
+    out.append((CREATE, _USER + s + pack_int(e.user_id), _props(username=e.username, name=e.name)))
 
 
 @_on(T["user.updated"])
@@ -200,12 +200,12 @@ def _member_removed(e, s, out):
 @_on(T["label.created"])
 def _label_created(e, s, out):
     lk = _LABEL + s + pack_int(e.label_id)
-    out.append((SET, lk, _props(name=e.name, color=e.color, project_id=e.project_id,
-                                group_id=e.group_id)))
+    out.append((CREATE, lk, _props(name=e.name, color=e.color, project_id=e.project_id,
+                                   group_id=e.group_id)))
     if e.project_id is not None:
-        out.append((LINK, lk, IN_PROJECT, _PROJECT + s + pack_int(e.project_id), None))
+        out.append((ATTACH, lk, IN_PROJECT, _PROJECT + s + pack_int(e.project_id)))
     elif e.group_id is not None:
-        out.append((LINK, lk, IN_GROUP, _GROUP + s + pack_int(e.group_id), None))
+        out.append((ATTACH, lk, IN_GROUP, _GROUP + s + pack_int(e.group_id)))
 
 
 @_on(T["label.updated"])
@@ -223,10 +223,10 @@ def _label_deleted(e, s, out):
 @_on(T["milestone.created"])
 def _milestone_created(e, s, out):
     mk = _MILESTONE + s + pack_int(e.milestone_id)
-    out.append((SET, mk, _props(title=e.title, state=e.state, due_date=e.due_date,
-                                project_id=e.project_id)))
+    out.append((CREATE, mk, _props(title=e.title, state=e.state, due_date=e.due_date,
+                                   project_id=e.project_id)))
     if e.project_id is not None:
-        out.append((LINK, mk, IN_PROJECT, _PROJECT + s + pack_int(e.project_id), None))
+        out.append((ATTACH, mk, IN_PROJECT, _PROJECT + s + pack_int(e.project_id)))
 
 
 @_on(T["milestone.updated"])
@@ -252,16 +252,16 @@ def _issuable_links(e, s, out, k, *, reviewers=()):
     for user_id in reviewers:
         out.append((LINK, k, REVIEWER, _USER + s + pack_int(user_id), None))
     if e.milestone_id is not None:
-        out.append((LINK, k, IN_MILESTONE, _MILESTONE + s + pack_int(e.milestone_id), None))
+        out.append((ATTACH, k, IN_MILESTONE, _MILESTONE + s + pack_int(e.milestone_id)))
 
 
 @_on(T["issue.opened"])
 def _issue_opened(e, s, out):
     k = _ISSUE + s + pack_int(e.issue_id)
-    out.append((SET, k, {"project_id": e.project_id, "iid": e.iid, "title": e.title[:_TITLE_MAX],
-                         "state": "opened", "confidential": e.confidential,
-                         "author_id": e.author_id, "created_at": e.occurred_at}))
-    out.append((LINK, k, IN_PROJECT, _PROJECT + s + pack_int(e.project_id), None))
+    out.append((CREATE, k, {"project_id": e.project_id, "iid": e.iid, "title": e.title[:_TITLE_MAX],
+                            "state": "opened", "confidential": e.confidential,
+                            "author_id": e.author_id, "created_at": e.occurred_at}))
+    out.append((ATTACH, k, IN_PROJECT, _PROJECT + s + pack_int(e.project_id)))
     out.append((LINK, _USER + s + pack_int(e.author_id), AUTHORED, k, None))
     _issuable_links(e, s, out, k)
     _refs(out, k, e.description, e, s, e.project_id, m.MENTION)
@@ -387,16 +387,16 @@ def _branch(out, source: str, project_id: int, name: str) -> bytes:
 @_on(T["merge_request.opened"])
 def _mr_opened(e, s, out):
     k = _MR + s + pack_int(e.merge_request_id)
-    out.append((SET, k, {"project_id": e.project_id, "iid": e.iid, "title": e.title[:_TITLE_MAX],
-                         "state": "opened", "draft": e.draft, "source_branch": e.source_branch,
-                         "target_branch": e.target_branch, "author_id": e.author_id,
-                         "created_at": e.occurred_at}))
-    out.append((LINK, k, IN_PROJECT, _PROJECT + s + pack_int(e.project_id), None))
+    out.append((CREATE, k, {"project_id": e.project_id, "iid": e.iid, "title": e.title[:_TITLE_MAX],
+                            "state": "opened", "draft": e.draft, "source_branch": e.source_branch,
+                            "target_branch": e.target_branch, "author_id": e.author_id,
+                            "created_at": e.occurred_at}))
+    out.append((ATTACH, k, IN_PROJECT, _PROJECT + s + pack_int(e.project_id)))
     out.append((LINK, _USER + s + pack_int(e.author_id), AUTHORED, k, None))
     _issuable_links(e, s, out, k, reviewers=e.reviewer_ids)
     source_project = e.source_project_id if e.source_project_id is not None else e.project_id
     out.append((LINK, k, FROM_REF, _branch(out, e.source, source_project, e.source_branch), None))
-    out.append((LINK, k, INTO_REF, _branch(out, e.source, e.project_id, e.target_branch), None))
+    out.append((ATTACH, k, INTO_REF, _branch(out, e.source, e.project_id, e.target_branch)))
     _refs(out, k, e.description, e, s, e.project_id, m.CLOSE)
 
 
@@ -446,8 +446,8 @@ _TARGETS = {"issue": _ISSUE, "merge_request": _MR}
 @_on(T["comment.created"])
 def _comment_created(e, s, out):
     k = _COMMENT + s + pack_int(e.comment_id)
-    out.append((SET, k, {"project_id": e.project_id, "target_type": e.target_type,
-                         "author_id": e.author_id, "created_at": e.occurred_at}))
+    out.append((CREATE, k, {"project_id": e.project_id, "target_type": e.target_type,
+                            "author_id": e.author_id, "created_at": e.occurred_at}))
     out.append((LINK, _USER + s + pack_int(e.author_id), AUTHORED, k, None))
     code = _TARGETS.get(e.target_type)
     if code is not None and e.target_id is not None:
@@ -494,7 +494,7 @@ def _commits_pushed(e, s, out):
             props["author_email"] = c.author_email
         if c.timestamp is not None:
             props["authored_at"] = c.timestamp
-        out.append((SET, ck, props))
+        out.append((CREATE, ck, props))
         out.append((LINK, ck, IN_PROJECT, p, None))
         if c.author_id is not None:
             out.append((LINK, _USER + s + pack_int(c.author_id), AUTHORED, ck, None))
@@ -504,7 +504,7 @@ def _commits_pushed(e, s, out):
 @_on(T["ref.created"])
 def _ref_created(e, s, out):
     r = ref_key(e.source, e.project_id, e.ref_type, e.ref)
-    out.append((SET, r, _props(project_id=e.project_id, kind=e.ref_type, name=e.ref, head=e.sha)))
+    out.append((CREATE, r, _props(project_id=e.project_id, kind=e.ref_type, name=e.ref, head=e.sha)))
     out.append((LINK, r, IN_PROJECT, _PROJECT + s + pack_int(e.project_id), None))
 
 

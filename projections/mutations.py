@@ -6,6 +6,11 @@ The semantics, implemented once by :class:`projections.overlay.Overlay`:
 
 ``(SET, key, props)``
     The node's properties become ``props``; creates the node if missing.
+``(CREATE, key, props)``
+    The node's creation: ``props`` go beneath the properties it already has
+    (a creation logged after later events about the node, which webhooks'
+    retries and parallel deliveries do, keeps what those events set);
+    creates the node if missing.
 ``(MERGE, key, patch)``
     Merge ``patch`` into the node's properties (a ``None`` value removes the
     property); creates the node if missing.
@@ -19,6 +24,10 @@ The semantics, implemented once by :class:`projections.overlay.Overlay`:
 ``(LINK, src, edge_code, dst, props_or_None)``
     Add the edge (or replace its properties); missing endpoints are created
     as stubs, and a link to a tombstoned node is ignored.
+``(ATTACH, src, edge_code, dst)``
+    A creation's link along a single-valued edge (the project an issue is
+    in): LINK unless ``src`` already has an out-edge of that type, which a
+    move logged before the creation (a transfer) put there.
 ``(UNLINK, src, edge_code, dst)``
     Remove the edge if present.
 ``(CLEAR, src, edge_code)``
@@ -46,6 +55,8 @@ __all__ = [
     "UNLINK",
     "CLEAR",
     "REF",
+    "CREATE",
+    "ATTACH",
     "MENTION",
     "CLOSE",
     "CLOSE_ON_DEFAULT",
@@ -53,25 +64,25 @@ __all__ = [
     "describe",
 ]
 
-SET, MERGE, ENSURE, DELETE, LINK, UNLINK, CLEAR, REF = range(1, 9)
+SET, MERGE, ENSURE, DELETE, LINK, UNLINK, CLEAR, REF, CREATE, ATTACH = range(1, 11)
 MENTION, CLOSE, CLOSE_ON_DEFAULT = range(3)
 
 #: A mutation tuple; the first item is one of the codes above.
 Mutation = tuple[Any, ...]
 
 _NAMES = {SET: "set", MERGE: "merge", ENSURE: "ensure", DELETE: "delete", LINK: "link",
-          UNLINK: "unlink", CLEAR: "clear", REF: "ref"}
+          UNLINK: "unlink", CLEAR: "clear", REF: "ref", CREATE: "create", ATTACH: "attach"}
 _EDGES = {e.code: e.name for e in EDGE_TYPES}
 
 
 def describe(m: Mutation) -> str:
     """One line for people: ``link issue:gitlab:1 HAS_LABEL label:gitlab:4``."""
     op = m[0]
-    if op in (SET, MERGE, ENSURE):
+    if op in (SET, MERGE, ENSURE, CREATE):
         return f"{_NAMES[op]} {format_key(m[1])} {m[2]!r}"
     if op == DELETE:
         return f"delete {format_key(m[1])}"
-    if op in (LINK, UNLINK):
+    if op in (LINK, UNLINK, ATTACH):
         extra = f" {m[4]!r}" if op == LINK and m[4] else ""
         return f"{_NAMES[op]} {format_key(m[1])} {_EDGES[m[2]]} {format_key(m[3])}{extra}"
     if op == CLEAR:

@@ -89,7 +89,7 @@ _ORPHAN = {e.code: frozenset(CODES[t][0] for t in e.orphan_cascade) for e in EDG
 _DEFAULT_BRANCHES = ("main", "master")
 
 NODE_UPSERTED, NODE_DELETED, EDGE_ADDED, EDGE_UPDATED, EDGE_REMOVED = range(5)
-_LINK, _UNLINK, _ENSURE = m.LINK, m.UNLINK, m.ENSURE
+_LINK, _UNLINK, _ENSURE, _ATTACH = m.LINK, m.UNLINK, m.ENSURE, m.ATTACH
 _PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
 _EDGE_CODES = tuple(e.code for e in EDGE_TYPES)
 _EDGE_SLOTS = max(_EDGE_CODES) + 1
@@ -132,7 +132,8 @@ class Overlay:
                     dst = commits.get(dst) or self._commit(dst, True)
                 link(src, mutation[2], dst, mutation[4])
                 continue
-            if mutation[1][0] == COMMIT_REF or (code == _UNLINK and mutation[3][0] == COMMIT_REF):
+            if mutation[1][0] == COMMIT_REF or (
+                    (code == _UNLINK or code == _ATTACH) and mutation[3][0] == COMMIT_REF):
                 mutation = self._resolve_commits(mutation)
                 if mutation is None:
                     continue
@@ -153,7 +154,7 @@ class Overlay:
         # Removing edges of a commit never seen needs no key; anything else makes one.
         allocate = code != m.UNLINK and code != m.CLEAR
         resolved = list(mutation)
-        for i in ((1, 3) if code == m.LINK or code == m.UNLINK else (1,)):
+        for i in ((1, 3) if code == m.LINK or code == m.UNLINK or code == m.ATTACH else (1,)):
             if resolved[i][0] == COMMIT_REF:
                 key = self._commit(resolved[i], allocate)
                 if key is None:
@@ -266,6 +267,25 @@ class Overlay:
         if old != props:
             self.nodes[key] = props
             self._write(key, old, props)
+
+    def create(self, key: bytes, props: dict) -> None:
+        """``CREATE``: ``props`` beneath the properties the node already has.
+
+        A creation logged after later events about the node (a webhook
+        retried, or delivered in parallel) must not undo them: what they set
+        stays, and the creation fills in the rest.
+        """
+        cur = self._load(key)
+        if cur is TOMB:
+            return
+        if cur is MISSING:
+            self.nodes[key] = props
+            self._write(key, None, props)
+            return
+        new = {**props, **cur}
+        if new != cur:
+            self.nodes[key] = new
+            self._write(key, cur, new, [k for k in props if k not in cur])
 
     def merge(self, key: bytes, patch: dict) -> None:
         """``MERGE``: merge ``patch`` into the properties (``None`` removes one)."""
@@ -383,6 +403,11 @@ class Overlay:
             srcs = by_dst[dst] = {}
         srcs[src] = value
 
+    def attach(self, src: bytes, edge: int, dst: bytes) -> None:
+        """``ATTACH``: a creation's single-valued link, unless a move already set one."""
+        if not self._edges(src, self.out, self.reader.out_edges, edge):
+            self.link(src, edge, dst, None)
+
     def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
         """``UNLINK``: remove the edge if present."""
         dsts = self.out[edge].get(src)
@@ -449,4 +474,5 @@ class Overlay:
 _OPS = {
     m.SET: Overlay.set, m.MERGE: Overlay.merge, m.ENSURE: Overlay.ensure, m.DELETE: Overlay.delete,
     m.LINK: Overlay.link, m.UNLINK: Overlay.unlink, m.CLEAR: Overlay.clear, m.REF: Overlay.ref,
+    m.CREATE: Overlay.create, m.ATTACH: Overlay.attach,
 }

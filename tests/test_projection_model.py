@@ -55,6 +55,12 @@ class Model:
         if key not in self.tombs:
             self.nodes[key] = {k: v for k, v in props.items() if v is not None}
 
+    def create(self, key, props):
+        """A creation goes beneath what later events (logged first) already set."""
+        if key not in self.tombs:
+            self.nodes[key] = {**{k: v for k, v in props.items() if v is not None},
+                               **self.nodes.get(key, {})}
+
     def merge(self, key, patch):
         if key in self.tombs:
             return
@@ -72,6 +78,11 @@ class Model:
         self.ensure(src, {})
         self.ensure(dst, {})
         self.edges[(src, edge, dst)] = props or None
+
+    def attach(self, src, edge, dst):
+        """A creation's single-valued link: kept out when a move set one already."""
+        if not any(k[0] == src and k[1] == edge for k in self.edges):
+            self.link(src, edge, dst)
 
     def unlink(self, src, edge, dst):
         self.edges.pop((src, edge, dst), None)
@@ -167,9 +178,9 @@ class Model:
         getattr(self, "on_" + tag.replace(".", "_"))(e, s)
 
     def on_group_created(self, e, s):
-        self.set(f"group:{s}:{e.group_id}", {"name": e.name, "path": e.path, "parent_id": e.parent_id})
+        self.create(f"group:{s}:{e.group_id}", {"name": e.name, "path": e.path, "parent_id": e.parent_id})
         if e.parent_id is not None:
-            self.link(f"group:{s}:{e.group_id}", "IN_GROUP", f"group:{s}:{e.parent_id}")
+            self.attach(f"group:{s}:{e.group_id}", "IN_GROUP", f"group:{s}:{e.parent_id}")
 
     def on_group_updated(self, e, s):
         patch = {k: v for k, v in (("name", e.name), ("path", e.path)) if v is not None}
@@ -181,10 +192,10 @@ class Model:
 
     def _project(self, e, s, **extra):
         k = f"project:{s}:{e.project_id}"
-        self.set(k, {"name": e.name, "path": e.path, "group_id": e.group_id, "archived": False,
+        self.create(k, {"name": e.name, "path": e.path, "group_id": e.group_id, "archived": False,
                      "created_at": e.occurred_at, **extra})
         if e.group_id is not None:
-            self.link(k, "IN_GROUP", f"group:{s}:{e.group_id}")
+            self.attach(k, "IN_GROUP", f"group:{s}:{e.group_id}")
         return k
 
     def on_project_created(self, e, s):
@@ -214,7 +225,7 @@ class Model:
         self.delete(f"project:{s}:{e.project_id}")
 
     def on_user_created(self, e, s):
-        self.set(f"user:{s}:{e.user_id}", {"username": e.username, "name": e.name})
+        self.create(f"user:{s}:{e.user_id}", {"username": e.username, "name": e.name})
 
     def on_user_updated(self, e, s):
         patch = {k: v for k, v in (("username", e.username), ("name", e.name)) if v is not None}
@@ -240,11 +251,11 @@ class Model:
 
     def on_label_created(self, e, s):
         k = f"label:{s}:{e.label_id}"
-        self.set(k, {"name": e.name, "color": e.color, "project_id": e.project_id, "group_id": e.group_id})
+        self.create(k, {"name": e.name, "color": e.color, "project_id": e.project_id, "group_id": e.group_id})
         if e.project_id is not None:
-            self.link(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
+            self.attach(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
         elif e.group_id is not None:
-            self.link(k, "IN_GROUP", f"group:{s}:{e.group_id}")
+            self.attach(k, "IN_GROUP", f"group:{s}:{e.group_id}")
 
     def on_label_updated(self, e, s):
         patch = {k: v for k, v in (("name", e.name), ("color", e.color)) if v is not None}
@@ -256,9 +267,9 @@ class Model:
 
     def on_milestone_created(self, e, s):
         k = f"milestone:{s}:{e.milestone_id}"
-        self.set(k, {"title": e.title, "state": e.state, "due_date": e.due_date, "project_id": e.project_id})
+        self.create(k, {"title": e.title, "state": e.state, "due_date": e.due_date, "project_id": e.project_id})
         if e.project_id is not None:
-            self.link(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
+            self.attach(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
 
     def on_milestone_updated(self, e, s):
         patch = {k: v for k, v in (("title", e.title), ("state", e.state), ("due_date", e.due_date))
@@ -277,14 +288,14 @@ class Model:
         for user in reviewers:
             self.link(k, "REVIEWER", f"user:{s}:{user}")
         if e.milestone_id is not None:
-            self.link(k, "IN_MILESTONE", f"milestone:{s}:{e.milestone_id}")
+            self.attach(k, "IN_MILESTONE", f"milestone:{s}:{e.milestone_id}")
 
     def on_issue_opened(self, e, s):
         k = f"issue:{s}:{e.issue_id}"
-        self.set(k, {"project_id": e.project_id, "iid": e.iid, "title": e.title, "state": "opened",
+        self.create(k, {"project_id": e.project_id, "iid": e.iid, "title": e.title, "state": "opened",
                      "confidential": e.confidential, "author_id": e.author_id,
                      "created_at": e.occurred_at})
-        self.link(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
+        self.attach(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
         self.link(f"user:{s}:{e.author_id}", "AUTHORED", k)
         self._links(e, s, k)
         self.refs(k, e.description, s, e.project_id, "mention")
@@ -395,16 +406,16 @@ class Model:
 
     def on_merge_request_opened(self, e, s):
         k = f"merge_request:{s}:{e.merge_request_id}"
-        self.set(k, {"project_id": e.project_id, "iid": e.iid, "title": e.title, "state": "opened",
-                     "draft": e.draft, "source_branch": e.source_branch,
-                     "target_branch": e.target_branch, "author_id": e.author_id,
-                     "created_at": e.occurred_at})
-        self.link(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
+        self.create(k, {"project_id": e.project_id, "iid": e.iid, "title": e.title, "state": "opened",
+                        "draft": e.draft, "source_branch": e.source_branch,
+                        "target_branch": e.target_branch, "author_id": e.author_id,
+                        "created_at": e.occurred_at})
+        self.attach(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
         self.link(f"user:{s}:{e.author_id}", "AUTHORED", k)
         self._links(e, s, k, e.reviewer_ids)
         src_project = e.source_project_id if e.source_project_id is not None else e.project_id
         self.link(k, "FROM_REF", self._branch(s, src_project, e.source_branch))
-        self.link(k, "INTO_REF", self._branch(s, e.project_id, e.target_branch))
+        self.attach(k, "INTO_REF", self._branch(s, e.project_id, e.target_branch))
         self.refs(k, e.description, s, e.project_id, "close")
 
     def on_merge_request_updated(self, e, s):
@@ -443,8 +454,8 @@ class Model:
 
     def on_comment_created(self, e, s):
         k = f"comment:{s}:{e.comment_id}"
-        self.set(k, {"project_id": e.project_id, "target_type": e.target_type,
-                     "author_id": e.author_id, "created_at": e.occurred_at})
+        self.create(k, {"project_id": e.project_id, "target_type": e.target_type,
+                        "author_id": e.author_id, "created_at": e.occurred_at})
         self.link(f"user:{s}:{e.author_id}", "AUTHORED", k)
         if e.target_type in ("issue", "merge_request") and e.target_id is not None:
             self.link(k, "COMMENTED_ON", f"{e.target_type}:{s}:{e.target_id}")
@@ -471,9 +482,9 @@ class Model:
             self.link(f"user:{s}:{e.actor.id}", "PUSHED", r)
         for c in e.commits:
             k = f"commit:{s}:{c.sha.lower()}"
-            self.set(k, {"sha": c.sha.lower(), "title": c.message.split("\n")[0],
-                         "author_name": c.author_name, "author_email": c.author_email,
-                         "authored_at": c.timestamp})
+            self.create(k, {"sha": c.sha.lower(), "title": c.message.split("\n")[0],
+                            "author_name": c.author_name, "author_email": c.author_email,
+                            "authored_at": c.timestamp})
             self.link(k, "IN_PROJECT", p)
             if c.author_id is not None:
                 self.link(f"user:{s}:{c.author_id}", "AUTHORED", k)
@@ -481,7 +492,7 @@ class Model:
 
     def on_ref_created(self, e, s):
         r = f"ref:{s}:{e.project_id}:{e.ref_type}:{e.ref}"
-        self.set(r, {"project_id": e.project_id, "kind": e.ref_type, "name": e.ref, "head": e.sha})
+        self.create(r, {"project_id": e.project_id, "kind": e.ref_type, "name": e.ref, "head": e.sha})
         self.link(r, "IN_PROJECT", f"project:{s}:{e.project_id}")
 
     def on_ref_deleted(self, e, s):

@@ -213,6 +213,40 @@ def test_out_of_order_and_stale_events(tmp_path):
     assert ("user:gitlab:2", "AUTHORED", "comment:gitlab:1") in graph.edges
 
 
+def test_a_creation_logged_late_keeps_what_later_events_set(tmp_path):
+    """Webhooks arrive out of order (retries, parallel deliveries): an issue's `opened` logged
+    after its close, edit and transfer, a project's `created` after its archival and transfer,
+    leave the state those later events set, in live apply and in a rebuild alike."""
+    opened = ev("issue.opened", issue_id=1, project_id=1, iid=1, title="first title", author_id=2,
+                milestone_id=8)
+    created = ev("project.created", project_id=1, name="p", path="p", group_id=10)
+    later = [
+        ev("issue.edited", issue_id=1, project_id=1, title="second title"),
+        ev("issue.closed", issue_id=1, project_id=1),
+        ev("issue.transferred", issue_id=1, project_id=1, to_project_id=3, iid=7),
+        ev("issue.milestoned", issue_id=1, project_id=3, milestone_id=9),
+        ev("project.archived", project_id=1),
+        ev("project.transferred", project_id=1, group_id=11, path="g11/p"),
+    ]
+    log_path = tmp_path / "log.db"
+    append(log_path, [*later, opened, created])
+    with GraphStore(tmp_path / "live", create=True) as live:
+        _apply_log(live, log_path, batch=3)
+        graph = export(live)
+        live_digest = digest(live).hexdigest
+    issue = graph.nodes["issue:gitlab:1"][1]
+    assert issue["state"] == "closed" and issue["title"] == "second title"
+    assert (issue["project_id"], issue["iid"], issue["author_id"]) == (3, 7, 2)  # opened fills in
+    project = graph.nodes["project:gitlab:1"][1]
+    assert project["archived"] is True and project["path"] == "g11/p" and project["group_id"] == 11
+    out = {(e, dst) for src, e, dst in graph.edges if src in ("issue:gitlab:1", "project:gitlab:1")}
+    assert ("IN_PROJECT", "project:gitlab:3") in out and ("IN_PROJECT", "project:gitlab:1") not in out
+    assert ("IN_MILESTONE", "milestone:gitlab:9") in out and ("IN_MILESTONE", "milestone:gitlab:8") not in out
+    assert ("IN_GROUP", "group:gitlab:11") in out and ("IN_GROUP", "group:gitlab:10") not in out
+    result = rebuild(log_path, tmp_path / "proj", workers=0, batch_events=4)
+    assert result.digest == live_digest
+
+
 def test_the_map_grows_by_itself(tmp_path):
     """A version that outgrows its LMDB map doubles it and retries the batch."""
     log_path = tmp_path / "log.db"
