@@ -30,8 +30,11 @@ __all__ = [
 
 #: The projection's name: its directory under ``<data>/projections/``.
 NAME = "graph"
-#: Bump on any change to this module or to the apply step.
-VERSION = 1
+#: Bump on any change to this module or to the apply step. History: 1, the first
+#: graph; 2, a creation logged after later events about its node fills in what
+#: they left unset instead of replacing what they set (``mutations.CREATE``,
+#: ``mutations.ATTACH``).
+VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from ops.cli import cli
 from ops.wiring import change_publisher
 from projections import lmdbenv
 from projections.contract import Rebuilt, change_msg_id, change_subject, encode_change
+from projections.ontology import VERSION as V
 from projections.rebuild import rebuild
 from projections.store import GraphStore
 from projections.versions import Versions, WriterLock
@@ -41,6 +42,8 @@ from tests.conftest import fleet_cmd, wait_for
 from workers.changes_diff import emit_diff
 from workers.changes_outbox import prunable, read_watermark, write_watermark
 from workers.nats import connect
+
+NEXT = V + 1  # the version a schema change would bring
 
 
 def _dense(messages, version: int) -> list[int]:
@@ -58,7 +61,7 @@ def test_every_change_goes_out_in_order_with_its_cause(settings, spans):
     spans.clear()
 
     stats, messages = publish_and_read(s)
-    with GraphStore(s.projections_dir / "graph" / "v1") as store:
+    with GraphStore(s.projections_dir / "graph" / f"v{V}") as store:
         head = _outbox_head(store)
     assert stats.published == head == len(messages) and stats.backlog == 0
     assert [c["seq"] for _, _, c in messages] == list(range(1, head + 1))
@@ -69,8 +72,8 @@ def test_every_change_goes_out_in_order_with_its_cause(settings, spans):
     traced_positions = {i + 1 for i in traced}
     seen_traced = set()
     for _, headers, change in messages:
-        assert headers["Nats-Msg-Id"] == f"graph@v1:{change['seq']}"
-        assert change["projection"] == "graph" and change["version"] == 1
+        assert headers["Nats-Msg-Id"] == f"graph@v{V}:{change['seq']}"
+        assert change["projection"] == "graph" and change["version"] == V
         if change["kind"] == "rebuilt":
             continue
         entry = by_position[change["position"]]
@@ -147,7 +150,7 @@ def test_the_example_copy_equals_the_projection_even_when_killed_halfway(setting
 
     copy = load_example().GraphCopy(db)
     nodes, edges = copy.graph()
-    assert copy.position()[:2] == (1, second.watermark)
+    assert copy.position()[:2] == (V, second.watermark)
     copy.close()
     expected_nodes, expected_edges = projection_graph(s)
     assert len(nodes) > 1000 and len(edges) > 1000
@@ -159,22 +162,22 @@ def test_a_building_or_ready_version_emits_nothing(settings):
     """Outbox records of a version that was never promoted are not published."""
     s, _ = projected(settings, 200)
     versions = Versions(s.projections_dir)
-    versions.create(2)  # building, with an outbox record that must not go out
-    with GraphStore(versions.path(2), create=True) as store:
-        store.write_rebuilt(projection="graph", version=2, previous=1, digest=None)
-    rebuild(s.log_path, s.projections_dir, version=3, workers=0, promote=False)  # ready
+    versions.create(NEXT)  # building, with an outbox record that must not go out
+    with GraphStore(versions.path(NEXT), create=True) as store:
+        store.write_rebuilt(projection="graph", version=NEXT, previous=V, digest=None)
+    rebuild(s.log_path, s.projections_dir, version=NEXT + 1, workers=0, promote=False)  # ready
     assert [v.state for v in versions.list()] == ["active", "building", "ready"]
 
     stats, messages = publish_and_read(s)
-    assert {c["version"] for _, _, c in messages} == {1}
+    assert {c["version"] for _, _, c in messages} == {V}
     assert stats.backlog == 0
 
     result = CliRunner().invoke(cli, ["changes", "status", "--json"], env=graph_env(s))
     assert result.exit_code == 0, result.output
     rows = {r["version"]: r for r in json.loads(result.output)["versions"]}
-    assert rows[1]["published"] and rows[1]["backlog"] == 0
-    assert not rows[2]["published"] and rows[2]["head"] == 1 and rows[2]["watermark"] == 0
-    assert not rows[3]["published"]
+    assert rows[V]["published"] and rows[V]["backlog"] == 0
+    assert not rows[NEXT]["published"] and rows[NEXT]["head"] == 1 and rows[NEXT]["watermark"] == 0
+    assert not rows[NEXT + 1]["published"]
 
 
 def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(settings, tmp_path):
@@ -188,9 +191,9 @@ def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(set
     append_events(s, workload(1600, start=1200))
     project(s)  # v1 moves on; these changes are not published yet
     append_events(s, workload(2000, start=1600))  # v1 never sees these
-    result = rebuild(s.log_path, s.projections_dir, version=2, workers=0)
-    assert result.promoted and result.previous == 1
-    v1 = Versions(s.projections_dir).path(1)
+    result = rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0)
+    assert result.promoted and result.previous == V
+    v1 = Versions(s.projections_dir).path(V)
 
     async def held_back():
         """While v1 is still locked (being written), v2 waits; v1's backlog goes out."""
@@ -205,11 +208,11 @@ def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(set
         return details, messages
 
     details, messages = asyncio.run(held_back())
-    assert details["waiting_on"] == "v1 is still being written" and details["backlog"] >= 1
-    assert {c["version"] for _, _, c in messages} == {1}
+    assert details["waiting_on"] == f"v{V} is still being written" and details["backlog"] >= 1
+    assert {c["version"] for _, _, c in messages} == {V}
 
-    summary = emit_diff(s.projections_dir, version=2)
-    assert summary.previous == 1 and summary.first_seq == 2 and summary.changes > 100
+    summary = emit_diff(s.projections_dir, version=NEXT)
+    assert summary.previous == V and summary.first_seq == 2 and summary.changes > 100
     assert summary.nodes_upserted and summary.edges_added
 
     stats = publish_and_read(s)[0]
@@ -224,18 +227,18 @@ def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(set
     messages = asyncio.run(read())
     versions = [c["version"] for _, _, c in messages]
     assert versions == sorted(versions)  # every v1 change before any v2 change
-    v2 = [c for _, _, c in messages if c["version"] == 2]
-    assert v2[0]["kind"] == "rebuilt" and v2[0]["seq"] == 1 and v2[0]["previous"] == 1
+    v2 = [c for _, _, c in messages if c["version"] == NEXT]
+    assert v2[0]["kind"] == "rebuilt" and v2[0]["seq"] == 1 and v2[0]["previous"] == V
     assert [c["seq"] for c in v2] == list(range(1, summary.last_seq + 1))
     assert all(c.get("diff") for c in v2[1:]) and not v2[0].get("diff")
-    assert _dense(messages, 1) == list(range(1, len(_dense(messages, 1)) + 1))
+    assert _dense(messages, V) == list(range(1, len(_dense(messages, V)) + 1))
 
     run_example(s, db)
     copy = load_example().GraphCopy(db)
     nodes, edges = copy.graph()
-    assert copy.position()[:2] == (2, summary.last_seq)
+    assert copy.position()[:2] == (NEXT, summary.last_seq)
     copy.close()
-    expected_nodes, expected_edges = projection_graph(s, 2)
+    expected_nodes, expected_edges = projection_graph(s, NEXT)
     assert nodes == expected_nodes and edges == expected_edges
 
 
@@ -292,7 +295,7 @@ def test_health_reports_state_backlog_and_progress(settings):
     before, (state, details) = asyncio.run(main())
     assert before[0] == "starting"
     assert state == "ok" and details["backlog"] == 0 and details["head"] == details["watermark"] > 50
-    assert details["version"] == 1 and time.time() - details["progress_at"] < 30
+    assert details["version"] == V and time.time() - details["progress_at"] < 30
 
 
 def test_tail_follows_the_stream_in_a_terminal(settings):
@@ -304,8 +307,8 @@ def test_tail_follows_the_stream_in_a_terminal(settings):
                            capture_output=True, text=True, timeout=30)
     assert lines.returncode == 0, lines.stderr
     first, second, third = lines.stdout.splitlines()
-    assert first.split()[:4] == ["1", "graph", "v1:1", "rebuilt"]
-    assert second.split()[2:4] == ["v1:2", "node_upserted"] and third.split()[2] == "v1:3"
+    assert first.split()[:4] == ["1", "graph", f"v{V}:1", "rebuilt"]
+    assert second.split()[2:4] == [f"v{V}:2", "node_upserted"] and third.split()[2] == f"v{V}:3"
     raw = subprocess.run(fleet_cmd("changes", "tail", "--from-seq", "2", "-n", "2", "--json"),
                          env=graph_env(s), capture_output=True, text=True, timeout=30)
     assert raw.returncode == 0, raw.stderr
@@ -317,18 +320,18 @@ def test_after_a_rollback_the_old_version_goes_on_after_the_newer_one(settings):
     s, _ = projected(settings, 300)
 
     publish_and_read(s)
-    rebuild(s.log_path, s.projections_dir, version=2, workers=0)
+    rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0)
     publish_and_read(s)  # v2's rebuilt notice
     Versions(s.projections_dir).rollback()
     append_events(s, workload(400, start=300))
     project(s)  # v1 is active again and moves on
     stats, messages = publish_and_read(s)
     order = [(c["version"], c["seq"]) for _, _, c in messages]
-    v2_at = order.index((2, 1))
-    assert all(v == 1 for v, _ in order[:v2_at]) and all(v == 1 for v, _ in order[v2_at + 1:])
-    v1 = [seq for v, seq in order if v == 1]
+    v2_at = order.index((NEXT, 1))
+    assert all(v == V for v, _ in order[:v2_at]) and all(v == V for v, _ in order[v2_at + 1:])
+    v1 = [seq for v, seq in order if v == V]
     assert v1 == list(range(1, len(v1) + 1)) and len(v1) > v2_at
-    assert stats.backlog == 0 and stats.version == 1
+    assert stats.backlog == 0 and stats.version == V
 
 
 def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(settings):
@@ -336,7 +339,7 @@ def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(s
     stream (a `rebuilt` notice first), never reusing an id that dedup would swallow."""
     s, v1 = projected(settings, 300)
     _, before = publish_and_read(s)
-    last = _dense(before, 1)[-1]
+    last = _dense(before, V)[-1]
     (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
     append_events(s, workload(500, start=300))
     project(s)  # sets v1 aside, rebuilds it from the log, promotes it
@@ -344,11 +347,11 @@ def test_a_version_rebuilt_after_a_machine_crash_goes_on_densely_on_the_stream(s
     append_events(s, workload(700, start=500))
     project(s)
     _, after = publish_and_read(s)  # a new publisher: it reads the shift it chose
-    seqs = _dense(after, 1)
+    seqs = _dense(after, V)
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > last + 1
     notice = after[last][2]  # the first change after the old ones
-    assert notice["kind"] == "rebuilt" and notice["previous"] == 1  # subscribers carry v1 over
-    assert all(h["Nats-Msg-Id"] == f"graph@v1:{c['seq']}" for _, h, c in after)
+    assert notice["kind"] == "rebuilt" and notice["previous"] == V  # subscribers carry v1 over
+    assert all(h["Nats-Msg-Id"] == f"graph@v{V}:{c['seq']}" for _, h, c in after)
     assert prunable(v1) == read_watermark(v1) > 0  # the outbox is pruned as usual
 
 
@@ -372,6 +375,6 @@ def test_a_rebuilt_version_starts_above_the_stream_when_another_version_publishe
     project(s)
     _, after = publish_and_read(s)
     new = [c for _, _, c in after[len(before) + 1:]]  # after the other version's change
-    assert new and new[0]["kind"] == "rebuilt" and new[0]["version"] == 1
-    assert new[0]["seq"] == stream_last + 1 > max(_dense(before, 1))
+    assert new and new[0]["kind"] == "rebuilt" and new[0]["version"] == V
+    assert new[0]["seq"] == stream_last + 1 > max(_dense(before, V))
     assert [c["seq"] for c in new] == list(range(stream_last + 1, stream_last + 1 + len(new)))

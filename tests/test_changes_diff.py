@@ -27,6 +27,7 @@ from projections.keys import pack_int
 from projections.rebuild import rebuild
 from projections.store import GraphStore
 from projections.versions import Versions
+from projections.ontology import VERSION as V
 from workers.changes import backoff_secs
 from workers.changes_diff import diff_sorted, emit_diff
 
@@ -113,22 +114,22 @@ def test_the_diff_turns_the_old_version_into_the_new(tmp_path):
     proj = tmp_path / "proj"
     rebuild(log_path, proj, workers=0)
     simulated_log(log_path, 6000, seed=9, start=2500)
-    rebuild(log_path, proj, version=2, workers=0)
+    rebuild(log_path, proj, version=V + 1, workers=0)
     summary = emit_diff(proj)
-    assert summary.version == 2 and summary.previous == 1 and summary.first_seq == 2
+    assert summary.version == V + 1 and summary.previous == V and summary.first_seq == 2
     assert summary.nodes_upserted and summary.nodes_deleted and summary.edges_added \
         and summary.edges_removed
 
     example = load_example()
     copy = example.GraphCopy(":memory:")
-    with GraphStore(proj / "graph" / "v1") as v1:
+    with GraphStore(proj / "graph" / f"v{V}") as v1:
         old = export(v1)
     for key, (node_type, props) in old.nodes.items():
         copy.db.execute("INSERT INTO nodes VALUES (?, ?, ?)", (key, node_type, json.dumps(wire(props))))
     for (src, edge, dst), props in old.edges.items():
         copy.db.execute("INSERT INTO edges VALUES (?, ?, ?, ?)",
                         (src, edge, dst, json.dumps(wire(props)) if props else None))
-    with GraphStore(proj / "graph" / "v2") as v2:
+    with GraphStore(proj / "graph" / f"v{V + 1}") as v2:
         records = _outbox(v2, 1)
         new = export(v2)
     assert records[0]["kind"] == "rebuilt" and all(r.get("diff") for r in records[1:])
@@ -136,7 +137,7 @@ def test_the_diff_turns_the_old_version_into_the_new(tmp_path):
     # Edges go before the nodes they hang off are deleted, and come after those they need.
     assert kinds.index("node_deleted") > max(i for i, k in enumerate(kinds) if k == "edge_removed")
     assert kinds.index("edge_added") > max(i for i, k in enumerate(kinds) if k == "node_upserted")
-    applied, dropped = _apply(copy, records, 2, (1, 500))
+    applied, dropped = _apply(copy, records, V + 1, (V, 500))
     assert applied == len(records) and dropped == 0
     nodes, edges = copy.graph()
     assert nodes == {k: (t, wire(p)) for k, (t, p) in new.nodes.items()}
@@ -152,10 +153,10 @@ def test_a_diff_against_nothing_is_a_snapshot(tmp_path):
     summary = emit_diff(proj)
     assert summary.previous is None and summary.nodes_deleted == summary.edges_removed == 0
     copy = load_example().GraphCopy(":memory:")
-    with GraphStore(proj / "graph" / "v1") as v1:
+    with GraphStore(proj / "graph" / f"v{V}") as v1:
         records = _outbox(v1, 1)
         dump = export(v1)
-    _apply(copy, records, 1, None)
+    _apply(copy, records, V, None)
     nodes, edges = copy.graph()
     assert nodes == {k: (t, wire(p)) for k, (t, p) in dump.nodes.items()}
     assert len(edges) == len(dump.edges) == summary.edges_added
@@ -166,6 +167,6 @@ def test_emit_diff_refuses_a_version_that_is_not_active(tmp_path):
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 300, seed=4)
     rebuild(log_path, tmp_path / "proj", workers=0, promote=False)
-    assert Versions(tmp_path / "proj").info(1).state == "ready"
+    assert Versions(tmp_path / "proj").info(V).state == "ready"
     with pytest.raises(VersionStateError, match="promote it first"):
-        emit_diff(tmp_path / "proj", version=1)
+        emit_diff(tmp_path / "proj", version=V)

@@ -24,6 +24,7 @@ from ops.embedded import NatsServer
 from ops.settings import load_settings
 from ops.wiring import graph_stream
 from projections.versions import Versions
+from projections.ontology import VERSION as V
 from tests.conftest import fleet_cmd, wait_for
 from workers.changes import ChangePublisher, ChangesConfig
 from workers.changes_outbox import OutboxReader, read_watermark
@@ -62,7 +63,7 @@ def test_kill_9_between_ack_and_watermark_leaves_no_gap(settings):
 
     messages = asyncio.run(read())
     assert [c["seq"] for _, _, c in messages] == list(range(1, head + 1))
-    assert all(h["Nats-Msg-Id"] == f"graph@v1:{c['seq']}" for _, h, c in messages)
+    assert all(h["Nats-Msg-Id"] == f"graph@v{V}:{c['seq']}" for _, h, c in messages)
 
 
 def test_a_nats_restart_in_the_middle_loses_nothing(tmp_path):
@@ -99,7 +100,7 @@ def test_a_nats_restart_in_the_middle_loses_nothing(tmp_path):
                 chunks[n + 1] = []
         await wait_for(lambda: projector.stats.lag == 0 and projector.stats.head == len(events),
                        timeout=30)
-        reader = OutboxReader(Versions(s.projections_dir).path(1))
+        reader = OutboxReader(Versions(s.projections_dir).path(V))
         head = reader.head()
         reader.close()
         await wait_for(lambda: nc.is_connected and publisher.stats.watermark == head, timeout=30)

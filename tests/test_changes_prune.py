@@ -15,6 +15,7 @@ from test_changes_support import (
 )
 
 from projections.versions import Versions
+from projections.ontology import VERSION as V
 from workers.changes_outbox import WATERMARK_FILE, OutboxReader, prunable, read_watermark, write_watermark
 from workers.nats import connect
 from workers.projector import Projector, ProjectorConfig
@@ -35,7 +36,7 @@ def _prune(s, *, steps: int, prune_max: int) -> list[int]:
     projector = Projector(s.log_path, s.projections_dir,
                           ProjectorConfig(outbox_prune_secs=0, outbox_prune_max=prune_max,
                                           auto_rebuild=False))
-    version_dir = Versions(s.projections_dir).path(1)
+    version_dir = Versions(s.projections_dir).path(V)
     floors = []
     try:
         for _ in range(steps):
@@ -53,7 +54,7 @@ def test_the_projector_prunes_only_acknowledged_records_a_bounded_batch_at_a_tim
     head, floor, seqs = _outbox(version_dir)
     assert floor == 0 and seqs == list(range(1, head + 1)) and head > 500
     watermark = 450
-    write_watermark(version_dir, watermark, f"graph@v1:{watermark}")
+    write_watermark(version_dir, watermark, f"graph@v{V}:{watermark}")
 
     floors = _prune(s, steps=8, prune_max=100)
 

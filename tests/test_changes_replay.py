@@ -21,14 +21,16 @@ from test_changes_support import (
 )
 
 from projections.changes import KINDS
+from projections.ontology import VERSION as V
 from tests.conftest import fleet_cmd
 from workers.nats import connect
 
 pytestmark = pytest.mark.slow
 
-#: `fleet` as deployed after a change that bumped projections.ontology.VERSION to 2
+#: `fleet` as deployed after a change that bumped projections.ontology.VERSION
+NEXT = V + 1
 _BUMPED = [sys.executable, "-c",
-           "import projections.ontology as o; o.VERSION = 2; from ops.cli import main; main()"]
+           f"import projections.ontology as o; o.VERSION = {NEXT}; from ops.cli import main; main()"]
 
 
 def _fleet(s, *args: str, command: list[str] | None = None) -> dict:
@@ -57,11 +59,11 @@ def test_replay_with_emit_diff_turns_a_subscribers_copy_into_the_new_version(set
     publish = _fleet(s, "changes", "publish", "--until-drained")
 
     diff = replay["diff"]
-    assert replay["version"] == 2 and replay["promoted"] and diff["previous"] == 1
+    assert replay["version"] == NEXT and replay["promoted"] and diff["previous"] == V
     counts = ("nodes_upserted", "nodes_deleted", "edges_added", "edges_updated", "edges_removed")
     assert diff["first_seq"] == 2 and sum(diff[k] for k in counts) == diff["changes"] == diff["last_seq"] - 1 > 100
     assert diff["nodes_upserted"] and diff["edges_added"]
-    assert publish["backlog"] == 0 and publish["version"] == 2 and publish["watermark"] == diff["last_seq"]
+    assert publish["backlog"] == 0 and publish["version"] == NEXT and publish["watermark"] == diff["last_seq"]
 
     async def read():
         nc = await connect(s.nats_url, name="t")
@@ -72,20 +74,20 @@ def test_replay_with_emit_diff_turns_a_subscribers_copy_into_the_new_version(set
     messages = asyncio.run(read())  # read_stream decodes each one with the contract
     versions = [c["version"] for _, _, c in messages]
     assert versions == sorted(versions)  # every v1 change before any v2 change
-    v1 = [c["seq"] for _, _, c in messages if c["version"] == 1]
+    v1 = [c["seq"] for _, _, c in messages if c["version"] == V]
     assert v1 == list(range(1, len(v1) + 1))
-    v2 = [(headers, c) for _, headers, c in messages if c["version"] == 2]
-    assert v2[0][1]["kind"] == "rebuilt" and v2[0][1]["previous"] == 1
+    v2 = [(headers, c) for _, headers, c in messages if c["version"] == NEXT]
+    assert v2[0][1]["kind"] == "rebuilt" and v2[0][1]["previous"] == V
     assert [c["seq"] for _, c in v2] == list(range(1, diff["last_seq"] + 1))
     for headers, change in v2[1:]:
         assert change["diff"] and change["kind"] in KINDS
-        assert headers["Nats-Msg-Id"] == f"graph@v2:{change['seq']}"
+        assert headers["Nats-Msg-Id"] == f"graph@v{NEXT}:{change['seq']}"
 
     run_example(s, db)
     copy = load_example().GraphCopy(db)
     nodes, edges = copy.graph()
     position = copy.position()
     copy.close()
-    assert position[:2] == (2, diff["last_seq"])
-    assert (nodes, edges) == projection_graph(s, 2)
+    assert position[:2] == (NEXT, diff["last_seq"])
+    assert (nodes, edges) == projection_graph(s, NEXT)
 

@@ -20,6 +20,7 @@ from projections.export import export
 from projections.rebuild import rebuild
 from projections.store import GraphStore
 from projections.versions import Versions
+from projections.ontology import VERSION
 from workers.nats import connect
 from tests.conftest import ROOT, settings_env
 from workers.projector import Projector, ProjectorConfig
@@ -54,7 +55,7 @@ def projected(settings, n: int, **overrides):
     start_projection(s)
     append_events(s, workload(n))
     project(s)
-    return s, Versions(s.projections_dir).path(1)
+    return s, Versions(s.projections_dir).path(VERSION)
 
 
 def start_projection(settings) -> None:
@@ -136,7 +137,7 @@ def wire(value):
     return json.loads(msgspec.json.encode(value))
 
 
-def projection_graph(settings, version: int = 1):
+def projection_graph(settings, version: int = VERSION):
     """The version's nodes and edges as the example stores them."""
     with GraphStore(settings.projections_dir / "graph" / f"v{version}") as store:
         dump = export(store)

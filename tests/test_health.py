@@ -10,6 +10,7 @@ import time
 import pytest
 
 from ops.health import assess
+from projections.ontology import VERSION as V
 from tests.conftest import fleet_cmd, settings_env
 from workers.heartbeat import Beat
 
@@ -140,8 +141,8 @@ def test_a_projection_that_cannot_move_is_stuck_and_an_absent_process_never_star
     from tests.test_projection_support import simulated_log
 
     simulated_log(settings.log_path, 300, seed=2)
-    rebuild(settings.log_path, settings.projections_dir, version=1, workers=0)
-    lock = WriterLock(Versions(settings.projections_dir).path(1)).acquire()  # "another writer"
+    rebuild(settings.log_path, settings.projections_dir, workers=0)
+    lock = WriterLock(Versions(settings.projections_dir).path(V)).acquire()  # "another writer"
     simulated_log(settings.log_path, 400, seed=2, start=300)
     env = settings_env(settings, FLEET_HEARTBEAT_INTERVAL_SECS="1", FLEET_STUCK_AFTER_SECS="2",
                        FLEET_EXPECTED_PROCESSES="worker,api")
@@ -149,10 +150,10 @@ def test_a_projection_that_cannot_move_is_stuck_and_an_absent_process_never_star
     with open(worker_log, "wb") as err:
         worker = subprocess.Popen(fleet_cmd("worker"), env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        states = _health_states(env, {"projection graph v1": "stuck"})
+        states = _health_states(env, {f"projection graph v{V}": "stuck"})
         assert states["worker"] == "stuck" and states["api"] == "never started"
         lock.release()  # the other writer goes away: the worker catches up
-        _health_states(env, {"projection graph v1": "ok", "worker": "ok"})
+        _health_states(env, {f"projection graph v{V}": "ok", "worker": "ok"})
     finally:
         lock.release()
         worker.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ import pytest
 from test_projection_support import append, garbage, small_project
 
 from ops.cli import main
+from projections.ontology import VERSION as V
 
 FLEET = str(Path(sys.executable).parent / "fleet")
 
@@ -42,7 +43,7 @@ def test_replay_then_list_versions(monkeypatch, capsys, data_dir):
     assert summary["promoted"] and summary["position"] == 15 and summary["digest"]
     code, out, _ = fleet(monkeypatch, capsys, "--data-dir", str(data_dir), "projections", "--json")
     [row] = json.loads(out)["versions"]
-    assert (row["version"], row["state"], row["position"], row["lag"], row["poison"]) == (1, "active", 15, 0, 0)
+    assert (row["version"], row["state"], row["position"], row["lag"], row["poison"]) == (V, "active", 15, 0, 0)
     assert row["nodes"] > 0 and row["edges"] > 0 and row["digest"] == summary["digest"]
     code, out, _ = fleet(monkeypatch, capsys, "--data-dir", str(data_dir), "projections")
     assert code == 0 and "active" in out and summary["digest"] in out
@@ -107,14 +108,14 @@ def test_rollback_and_drop(monkeypatch, capsys, data_dir):
     from projections.rebuild import rebuild
 
     rebuild(data_dir / "log.db", data_dir / "projections", workers=0)
-    rebuild(data_dir / "log.db", data_dir / "projections", version=2, workers=0)
+    rebuild(data_dir / "log.db", data_dir / "projections", version=V + 1, workers=0)
     d = ("--data-dir", str(data_dir))
     code, out, _ = fleet(monkeypatch, capsys, *d, "rollback", "graph", "--json")
-    assert code == 0 and json.loads(out) == {"projection": "graph", "from": 2, "to": 1}
-    code, _, err = fleet(monkeypatch, capsys, *d, "projections", "drop", "graph", "v1")
+    assert code == 0 and json.loads(out) == {"projection": "graph", "from": V + 1, "to": V}
+    code, _, err = fleet(monkeypatch, capsys, *d, "projections", "drop", "graph", f"v{V}")
     assert code == 1 and "is active" in err
-    code, out, _ = fleet(monkeypatch, capsys, *d, "projections", "drop", "graph", "v2")
-    assert code == 0 and "dropped graph v2" in out
+    code, out, _ = fleet(monkeypatch, capsys, *d, "projections", "drop", "graph", f"v{V + 1}")
+    assert code == 0 and f"dropped graph v{V + 1}" in out
 
 
 def test_every_command_has_help_with_an_example(monkeypatch, capsys):
@@ -134,7 +135,7 @@ def test_project_runs_until_caught_up_and_reports_poison(data_dir):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
-    assert summary["version"] == 1 and summary["lag"] == 0 and len(summary["rebuilds"]) == 1
+    assert summary["version"] == V and summary["lag"] == 0 and len(summary["rebuilds"]) == 1
     append(data_dir / "log.db", [garbage(1)])
     run = subprocess.run([FLEET, "--data-dir", str(data_dir), "project", "--until-caught-up", "--json"],
                          capture_output=True, text=True, timeout=120)

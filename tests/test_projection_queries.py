@@ -21,6 +21,7 @@ from projections import questions, traverse
 from projections.errors import NoActiveVersion, QueryError, UnknownNode
 from projections.keys import format_key, parse_key
 from projections.ontology import NODE_TYPES
+from projections.ontology import VERSION as V
 from projections.query import GraphReader
 from projections.rebuild import rebuild
 from projections.versions import Versions
@@ -105,7 +106,7 @@ def test_counts(graph):
     """Counts by type, with the version and position they describe."""
     counts = graph.counts()
     assert counts["nodes"]["Issue"] == 3 and counts["nodes"]["User"] == 2
-    assert counts["edges"]["BLOCKS"] == 2 and counts["version"] == 1 and counts["position"] == 15
+    assert counts["edges"]["BLOCKS"] == 2 and counts["version"] == V and counts["position"] == 15
 
 
 def test_open_issues_of_a_project_with_a_label(graph):
@@ -162,7 +163,7 @@ def test_projector_wakes_on_notify_and_on_polling(tmp_path):
                                                               rebuild_workers=0))
         task = asyncio.create_task(projector.run(stop))
         try:
-            await wait_for(lambda: projector.stats.version == 1 and projector.stats.lag == 0, timeout=30)
+            await wait_for(lambda: projector.stats.version == V and projector.stats.lag == 0, timeout=30)
             append(log_path, [ev("user.created", user_id=user_id, username=f"u{user_id}")])
             if notify:
                 projector.notify()
@@ -181,7 +182,7 @@ def test_projector_wakes_on_notify_and_on_polling(tmp_path):
     notified = asyncio.run(scenario(poll_ms=60_000, notify=True, user_id=77))
     polled = asyncio.run(scenario(poll_ms=30, notify=False, user_id=78))
     assert notified.applied >= 1 and polled.applied >= 1
-    assert Versions(proj).active() == 1
+    assert Versions(proj).active() == V
 
 
 def test_simulated_workload_queries(tmp_path):
@@ -342,7 +343,7 @@ def two_versions(tmp_path):
     append(log_path, small_project())
     rebuild(log_path, proj, workers=0)
     append(log_path, [ev("user.created", user_id=9100, username="late")])
-    rebuild(log_path, proj, version=2, workers=0)
+    rebuild(log_path, proj, version=V + 1, workers=0)
     return proj
 
 
@@ -357,29 +358,29 @@ def test_reader_follows_promotion_and_rollback_at_once(two_versions):
     """Each switch of ACTIVE shows on the very next query, even with an unchanged mtime."""
     versions = Versions(two_versions)
     active = two_versions / "graph" / "ACTIVE"
-    with GraphReader(two_versions) as reader, GraphReader(two_versions, version=1) as pinned:
-        assert reader.version == 2 and _sees_late_user(reader)
+    with GraphReader(two_versions) as reader, GraphReader(two_versions, version=V) as pinned:
+        assert reader.version == V + 1 and _sees_late_user(reader)
         for _ in range(3):
             stamp = os.stat(active).st_mtime_ns
             versions.rollback()
             # Coarse file timestamps: the new pointer may carry the old one's mtime.
             os.utime(active, ns=(stamp, stamp))
-            assert reader.version == 1 and not _sees_late_user(reader)
-            versions.promote(2)
-            assert reader.version == 2 and _sees_late_user(reader)
-        assert pinned.version == 1 and not _sees_late_user(pinned)
+            assert reader.version == V and not _sees_late_user(reader)
+            versions.promote(V + 1)
+            assert reader.version == V + 1 and _sees_late_user(reader)
+        assert pinned.version == V and not _sees_late_user(pinned)
 
 
 def test_reader_follows_a_pointer_rewritten_in_place(two_versions):
     """ACTIVE rewritten in place (same file, new mtime) is followed too."""
     active = two_versions / "graph" / "ACTIVE"
     with GraphReader(two_versions) as reader:
-        assert reader.version == 2
+        assert reader.version == V + 1
         stamp = os.stat(active).st_mtime_ns
         with open(active, "r+") as f:
-            f.write("v1\n")
+            f.write(f"v{V}\n")
         os.utime(active, ns=(stamp + 1_000_000, stamp + 1_000_000))
-        assert reader.version == 1 and not _sees_late_user(reader)
+        assert reader.version == V and not _sees_late_user(reader)
 
 
 def test_threads_share_a_reader_across_switches(two_versions):
@@ -404,12 +405,12 @@ def test_threads_share_a_reader_across_switches(two_versions):
             t.start()
         for _ in range(10):
             versions.rollback()
-            versions.promote(2)
+            versions.promote(V + 1)
         done.set()
         for t in threads:
             t.join(10)
     assert not errors
-    assert seen <= {(1, False), (2, True)} and (2, True) in seen
+    assert seen <= {(V, False), (V + 1, True)} and (V + 1, True) in seen
 
 
 @contextlib.contextmanager

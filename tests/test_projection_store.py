@@ -19,6 +19,7 @@ from projections.errors import PoisonEvent, StoreError
 from projections.export import check_derived, export
 from projections.memory import MemoryGraph
 from projections.mutations import MERGE
+from projections.ontology import VERSION
 from projections.pipeline import planned_chunks
 from projections.query import GraphReader
 from projections.rebuild import rebuild
@@ -73,7 +74,7 @@ def test_rebuild_digest_equals_the_live_digest(tmp_path):
     result = rebuild(log_path, tmp_path / "proj", workers=1, batch_events=2000, plan_chunk=700)
     assert result.promoted and result.position == 6000
     assert result.digest == live_digest.hexdigest
-    with GraphStore(tmp_path / "proj" / "graph" / "v1") as built:
+    with GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as built:
         assert export(built) == live_graph
         assert check_derived(built, strict_lookups=False) == []
 
@@ -187,7 +188,7 @@ def test_rebuild_stops_on_poison_naming_position_and_event(tmp_path):
     assert error.position == 3 and error.event_id == "poison-7"
     assert "log position 3" in str(error) and "poison-7" in str(error)
     assert "fleet log show 3" in str(error)
-    with GraphStore(tmp_path / "proj" / "graph" / "v1") as store:
+    with GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as store:
         assert store.checkpoint() == 2  # what came before the poison is kept, and resumable
 
 
@@ -253,7 +254,7 @@ def test_the_map_grows_by_itself(tmp_path):
     simulated_log(log_path, 3000)
     result = rebuild(log_path, tmp_path / "proj", workers=0, map_size=256 << 10, with_digest=False)
     assert result.position == 3000
-    with GraphStore(tmp_path / "proj" / "graph" / "v1") as store:
+    with GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as store:
         assert store.env.env.info()["map_size"] > 256 << 10
     with GraphReader(tmp_path / "proj") as reader:
         assert sum(reader.counts()["nodes"].values()) > 1000

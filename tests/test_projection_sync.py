@@ -18,6 +18,7 @@ from projections import lmdbenv
 from projections.applier import Applier, plan_rows
 from projections.digest import digest
 from projections.errors import VersionDamaged
+from projections.ontology import VERSION as V
 from projections.query import GraphReader
 from projections.rebuild import rebuild
 from projections.store import GraphStore
@@ -77,7 +78,7 @@ def test_a_deferred_writer_marks_its_version_flushes_it_and_unmarks_it_on_close(
 def test_a_version_marked_by_another_boot_is_refused_with_the_way_out(tmp_path):
     simulated_log(tmp_path / "log.db", 100, seed=1)
     rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
-    v1 = Versions(tmp_path / "proj").path(1)
+    v1 = Versions(tmp_path / "proj").path(V)
     (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot", "pid": 42}))
     with pytest.raises(VersionDamaged, match="when the machine went down.*rebuilds it from the log"):
         GraphStore(v1)
@@ -93,20 +94,20 @@ def test_the_projector_sets_a_damaged_version_aside_and_rebuilds_it(tmp_path):
     simulated_log(log_path, 1500, seed=3)
     rebuild(log_path, proj, workers=0)
     versions = Versions(proj)
-    with GraphStore(versions.path(1)) as store:
+    with GraphStore(versions.path(V)) as store:
         before = digest(store)
-    (versions.path(1) / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
+    (versions.path(V) / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
 
     import asyncio
 
     stats = asyncio.run(Projector(log_path, proj, ProjectorConfig(poll_interval_ms=20)).run(
         asyncio.Event(), until_caught_up=True))
-    assert stats.rebuild_error is None and versions.active() == 1
-    aside = [p.name for p in versions.root.iterdir() if p.name.startswith("v1.damaged-")]
-    assert len(aside) == 1 and [v.version for v in versions.list()] == [1]
-    with GraphStore(versions.path(1)) as store:
+    assert stats.rebuild_error is None and versions.active() == V
+    aside = [p.name for p in versions.root.iterdir() if p.name.startswith(f"v{V}.damaged-")]
+    assert len(aside) == 1 and [v.version for v in versions.list()] == [V]
+    with GraphStore(versions.path(V)) as store:
         assert digest(store) == before  # the same graph, from the log
-    assert _marker(versions.path(1)) is None
+    assert _marker(versions.path(V)) is None
 
 
 _DEFERRED_WRITER = textwrap.dedent("""
@@ -150,13 +151,13 @@ def test_fleet_projections_names_a_damaged_version_and_what_was_set_aside(tmp_pa
     simulated_log(tmp_path / "log.db", 300, seed=2)
     rebuild(tmp_path / "log.db", tmp_path / "projections", workers=0)
     versions = Versions(tmp_path / "projections")
-    (versions.path(1) / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
+    (versions.path(V) / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
     args = ("--data-dir", str(tmp_path), "projections", "--no-digest")
     code, out, _ = fleet(monkeypatch, capsys, *args, "--json")
     [row] = json.loads(out)["versions"]
     assert code == 0 and row["state"] == "damaged" and "machine went down" in row["error"]
 
-    aside = versions.set_aside(1)
+    aside = versions.set_aside(V)
     code, out, _ = fleet(monkeypatch, capsys, *args)
     assert code == 0 and "set aside after a machine crash" in out and str(aside) in out
     code, out, _ = fleet(monkeypatch, capsys, *args, "--json")

@@ -15,6 +15,7 @@ from test_projection_support import append, ev, simulated_log
 from projections.digest import digest
 from projections.errors import StoreBusy, UnknownNode, UnknownVersion, VersionStateError
 from projections.keys import parse_key
+from projections.ontology import VERSION as V
 from projections.query import GraphReader
 from projections.rebuild import rebuild
 from projections.store import GraphStore
@@ -34,10 +35,10 @@ def test_first_rebuild_promotes_and_records_states(log_path, tmp_path):
     proj = tmp_path / "proj"
     result = rebuild(log_path, proj, workers=0)
     versions = Versions(proj)
-    assert versions.active() == 1 and result.previous is None and result.promoted
+    assert versions.active() == V and result.previous is None and result.promoted
     [info] = versions.list()
     assert info.state == "active" and info.built_at and info.promoted_at
-    assert (proj / "graph" / "ACTIVE").read_text() == "v1\n"
+    assert (proj / "graph" / "ACTIVE").read_text() == f"v{V}\n"
 
 
 def test_rebuilding_the_active_version_is_refused(log_path, tmp_path):
@@ -66,13 +67,13 @@ def test_queries_during_a_rebuild_answer_from_the_old_version(log_path, tmp_path
             seen.append((reader.version, reader.counts()["position"], visible))
 
     with reader.snapshot() as old:
-        result = rebuild(log_path, proj, version=2, workers=0, batch_events=500, progress=during)
+        result = rebuild(log_path, proj, version=V + 1, workers=0, batch_events=500, progress=during)
         # A snapshot taken before the promotion keeps reading the old version.
-        assert old.store.path.name == "v1"
+        assert old.store.path.name == f"v{V}"
         assert old.props(parse_key("user:gitlab:9001")) is None
-    assert result.promoted and result.previous == 1
-    assert seen and all(s == (1, 3000, False) for s in seen)
-    assert reader.version == 2
+    assert result.promoted and result.previous == V
+    assert seen and all(s == (V, 3000, False) for s in seen)
+    assert reader.version == V + 1
     assert reader.node("user:gitlab:9001").props["username"] == "newcomer"
     reader.close()
 
@@ -83,13 +84,13 @@ def test_version_bump_makes_the_projector_rebuild_and_promote(log_path, tmp_path
     rebuild(log_path, proj, workers=0)
     append(log_path, [ev("user.created", user_id=9002, username="late")])
     projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0, poll_interval_ms=20),
-                          version=2)
+                          version=V + 1)
     stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 60))
     versions = Versions(proj)
-    assert versions.active() == 2
-    assert versions.info(1).state == "retired"
+    assert versions.active() == V + 1
+    assert versions.info(V).state == "retired"
     assert stats.rebuild_error is None and len(stats.rebuilds) == 1
-    assert stats.version == 2 and stats.lag == 0
+    assert stats.version == V + 1 and stats.lag == 0
     with GraphReader(proj) as reader:
         assert reader.node("user:gitlab:9002").props["username"] == "late"
 
@@ -99,35 +100,35 @@ def test_rollback_reactivates_the_previous_version(log_path, tmp_path):
     proj = tmp_path / "proj"
     rebuild(log_path, proj, workers=0)
     append(log_path, [ev("user.created", user_id=9003, username="v2only")])
-    rebuild(log_path, proj, version=2, workers=0)
+    rebuild(log_path, proj, version=V + 1, workers=0)
     versions = Versions(proj)
     reader = GraphReader(proj)
     assert reader.node("user:gitlab:9003")
-    assert versions.rollback() == (2, 1)
-    assert versions.active() == 1 and versions.info(2).state == "retired"
-    assert reader.version == 1
+    assert versions.rollback() == (V + 1, V)
+    assert versions.active() == V and versions.info(V + 1).state == "retired"
+    assert reader.version == V
     with pytest.raises(Exception, match="no node user:gitlab:9003"):
         reader.node("user:gitlab:9003")
     with pytest.raises(VersionStateError, match="is active"):
-        versions.drop(1)
+        versions.drop(V)
     with pytest.raises(VersionStateError, match="nothing to roll back to"):
         versions.rollback()
     reader.close()
-    versions.drop(2)
-    assert [v.version for v in versions.list()] == [1]
-    with pytest.raises(UnknownVersion, match="versions on disk: v1"):
-        versions.drop(2)
+    versions.drop(V + 1)
+    assert [v.version for v in versions.list()] == [V]
+    with pytest.raises(UnknownVersion, match=f"versions on disk: v{V}"):
+        versions.drop(V + 1)
 
 
 def test_a_projector_does_not_rebuild_a_version_rolled_back_from(log_path, tmp_path):
     """After a rollback the projector leaves the retired code version alone (no flip-flop)."""
     proj = tmp_path / "proj"
     rebuild(log_path, proj, workers=0)
-    rebuild(log_path, proj, version=2, workers=0)
+    rebuild(log_path, proj, version=V + 1, workers=0)
     Versions(proj).rollback()
-    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0), version=2)
+    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0), version=V + 1)
     stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 30))
-    assert Versions(proj).active() == 1 and stats.rebuilds == [] and stats.applied == 0
+    assert Versions(proj).active() == V and stats.rebuilds == [] and stats.applied == 0
 
 
 def test_one_writer_per_version(tmp_path):
@@ -155,7 +156,7 @@ def test_rebuild_resumes_from_its_checkpoint_after_kill_9(tmp_path):
     script = (f"from projections.rebuild import rebuild; rebuild({str(log_path)!r}, {str(proj)!r},"
               " workers=0, batch_events=1000, plan_chunk=500)")
     child = subprocess.Popen([sys.executable, "-c", script])
-    version_dir = proj / "graph" / "v1"
+    version_dir = proj / "graph" / f"v{V}"
     killed_at = 0
     deadline = time.monotonic() + 120
     try:
@@ -171,7 +172,7 @@ def test_rebuild_resumes_from_its_checkpoint_after_kill_9(tmp_path):
     finally:
         child.wait()
     assert child.returncode == -signal.SIGKILL and killed_at >= 5000
-    assert Versions(proj).info(1).state == "building"
+    assert Versions(proj).info(V).state == "building"
 
     resumed = rebuild(log_path, proj, workers=0)
     assert resumed.resumed_from >= killed_at > 0

@@ -13,6 +13,7 @@ from test_changes_support import append_events, graph_settings, start_projection
 
 from ops.embedded import free_port
 from ops.wiring import change_publisher
+from projections.ontology import VERSION as V
 from projections.versions import Versions
 from tests.conftest import fleet_cmd, settings_env, wait_for
 from workers.changes_outbox import OutboxReader
@@ -62,7 +63,7 @@ def test_worker_builds_applies_and_publishes_from_a_live_stream(settings):
                 break
             assert time.monotonic() < deadline, states
             time.sleep(0.5)
-        assert states["worker"] == "ok" and states["projection graph v1"] == "ok"
+        assert states["worker"] == "ok" and states[f"projection graph v{V}"] == "ok"
 
         async def graph_messages():
             nc = await connect(settings.nats_url, name="test")
@@ -94,7 +95,7 @@ def _runtime(s, *, poll_secs: float) -> WorkerRuntime:
 
 def _published_up_to_the_head(runtime: WorkerRuntime, head: int, *, timeout: float) -> None:
     async def done() -> bool:
-        reader = OutboxReader(Versions(runtime.config.projections_dir).path(1))
+        reader = OutboxReader(Versions(runtime.config.projections_dir).path(V))
         try:
             outbox = reader.head()
         finally:
