@@ -66,6 +66,7 @@ import msgspec
 from events.log import EventLog
 from ops.embedded import NatsServer
 from ops.simulate import simulate
+from projections.ontology import VERSION
 from projections.store import OUTBOX_SEQ, GraphStore
 from projections.versions import Versions
 from workers.changes_outbox import read_watermark
@@ -188,7 +189,7 @@ class Fleet:
 
     @property
     def version_dir(self) -> Path:
-        return Versions(self.tmp / "data" / "projections").path(1)
+        return Versions(self.tmp / "data" / "projections").path(VERSION)
 
     def _store(self) -> GraphStore | None:
         # Kept open: opening an environment takes LMDB's writer lock for a moment.

@@ -83,7 +83,7 @@ def phase_rebuild(log_path: Path, proj: Path, workers: int | None, batch: int) -
     shutil.rmtree(proj, ignore_errors=True)
     result = rebuild(log_path, proj, workers=workers, batch_events=batch)
     own, children = _rss_mb()
-    size = (proj / "graph" / "v1" / "data.mdb").stat().st_size
+    size = (proj / "graph" / f"v{result.version}" / "data.mdb").stat().st_size
     return {"bulk_events_per_sec": result.bulk_events_per_sec, "total_secs": result.total_secs,
             "rss_main_mb": own, "rss_planner_mb": children, "db_mb": size / 1e6}
 

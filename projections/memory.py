@@ -14,7 +14,7 @@ from typing import Iterable
 from .apply import apply
 from .overlay import Overlay
 from .store import IN_EDGES_OF, OUT_EDGES_OF
-from .writeset import EDGE_BYTES, WriteSet, decode_props
+from .writeset import EDGE_BYTES, WriteSet, decode_props, encode_props
 
 __all__ = ["MemoryGraph"]
 
@@ -72,6 +72,11 @@ class MemoryGraph:
         for items in ws.stubs.values():
             for key, value in items:
                 self.nodes.setdefault(key, value)
+        for items in ws.creates.values():
+            for key, value in items:
+                stored = self.nodes.get(key)
+                self.nodes[key] = value if stored is None else encode_props(
+                    {**decode_props(value), **decode_props(stored)})
         self.tombs.update(ws.tombs)
         for code, items in ws.out_dels.items():
             for node, other in items:

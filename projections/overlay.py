@@ -69,12 +69,14 @@ TOMB = _Sentinel("TOMB")  # deleted: later mutations are ignored
 
 
 class _Stub:
-    """A node ensured blind: created with ``props`` at flush only if absent."""
+    """A node ensured or created blind: written with ``props`` at flush if absent;
+    if present, left alone (ENSURE) or given ``props`` beneath its own (CREATE)."""
 
-    __slots__ = ("props",)
+    __slots__ = ("props", "beneath")
 
-    def __init__(self, props: dict) -> None:
+    def __init__(self, props: dict, beneath: bool = False) -> None:
         self.props = props
+        self.beneath = beneath
 
 
 _PROJECT = CODES["Project"]
@@ -197,7 +199,13 @@ class Overlay:
             self.nodes[key] = v
         elif v.__class__ is _Stub:
             b = self.base[key] = self.reader.node(key)
-            v = self.nodes[key] = b if b is not None else dict(v.props)
+            if b is None:
+                v = dict(v.props)
+            elif v.beneath:
+                v = {**v.props, **b}
+            else:
+                v = b
+            self.nodes[key] = v
         return v
 
     def _tombstoned(self, key: bytes) -> bool:
@@ -275,6 +283,14 @@ class Overlay:
         retried, or delivered in parallel) must not undo them: what they set
         stays, and the creation fills in the rest.
         """
+        if not self.precise and key[0] in BLIND_CODES and key not in self.nodes:
+            # Written at flush without a read (see the store); its creation usually comes first.
+            if self._is_tomb(key):
+                self.nodes[key] = TOMB
+            else:
+                self.nodes[key] = _Stub(props, beneath=True)
+                self.dirty[key] = None
+            return
         cur = self._load(key)
         if cur is TOMB:
             return

@@ -196,6 +196,16 @@ class GraphStore:
             release()
         for code, items in ws.stubs.items():
             _putmulti(txn, env.nodes[code], items, overwrite=False)
+        for code, items in ws.creates.items():
+            db = env.nodes[code]
+            if _putmulti(txn, db, items, overwrite=False) < len(items):
+                # Some were stored already (events about them logged before their
+                # creation): the creation's properties go beneath theirs.
+                for key, value in items:
+                    stored = txn.get(key, db=db)
+                    if stored != value:
+                        merged = {**decode_props(value), **decode_props(stored)}
+                        txn.put(key, encode_props(merged), db=db)
         _putmulti(txn, env.tomb, [(k, b"") for k in ws.tombs])
         inn = env.inn
         for code, items in ws.out_dels.items():

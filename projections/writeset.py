@@ -40,6 +40,8 @@ class WriteSet:
 
     nodes: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     stubs: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    #: blind creations: put if absent, else their properties go beneath the stored ones
+    creates: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     node_dels: dict[int, list[bytes]] = field(default_factory=dict)
     tombs: list[bytes] = field(default_factory=list)
     out_puts: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
@@ -71,7 +73,8 @@ def build_writeset(ov: "Overlay") -> WriteSet:
         if v.__class__ is dict:
             ws.nodes.setdefault(code, []).append((key, encode_props(v)))
         elif v.__class__ is _Stub:
-            ws.stubs.setdefault(code, []).append((key, encode_props(v.props)))
+            (ws.creates if v.beneath else ws.stubs).setdefault(code, []).append(
+                (key, encode_props(v.props)))
         elif v is TOMB:
             ws.node_dels.setdefault(code, []).append(key)
             ws.tombs.append(key)

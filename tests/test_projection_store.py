@@ -10,7 +10,7 @@ from test_projection_model import event_lists
 from test_projection_support import append, ev, garbage, simulated_log
 
 from events.log import EventLog
-from events.types import Actor
+from events.types import Actor, Commit
 from projections import overlay as overlay_module
 from projections.applier import Applier, plan_rows
 from projections.apply import apply
@@ -221,7 +221,10 @@ def test_a_creation_logged_late_keeps_what_later_events_set(tmp_path):
     opened = ev("issue.opened", issue_id=1, project_id=1, iid=1, title="first title", author_id=2,
                 milestone_id=8)
     created = ev("project.created", project_id=1, name="p", path="p", group_id=10)
+    sha = "c0ffee" * 6 + "abcd"
     later = [
+        ev("comment.edited", comment_id=5, project_id=1, body="edited"),
+        ev("merge_request.merged", merge_request_id=4, project_id=1, merge_commit_sha=sha),
         ev("issue.edited", issue_id=1, project_id=1, title="second title"),
         ev("issue.closed", issue_id=1, project_id=1),
         ev("issue.transferred", issue_id=1, project_id=1, to_project_id=3, iid=7),
@@ -230,7 +233,11 @@ def test_a_creation_logged_late_keeps_what_later_events_set(tmp_path):
         ev("project.transferred", project_id=1, group_id=11, path="g11/p"),
     ]
     log_path = tmp_path / "log.db"
-    append(log_path, [*later, opened, created])
+    pushed = ev("commits.pushed", project_id=1, ref="refs/heads/main", after=sha,
+                commits=[Commit(sha=sha, message="Merge branch 'x'", author_name="ann")])
+    comment = ev("comment.created", comment_id=5, project_id=1, target_type="issue", target_id=1,
+                 author_id=2, body="hi")
+    append(log_path, [*later, opened, created, pushed, comment])
     with GraphStore(tmp_path / "live", create=True) as live:
         _apply_log(live, log_path, batch=3)
         graph = export(live)
@@ -244,8 +251,13 @@ def test_a_creation_logged_late_keeps_what_later_events_set(tmp_path):
     assert ("IN_PROJECT", "project:gitlab:3") in out and ("IN_PROJECT", "project:gitlab:1") not in out
     assert ("IN_MILESTONE", "milestone:gitlab:9") in out and ("IN_MILESTONE", "milestone:gitlab:8") not in out
     assert ("IN_GROUP", "group:gitlab:11") in out and ("IN_GROUP", "group:gitlab:10") not in out
-    result = rebuild(log_path, tmp_path / "proj", workers=0, batch_events=4)
+    # Comments and commits are created without a read in a rebuild; the same holds there.
+    assert graph.nodes["comment:gitlab:5"][1].keys() >= {"updated_at", "author_id", "created_at"}
+    assert graph.nodes[f"commit:gitlab:{sha}"][1]["title"] == "Merge branch 'x'"
+    result = rebuild(log_path, tmp_path / "proj", workers=0, batch_events=4, plan_chunk=2)
     assert result.digest == live_digest
+    with GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as built:
+        assert export(built) == graph
 
 
 def test_the_map_grows_by_itself(tmp_path):
