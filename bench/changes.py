@@ -418,6 +418,8 @@ def main() -> None:
     parser.add_argument("--role", choices=["subscriber", "probe"], help=argparse.SUPPRESS)
     parser.add_argument("role_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.secs <= 2:
+        parser.error("--secs must be more than 2: the first 2 s are warm-up and not measured")
     if args.role == "subscriber":
         run_subscriber(Path(args.role_args[0]))
         return
