@@ -386,3 +386,32 @@ def test_fleet_api_serves_webhooks_and_exits_0_on_sigterm(hook_settings):
     assert [l["msg"] for l in logs if l["msg"].startswith("api ")] == [
         "api listening", "api stopping", "api stopped"]
     assert any(l["msg"] == "webhook accepted" and l["delivery"] for l in logs)
+
+
+def test_deliveries_out_of_order_leave_the_issue_as_the_platform_has_it(hook_settings):
+    """GitHub does not order deliveries: an issue's `closed` arriving before its `opened`
+    (a retried delivery, or two in flight at once) leaves the issue closed in the graph."""
+    from projections.query import GraphReader
+    from projections.rebuild import rebuild
+
+    opened = json.loads((GITHUB_EXAMPLES / "issues" / "opened.payload.json").read_bytes())
+    closed = json.loads(json.dumps(opened))
+    closed["action"] = "closed"
+    closed["issue"].update(state="closed", closed_at="2019-05-15T16:00:00Z",
+                           updated_at="2019-05-15T16:00:00Z")
+
+    sent = []
+
+    async def main():
+        async with api(hook_settings) as client:
+            for payload in (closed, opened):
+                status, answer = await post_github(client, "issues", json.dumps(payload).encode())
+                assert (status, answer["status"]) == (200, "accepted"), answer
+                sent.extend(answer["event_ids"])
+        return await _ingest_until_idle(hook_settings)
+
+    assert asyncio.run(main()).appended == len(sent)
+    rebuild(hook_settings.log_path, hook_settings.projections_dir, workers=0)
+    with GraphReader(hook_settings.projections_dir) as reader:
+        issue = reader.node(f"issue:github:{opened['issue']['id']}").props
+    assert issue["state"] == "closed" and issue["title"] == opened["issue"]["title"]
