@@ -48,7 +48,7 @@ from events.types import EVENT_TYPES, Event
 from projections.apply import apply
 from projections.memory import MemoryGraph
 from projections.overlay import Overlay
-from projections.writeset import EDGE_BYTES, WriteSet, decode_props
+from projections.writeset import EDGE_BYTES, WriteSet, decode_props, encode_props
 
 __all__ = [
     "SdlcApp",
@@ -309,6 +309,17 @@ def _write_sqlite(c: Any, ws: WriteSet) -> None:
         c.executemany("INSERT OR REPLACE INTO gv_nodes VALUES (?,?)", items)
     for items in ws.stubs.values():
         c.executemany("INSERT OR IGNORE INTO gv_nodes VALUES (?,?)", items)
+    for items in ws.creates.values():
+        # Put if absent; one stored already (logged before its creation) gets the creation beneath.
+        stored = {}
+        for i in range(0, len(items), 500):
+            keys = [key for key, _ in items[i:i + 500]]
+            c.execute(f"SELECT key, props FROM gv_nodes WHERE key IN ({','.join('?' * len(keys))})", keys)
+            stored.update(c.fetchall())
+        c.executemany("INSERT OR REPLACE INTO gv_nodes VALUES (?,?)", [
+            (key, value if key not in stored
+             else encode_props({**decode_props(value), **decode_props(stored[key])}))
+            for key, value in items])
     if ws.tombs:
         c.executemany("INSERT OR IGNORE INTO gv_tomb VALUES (?)", [(k,) for k in ws.tombs])
     for code, items in ws.out_dels.items():

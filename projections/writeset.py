@@ -36,6 +36,9 @@ class WriteSet:
 
     Edge puts are ``(node, other)`` pairs grouped by edge code (one table per
     edge type and direction); an edge removal is listed once, in ``out_dels``.
+    Three writers apply it: ``GraphStore.write``, ``MemoryGraph.write`` (the
+    tests' twin) and ``bench/_peers_es.py`` (the eventsourcing peer's view);
+    a new field needs all three.
     """
 
     nodes: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)

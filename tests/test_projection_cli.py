@@ -43,7 +43,8 @@ def test_replay_then_list_versions(monkeypatch, capsys, data_dir):
     assert summary["promoted"] and summary["position"] == 15 and summary["digest"]
     code, out, _ = fleet(monkeypatch, capsys, "--data-dir", str(data_dir), "projections", "--json")
     [row] = json.loads(out)["versions"]
-    assert (row["version"], row["state"], row["position"], row["lag"], row["poison"]) == (V, "active", 15, 0, 0)
+    assert (row["version"], row["state"], row["position"], row["lag"], row["poison"]) \
+        == (V, "active", 15, 0, 0)
     assert row["nodes"] > 0 and row["edges"] > 0 and row["digest"] == summary["digest"]
     code, out, _ = fleet(monkeypatch, capsys, "--data-dir", str(data_dir), "projections")
     assert code == 0 and "active" in out and summary["digest"] in out

@@ -267,7 +267,8 @@ class Model:
 
     def on_milestone_created(self, e, s):
         k = f"milestone:{s}:{e.milestone_id}"
-        self.create(k, {"title": e.title, "state": e.state, "due_date": e.due_date, "project_id": e.project_id})
+        self.create(k, {"title": e.title, "state": e.state, "due_date": e.due_date,
+                        "project_id": e.project_id})
         if e.project_id is not None:
             self.attach(k, "IN_PROJECT", f"project:{s}:{e.project_id}")
 
@@ -725,8 +726,8 @@ def test_write_sets_come_out_sorted_with_each_key_once(events, precise):
     for position, event in enumerate(events, start=1):
         overlay.apply(apply(event), position)
     ws = overlay.finish()
-    for items in [*ws.nodes.values(), *ws.stubs.values(), *ws.node_dels.values(),
-                  *ws.out_puts.values(), *ws.in_puts.values(), *ws.out_dels.values(), ws.tombs,
+    for items in [*ws.nodes.values(), *ws.stubs.values(), *ws.creates.values(),
+                  *ws.node_dels.values(), *ws.out_puts.values(), *ws.in_puts.values(), *ws.out_dels.values(), ws.tombs,
                   ws.eprops_puts, ws.eprops_dels, ws.idx_puts, ws.idx_dels, ws.lookup_puts,
                   ws.lookup_dels]:
         assert items == sorted(set(items))
