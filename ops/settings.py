@@ -123,6 +123,17 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     return raw if raw else default
 
 
+#: Upper bounds: past them a value is a typo or a memory blow-up, not a tuning.
+_MAXIMA = {
+    "max_event_bytes": (64 << 20, "NATS carries at most 64 MiB per message"),
+    "ingest_batch_max": (1_000_000, "a batch is held in memory until it commits"),
+    "projector_batch_max": (1_000_000, "a batch is held in memory until it commits"),
+    "changes_batch_max": (100_000, "a publish round is held in memory until it is acked"),
+    "ingest_inflight_bytes": (1 << 30, "requested messages are buffered in memory"),
+    "max_body_bytes": (1 << 30, "a webhook body is read into memory"),
+}
+
+
 def _validate(s: Settings) -> None:
     if not s.nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
         raise ConfigError(
@@ -134,6 +145,15 @@ def _validate(s: Settings) -> None:
                  "worker_threads", "projector_batch_max", "projector_poll_ms", "ingest_inflight_bytes"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name)} must be positive")
+    for name, (most, why) in _MAXIMA.items():
+        if getattr(s, name) > most:
+            raise ConfigError(f"FLEET_{name.upper()}={getattr(s, name):_} is more than {most:_}: {why}")
+    if s.heartbeat_stale_secs <= s.heartbeat_interval_secs:
+        raise ConfigError(
+            f"FLEET_HEARTBEAT_STALE_SECS={s.heartbeat_stale_secs} must be more than"
+            f" FLEET_HEARTBEAT_INTERVAL_SECS={s.heartbeat_interval_secs}, or every process"
+            " looks down between two heartbeats (e.g. three intervals)"
+        )
     if s.projection_sync_ms < 0:
         raise ConfigError(f"FLEET_PROJECTION_SYNC_MS={s.projection_sync_ms} must be 0 (fsync every"
                           " commit) or a positive interval in milliseconds")

@@ -40,6 +40,11 @@ def test_an_external_nats_url_turns_the_embedded_server_off():
         ({"FLEET_API_PORT": "70000"}, "not a TCP port"),
         ({"FLEET_PROJECTION_SYNC_MS": "-1"}, "must be 0 (fsync every commit) or a positive"),
         ({"FLEET_PROJECTION_SYNC_MS": "1.5s"}, "FLEET_PROJECTION_SYNC_MS='1.5s' is not an integer"),
+        ({"FLEET_INGEST_BATCH_MAX": "20000000"}, "FLEET_INGEST_BATCH_MAX=20_000_000 is more than 1_000_000"),
+        ({"FLEET_MAX_EVENT_BYTES": "100000000"}, "NATS carries at most 64 MiB per message"),
+        ({"FLEET_PROJECTOR_BATCH_MAX": "1_000_001"}, "held in memory until it commits"),
+        ({"FLEET_HEARTBEAT_INTERVAL_SECS": "10"}, "FLEET_HEARTBEAT_STALE_SECS=6 must be more than"
+                                                  " FLEET_HEARTBEAT_INTERVAL_SECS=10"),
     ],
 )
 def test_malformed_values_name_the_variable_and_the_fix(env, says):
