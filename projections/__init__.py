@@ -6,9 +6,10 @@ Reading order:
   :mod:`.keys` - node keys (bytes) and their ``type:source:id`` text form.
 * :mod:`.apply` - the pure step: canonical event -> :mod:`.mutations`.
 * :mod:`.overlay` - what each mutation means against the current graph
-  (merges, stubs, tombstones, cascades, reference resolution), batched in
-  memory; :mod:`.writeset` - the batch's sorted writes; :mod:`.indexing` -
-  index and lookup keys derived from node properties.
+  (merges, late creations, stubs, tombstones, cascades, reference
+  resolution), batched in memory; :mod:`.writeset` - the batch's sorted
+  writes; :mod:`.indexing` - index and lookup keys derived from node
+  properties.
 * :mod:`.store` and :mod:`.lmdbenv` - one LMDB environment per version,
   state and checkpoint in one transaction; :mod:`.memory` - its in-memory
   twin for tests; :mod:`.changes` - outbox records.
