@@ -293,3 +293,21 @@ def test_live_batches_write_dense_outbox_records(tmp_path):
     assert closed and closed[0]["props"]["state"] == "closed" and "state" in closed[0]["changed"]
     assert kinds[-1][0] == "node_deleted" or ("edge_removed", "AUTHORED") in kinds
     assert records[-1][1]["position"] == 4
+
+
+def test_the_memory_twin_creates_beneath_a_stored_node_like_the_store(tmp_path):
+    """A blind creation (a rebuild's comments) of a node an earlier batch stored: the twin
+    merges the creation beneath it as the LMDB store does."""
+    events = [ev("comment.edited", comment_id=5, project_id=1, body="edited"),
+              ev("comment.created", comment_id=5, project_id=1, target_type="issue", target_id=1,
+                 author_id=2, body="hi")]
+    memory = MemoryGraph()
+    for event in events:  # one batch each: the creation finds the node stored
+        memory.apply_events([event])
+    with GraphStore(tmp_path / "v", create=True) as store:
+        applier = Applier(store, precise=False, strict=True, outbox=False)
+        for planned in _planned(events):
+            applier.apply([planned])
+        assert export(store) == export(memory)
+    props = export(memory).nodes["comment:gitlab:5"][1]
+    assert props.keys() >= {"updated_at", "author_id", "created_at", "target_type"}
