@@ -284,12 +284,7 @@ class Overlay:
         stays, and the creation fills in the rest.
         """
         if not self.precise and key[0] in BLIND_CODES and key not in self.nodes:
-            # Written at flush without a read (see the store); its creation usually comes first.
-            if self._is_tomb(key):
-                self.nodes[key] = TOMB
-            else:
-                self.nodes[key] = _Stub(props, beneath=True)
-                self.dirty[key] = None
+            self._blind(key, props, beneath=True)  # its creation usually comes first
             return
         cur = self._load(key)
         if cur is TOMB:
@@ -323,17 +318,23 @@ class Overlay:
         v = self.nodes.get(key, _ABSENT)
         if v is _ABSENT:
             if not self.precise and key[0] in BLIND_CODES:
-                if self._is_tomb(key):
-                    self.nodes[key] = TOMB
-                else:
-                    self.nodes[key] = _Stub(props)
-                    self.dirty[key] = None
+                self._blind(key, props, beneath=False)
                 return
             v = self._load(key)
         if v is MISSING:
             new = dict(props)
             self.nodes[key] = new
             self._write(key, None, new)
+
+    def _blind(self, key: bytes, props: dict, *, beneath: bool) -> None:
+        """Ensure or create ``key`` without reading it: a stub the store writes at flush
+        (see :class:`_Stub`), or nothing for a deleted node. Rebuilds only, and only for
+        types with no derived keys to keep in step."""
+        if self._is_tomb(key):
+            self.nodes[key] = TOMB
+        else:
+            self.nodes[key] = _Stub(props, beneath)
+            self.dirty[key] = None
 
     def delete(self, key: bytes) -> None:
         """``DELETE``: the node, its edges and its cascading dependants go."""
