@@ -45,6 +45,8 @@ __all__ = [
     "format_key",
     "format_keys",
     "parse_key",
+    "parse_id",
+    "known_id",
     "pack_int",
     "unpack_int",
 ]
@@ -180,6 +182,46 @@ def format_key(key: bytes) -> str:
     return f"{TAGS[t.name]}:{source}:{local}"
 
 
+#: ``issue:gitlab`` as a caller wrote it -> (key prefix, ``issue:gitlab:`` as format_key
+#: writes it, numeric id or sha), for every type but refs: filled by parse_key for
+#: known_id
+_HEADS: dict[str, tuple[bytes, str, bool]] = {}
+_MAX_HEADS = 4096
+#: the longest decimal number that always fits a key's 8 bytes (2**64 has 20 digits)
+_SAFE_DIGITS = 19
+
+
+def parse_id(text: str) -> tuple[bytes, str]:
+    """The key named by ``type:source:id`` and the id's text as :func:`format_key` writes it."""
+    found = known_id(text)
+    if found is None:
+        key = parse_key(text)
+        return key, format_key(key)
+    return found
+
+
+def known_id(text: str) -> tuple[bytes, str] | None:
+    """:func:`parse_id` in one dict lookup, for an id whose ``type:source`` was parsed
+    before (None otherwise, or when the id is not well formed: ask parse_id).
+
+    A graph query's own work is a few LMDB reads, so parsing the id the long
+    way was a good part of a node lookup (~6 µs of ~35, measured with the
+    CPU caches cold). A commit comes back as its commit reference.
+    """
+    head, _, local = text.rpartition(":")
+    known = _HEADS.get(head)
+    if known is not None:
+        prefix, canonical, numeric = known
+        if not numeric:
+            if local:
+                sha = local.lower()
+                return prefix + sha.encode() + b"\0", canonical + sha
+        elif len(local) <= _SAFE_DIGITS and local.isdecimal():
+            number = int(local)
+            return prefix + _Q.pack(number), canonical + str(number)
+    return None
+
+
 def parse_key(text: str) -> bytes:
     """The key named by ``type:source:id`` (the inverse of :func:`format_key`)."""
     parts = text.split(":", 2)
@@ -194,10 +236,16 @@ def parse_key(text: str) -> bytes:
         known = ", ".join(sorted(TAGS.values()))
         raise QueryError(f"unknown node type {tag!r} in {text!r} - known types: {known}")
     if t.id_kind == "int":
-        if not local.isdigit():
+        # isdecimal, not isdigit: int() refuses digits such as "²" that isdigit accepts
+        if not local.isdecimal():
             raise QueryError(f"{TAGS[t.name]} ids are numbers, got {local!r} in {text!r}")
-        return int_key(t.name, source, int(local))
+        number = int(local)
+        if number >= 1 << 64:
+            raise QueryError(f"{TAGS[t.name]} ids are below 2**64, got {local} in {text!r}")
+        _remember_head(tag, source, t, numeric=True)
+        return int_key(t.name, source, number)
     if t.id_kind == "sha":
+        _remember_head(tag, source, t, numeric=False)
         return commit_ref(source, local)
     ref = local.split(":", 2)
     if len(ref) != 3 or not ref[0].isdigit() or ref[1] not in _KIND_BYTE:
@@ -205,3 +253,10 @@ def parse_key(text: str) -> bytes:
             f"ref ids are project:kind:name, got {local!r} in {text!r} - e.g. ref:gitlab:7:branch:main"
         )
     return ref_key(source, int(ref[0]), ref[1], ref[2])
+
+
+def _remember_head(tag: str, source: str, t: NodeType, *, numeric: bool) -> None:
+    """Let parse_id parse ``tag:source:...`` ids in one step from now on (a bounded table)."""
+    if len(_HEADS) < _MAX_HEADS:
+        first = bytes([COMMIT_REF]) if not numeric else CODES[t.name]
+        _HEADS[f"{tag}:{source}"] = (first + source_prefix(source), f"{TAGS[t.name]}:{source}:", numeric)

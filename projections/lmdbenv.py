@@ -148,25 +148,30 @@ class _Gate:
 
     :meth:`enter` and :meth:`leave` are plain methods, not a context
     manager: a query's whole read path costs a few microseconds and a
-    generator-based ``with`` would be a good part of it.
+    generator-based ``with`` would be a good part of it. For the same reason
+    they hold the condition's lock directly (a C-level ``with``) rather than
+    the condition, whose ``__enter__`` and ``__exit__`` are Python frames:
+    measured right after a Kùzu query, with the CPU caches cold, that took
+    ~2.5 µs off a node lookup of ~35.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._active = 0
         self._resizing = False
         self._resizers_waiting = 0
 
     def enter(self) -> None:
         """Register one transaction (waits while a resize runs)."""
-        with self._cond:
+        with self._lock:
             while self._resizing:
                 self._cond.wait()
             self._active += 1
 
     def leave(self) -> None:
         """The transaction registered by :meth:`enter` has ended."""
-        with self._cond:
+        with self._lock:
             self._active -= 1
             if not self._active and self._resizers_waiting:
                 self._cond.notify_all()
@@ -316,12 +321,28 @@ class Env:
             self.gate.leave()
 
     def begin_read(self) -> lmdb.Transaction:
-        """A read-only snapshot. End it with :meth:`end_read`."""
+        """A read-only snapshot. End it with :meth:`end_read`.
+
+        :meth:`_begin` and :meth:`_end` inlined: this pair is on every query.
+        """
+        gate = self.gate
+        gate.enter()
+        try:
+            return self.env.begin(buffers=False)
+        except lmdb.MapResizedError:
+            gate.leave()
+        except BaseException:
+            gate.leave()
+            raise
+        self._adopt_size()
         return self._begin(write=False)
 
     def end_read(self, txn: lmdb.Transaction) -> None:
         """Release a snapshot from :meth:`begin_read`."""
-        self._end(txn)
+        try:
+            txn.abort()
+        finally:
+            self.gate.leave()
 
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:

@@ -8,11 +8,13 @@ the writer. Node ids are the text form of :mod:`projections.keys`
 ``gitlab:group/project!3``).
 
 Queries are meant to cost little more than the LMDB reads they need. The
-reader keeps the ACTIVE file open and re-checks it with one ``fstat`` per
-query: ``Versions`` replaces the file atomically, so a promotion or rollback
-leaves the held file unlinked (or, if rewritten in place, with a new mtime)
-and the next query switches at once. The tables each node type's edges live
-in are planned once per direction and edge filter, a query resolves its ids
+reader keeps ``ACTIVE.stamp`` mapped: ``Versions`` rewrites its bytes after
+every promotion, rollback or set-aside, so the next query sees the switch
+by comparing 8 bytes of memory, with no system call. Once a second (and at
+every query where there is no stamp yet) it also checks the ACTIVE file it
+holds open with one ``fstat``: replaced, it is unlinked; rewritten in place
+(by hand), it has a new mtime. The tables each node type's edges live in
+are planned once per direction and edge filter, a query resolves its ids
 in its own transaction, and results are msgspec Structs.
 
 The realistic questions (open issues with a label, what closed an issue,
@@ -21,11 +23,14 @@ who authored what, what an issue blocks) live in :mod:`.questions`.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from bisect import bisect_left
+from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
+from time import monotonic_ns
 from typing import Any, Callable, Iterator
 
 import lmdb
@@ -33,12 +38,13 @@ import msgspec
 
 from .errors import NoActiveVersion, QueryError, UnknownNode
 from .indexing import child_lookup, iid_lookup, index_prefix, root_lookup
-from .keys import CODES, COMMIT_REF, TAGS, commit_lookup, format_key, format_keys, key_int, parse_key
+from .keys import (CODES, COMMIT_REF, TAGS, commit_lookup, format_key, format_keys, key_int, known_id,
+                   parse_id)
 from .keys import source_prefix
 from .ontology import EDGE_TYPES, INDEXES, NAME, NODE_TYPES, edge_type, node_type
 from .store import CHECKPOINT, IN_EDGES_OF, OUT_EDGES_OF, GraphStore
 from .traverse import hops, shortest_path
-from .versions import Versions, parse_version
+from .versions import STAMP, STAMP_BYTES, Versions, parse_version
 from .writeset import EDGE_BYTES, decode_props
 
 __all__ = ["GraphReader", "Node", "Neighbor", "Page", "PathResult", "Snapshot", "Step",
@@ -177,31 +183,66 @@ def _plan(store: GraphStore, direction: str, codes: frozenset[int] | None) -> Pl
     return plan
 
 
+#: how long a reader trusts ``ACTIVE.stamp`` alone before it also checks ACTIVE's file:
+#: the bound on following a pointer changed without the stamp (by hand, or by a
+#: process that died between the switch and the stamp)
+POINTER_RECHECK_NS = 1_000_000_000
+
+
 class _Open:
     """The version a reader answers from: its store, the ACTIVE file held open
-    with the mtime it had (``fd`` None: a fixed version; ``stamp`` None: the
-    file was released by a switch), and the plans made for it."""
+    with the mtime it had (``fd`` None: a fixed version; ``mtime`` None: the
+    file was released by a switch), the stamp file mapped with the bytes it
+    held before ACTIVE was read (``marks`` None: there was none), and the
+    plans made for it."""
 
-    __slots__ = ("store", "number", "fd", "stamp", "plans")
+    __slots__ = ("store", "number", "fd", "mtime", "marks", "seen", "recheck_at", "plans")
 
-    def __init__(self, store: GraphStore, number: int, fd: int | None, stamp: int) -> None:
+    def __init__(self, store: GraphStore, number: int, fd: int | None, mtime: int,
+                 marks: mmap.mmap | None = None, seen: bytes | None = None) -> None:
         self.store = store
         self.number = number
         self.fd = fd
-        self.stamp: int | None = stamp
+        self.mtime: int | None = mtime
+        self.marks = marks
+        self.seen = seen
+        self.recheck_at = monotonic_ns() + POINTER_RECHECK_NS
         self.plans: dict[tuple[str, frozenset[int] | None], Plan] = {}
 
     def unchanged(self) -> bool:
-        """Whether ACTIVE still names this version (always, for a fixed one)."""
+        """Whether ACTIVE still names this version (always, for a fixed one).
+
+        Every switch of ACTIVE by :class:`Versions` rewrites the stamp file,
+        so while its mapped bytes are the ones seen, nothing switched: a
+        memory read instead of an ``fstat`` (~5 µs of a ~30 µs node lookup,
+        with the CPU caches cold). Once a second ACTIVE's file is checked too.
+        """
         if self.fd is None:
             return True
-        if self.stamp is None:
+        if self.marks is not None:
+            try:
+                if self.marks[:STAMP_BYTES] == self.seen and monotonic_ns() < self.recheck_at:
+                    return True
+            except ValueError:  # unmapped by a concurrent switch: take the slow path
+                return False
+        return self._recheck()
+
+    def _recheck(self) -> bool:
+        """``unchanged`` by the ACTIVE file itself: not replaced, not rewritten."""
+        if self.mtime is None:
             return False
         try:
+            # The stamp is read before the file: a switch after this read shows in the file
+            # now, or in the stamp at the next query.
+            now = None if self.marks is None else self.marks[:STAMP_BYTES]
             st = os.fstat(self.fd)
-        except OSError:  # closed by a concurrent switch: take the slow path
+        except (OSError, ValueError):  # closed by a concurrent switch: take the slow path
             return False
-        return st.st_nlink > 0 and st.st_mtime_ns == self.stamp
+        if st.st_nlink > 0 and st.st_mtime_ns == self.mtime:
+            self.seen = now
+            self.recheck_at = monotonic_ns() + POINTER_RECHECK_NS
+            return True
+        return False
 
     def plan(self, direction: str, codes: frozenset[int] | None) -> Plan:
         """The (cached) plan for a direction and an edge filter."""
@@ -213,10 +254,12 @@ class _Open:
         return found
 
     def release_pointer(self) -> None:
-        """Close the ACTIVE file: from now on ``unchanged`` says False."""
-        if self.fd is not None and self.stamp is not None:
-            self.stamp = None
+        """Close the ACTIVE file and the stamp: from now on ``unchanged`` says False."""
+        if self.fd is not None and self.mtime is not None:
+            self.mtime = None
             os.close(self.fd)
+            if self.marks is not None:
+                self.marks.close()
 
 
 class Snapshot:
@@ -406,7 +449,7 @@ class Snapshot:
                 f"{ref!r} is neither a node id (issue:gitlab:12) nor a path (gitlab:group/project#12)"
             )
         if head in _TAGS or head.lower() in _TAGS:
-            key = parse_key(ref)
+            key = parse_id(ref)[0]
             if key[0] != COMMIT_REF:
                 return key
             stored = self.lookup(commit_lookup(key))
@@ -446,6 +489,38 @@ class Snapshot:
         return found
 
 
+@dataclass
+class _Pointer:
+    """What :meth:`GraphReader._read_pointer` found (``fd`` None: a fixed version)."""
+
+    fd: int | None
+    mtime: int
+    version: int
+    marks: mmap.mmap | None
+    seen: bytes | None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+        if self.marks is not None:
+            self.marks.close()
+
+
+def _map_stamp(path: str) -> mmap.mmap | None:
+    """``ACTIVE.stamp`` mapped read-only, or None (no switch by this code yet: readers
+    then check ACTIVE's file at every query, as before the stamp existed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        if os.fstat(fd).st_size < STAMP_BYTES:
+            return None
+        return mmap.mmap(fd, STAMP_BYTES, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+
+
 def _frozen(codes: set[int] | frozenset[int] | None) -> frozenset[int] | None:
     return codes if codes is None or isinstance(codes, frozenset) else frozenset(codes)
 
@@ -461,6 +536,7 @@ class GraphReader:
         self.versions = Versions(projections_dir, name)
         self.fixed = version
         self._pointer = str(self.versions.root / "ACTIVE")
+        self._stamp = str(self.versions.root / STAMP)
         self._open: _Open | None = None
         #: stores switched away from: a query of another thread may still be
         #: reading one, so each is closed once its environment is idle
@@ -501,19 +577,21 @@ class GraphReader:
 
     def _switch(self, old: _Open | None) -> _Open:
         """Open the version ACTIVE (or ``fixed``) names; reuse ``old``'s store if the same."""
-        fd: int | None
-        fd, stamp, wanted = (None, 0, self.fixed) if self.fixed is not None else self._read_pointer()
+        if self.fixed is None:
+            pointer = self._read_pointer()
+        else:
+            pointer = _Pointer(None, 0, self.fixed, None, None)
         try:
-            if old is not None and old.number == wanted:
+            if old is not None and old.number == pointer.version:
                 store = old.store
             else:
-                self.versions.info(wanted)  # raises UnknownVersion with the versions on disk
-                store = GraphStore(self.versions.path(wanted))
+                self.versions.info(pointer.version)  # raises UnknownVersion with the versions on disk
+                store = GraphStore(self.versions.path(pointer.version))
         except BaseException:
-            if fd is not None:
-                os.close(fd)
+            pointer.close()
             raise
-        self._open = _Open(store, wanted, fd, stamp)
+        self._open = _Open(store, pointer.version, pointer.fd, pointer.mtime, pointer.marks,
+                           pointer.seen)
         if old is not None:
             old.release_pointer()
             if old.store is not store:
@@ -535,23 +613,29 @@ class GraphReader:
                 keep.insert(-1, store)
         self._retired = keep
 
-    def _read_pointer(self) -> tuple[int, int, int]:
-        """``(fd, mtime, version)`` of the ACTIVE file, opened and read once."""
+    def _read_pointer(self) -> "_Pointer":
+        """The ACTIVE file opened and read once, with the stamp mapped before it was read."""
+        marks = _map_stamp(self._stamp)
+        seen = None if marks is None else marks[:STAMP_BYTES]
         try:
             fd = os.open(self._pointer, os.O_RDONLY)
         except FileNotFoundError:
+            if marks is not None:
+                marks.close()
             raise NoActiveVersion(
                 f"projection {self.versions.name!r} has no active version yet under"
                 f" {self.versions.root.parent} - run `fleet replay {self.versions.name}`"
             ) from None
+        pointer = _Pointer(fd, 0, 0, marks, seen)
         try:
-            stamp = os.fstat(fd).st_mtime_ns
+            pointer.mtime = os.fstat(fd).st_mtime_ns
             text = os.pread(fd, 64, 0).decode().strip()
             if not text:
                 raise NoActiveVersion(f"projection {self.versions.name!r} has no active version")
-            return fd, stamp, parse_version(text)
+            pointer.version = parse_version(text)
+            return pointer
         except BaseException:
-            os.close(fd)
+            pointer.close()
             raise
 
     def snapshot(self) -> Snapshot:
@@ -566,9 +650,32 @@ class GraphReader:
             return snap.resolve(ref)
 
     def node(self, ref: str) -> Node:
-        """A node with its properties; raises :class:`UnknownNode`."""
-        with self.snapshot() as snap:
-            return snap.node(snap.resolve(ref))
+        """A node with its properties; raises :class:`UnknownNode`.
+
+        A node id (not a path) is answered in a transaction of its own,
+        without a :class:`Snapshot`: the lookup is cheap enough that the
+        snapshot's frames showed up in it.
+        """
+        found = known_id(ref)
+        if found is None:
+            head = ref.partition(":")[0]
+            if head not in _TAGS and head.lower() not in _TAGS:
+                with self.snapshot() as snap:
+                    return snap.node(snap.resolve(ref))
+            found = parse_id(ref)
+        key: bytes | None
+        key, node_id = found
+        env = self._current().store.env
+        txn = env.begin_read()
+        try:
+            if key[0] == COMMIT_REF:
+                key = txn.get(commit_lookup(key), db=env.lookup)
+            raw = None if key is None else txn.get(key, db=env.nodes[key[0]])
+        finally:
+            env.end_read(txn)
+        if raw is None:
+            raise UnknownNode(f"no node {node_id} in the graph")
+        return Node(node_id, _TYPE_NAME[key[0]], decode_props(raw))
 
     def neighbors(self, ref: str, *, edges: str | list[str] | None = None,
                   direction: str = "both", limit: int = 100, with_props: bool = False

@@ -3,6 +3,8 @@
 Layout under ``<projections_dir>/<name>/``::
 
     ACTIVE          "v2\\n": the version readers use (replaced atomically)
+    ACTIVE.stamp    8 bytes rewritten in place after each switch of ACTIVE:
+                    readers map it and notice a switch without a system call
     v1/             an LMDB environment (data.mdb, lock.mdb) ...
     v1/version.json its bookkeeping: state, timestamps, the version it replaced
     v1/writer.lock  flock held by the one process writing the version
@@ -27,8 +29,8 @@ from pathlib import Path
 
 from .errors import StoreBusy, UnknownVersion, VersionStateError
 
-__all__ = ["Versions", "VersionInfo", "WriterLock", "fsync_dir", "parse_version", "read_meta",
-           "write_atomic"]
+__all__ = ["Versions", "VersionInfo", "WriterLock", "STAMP", "STAMP_BYTES", "fsync_dir",
+           "parse_version", "read_meta", "stamp_switch", "write_atomic"]
 
 _DIR = re.compile(r"^v([0-9]+)$")
 _ASIDE = re.compile(r"^v([0-9]+)\.damaged-([0-9]+)$")
@@ -77,6 +79,27 @@ def write_atomic(path: Path, text: str) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+#: the file whose 8 bytes change (in place) after every switch of ACTIVE
+STAMP = "ACTIVE.stamp"
+STAMP_BYTES = 8
+
+
+def stamp_switch(root: Path) -> None:
+    """Tell readers that ACTIVE under ``root`` changed: new random bytes in ``ACTIVE.stamp``.
+
+    The file is written in place and never replaced or shortened, so a
+    reader can keep it mapped (:class:`projections.query.GraphReader`).
+    Random bytes need no read-modify-write, hence no lock between two
+    processes switching at once. No fsync: after a crash every reader
+    starts afresh and reads ACTIVE itself.
+    """
+    fd = os.open(root / STAMP, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, os.urandom(STAMP_BYTES), 0)
+    finally:
+        os.close(fd)
 
 
 def read_meta(version_dir: Path) -> dict:
@@ -176,6 +199,7 @@ class Versions:
         self._update(version, state=ACTIVE, promoted_at=time.time(),
                      previous=previous if previous is not None else info.previous)
         write_atomic(self.root / "ACTIVE", f"v{version}\n")
+        stamp_switch(self.root)
         if previous is not None and self.exists(previous):
             self._update(previous, state=RETIRED, retired_at=time.time())
         return previous
@@ -195,6 +219,7 @@ class Versions:
             raise VersionStateError(f"{self.name} v{previous} never finished building")
         self._update(previous, state=ACTIVE, promoted_at=time.time())
         write_atomic(self.root / "ACTIVE", f"v{previous}\n")
+        stamp_switch(self.root)
         self._update(current, state=RETIRED, retired_at=time.time())
         return current, previous
 
@@ -210,6 +235,7 @@ class Versions:
         previous = self._meta(version).get("previous")  # kept: rollback still goes there
         if self.active() == version:
             (self.root / "ACTIVE").unlink(missing_ok=True)
+            stamp_switch(self.root)
         target = self.root / f"v{version}.damaged-{int(time.time())}"
         os.replace(self.path(version), target)
         self.path(version).mkdir()

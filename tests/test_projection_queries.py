@@ -8,6 +8,7 @@ import json
 import os
 import random
 import threading
+import time
 from collections import deque
 
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from test_projection_cli import fleet
 from test_projection_support import append, ev, simulated_log, small_project
 
-from projections import questions, traverse
+from projections import query, questions, traverse
 from projections.errors import NoActiveVersion, QueryError, UnknownNode
 from projections.keys import format_key, parse_key
 from projections.ontology import NODE_TYPES
@@ -371,16 +372,63 @@ def test_reader_follows_promotion_and_rollback_at_once(two_versions):
         assert pinned.version == V and not _sees_late_user(pinned)
 
 
-def test_reader_follows_a_pointer_rewritten_in_place(two_versions):
-    """ACTIVE rewritten in place (same file, new mtime) is followed too."""
+def _replace_by_hand(active, version: int) -> None:
+    """Switch ACTIVE as a process that died before writing the stamp would have."""
+    tmp = active.with_name("ACTIVE.by-hand")
+    tmp.write_text(f"v{version}\n")
+    os.replace(tmp, active)
+
+
+@pytest.mark.parametrize("how", ["rewritten in place", "replaced"])
+def test_a_pointer_switched_without_the_stamp_is_followed_within_the_recheck(
+        two_versions, monkeypatch, how):
+    """ACTIVE changed without ACTIVE.stamp (by hand, or by a process that died between the
+    switch and the stamp) is followed once the reader checks the file itself."""
+    monkeypatch.setattr(query, "POINTER_RECHECK_NS", 50_000_000)
     active = two_versions / "graph" / "ACTIVE"
     with GraphReader(two_versions) as reader:
         assert reader.version == V + 1
-        stamp = os.stat(active).st_mtime_ns
-        with open(active, "r+") as f:
-            f.write(f"v{V}\n")
-        os.utime(active, ns=(stamp + 1_000_000, stamp + 1_000_000))
+        if how == "replaced":
+            _replace_by_hand(active, V)
+        else:
+            stamp = os.stat(active).st_mtime_ns
+            with open(active, "r+") as f:
+                f.write(f"v{V}\n")
+            os.utime(active, ns=(stamp + 1_000_000, stamp + 1_000_000))
+        time.sleep(0.06)
         assert reader.version == V and not _sees_late_user(reader)
+
+
+def test_steady_queries_read_the_stamp_not_the_pointer_file(two_versions, monkeypatch):
+    """While nothing switches, a query makes no system call to check ACTIVE; a switch
+    through Versions still shows on the very next query."""
+    calls = []
+    real_fstat = os.fstat
+    versions = Versions(two_versions)
+    with GraphReader(two_versions) as reader:
+        assert _sees_late_user(reader)
+        monkeypatch.setattr(os, "fstat", lambda fd: calls.append(fd) or real_fstat(fd))
+        for _ in range(200):
+            assert _sees_late_user(reader)
+        assert calls == []
+        versions.rollback()
+        assert not _sees_late_user(reader)
+
+
+@pytest.mark.parametrize("stamp", ["missing", "short"])
+def test_without_a_usable_stamp_the_reader_checks_the_pointer_at_every_query(two_versions, stamp):
+    """A projections folder from before the stamp (or with a damaged one): every switch,
+    even one made without the stamp, shows on the very next query, as before."""
+    root = two_versions / "graph"
+    (root / "ACTIVE.stamp").unlink()
+    if stamp == "short":
+        (root / "ACTIVE.stamp").write_bytes(b"v1")
+    with GraphReader(two_versions) as reader:
+        assert reader.version == V + 1
+        _replace_by_hand(root / "ACTIVE", V)
+        assert reader.version == V and not _sees_late_user(reader)
+        _replace_by_hand(root / "ACTIVE", V + 1)
+        assert reader.version == V + 1 and _sees_late_user(reader)
 
 
 def test_threads_share_a_reader_across_switches(two_versions):
@@ -463,3 +511,65 @@ def test_format_keys_formats_every_kind_of_key_as_format_key_does(simulated_grap
     kinds = {t.id_kind for t in NODE_TYPES if any(k[0] == t.code for k in keys)}
     assert {"int", "sha", "ref"} <= kinds
     assert format_keys(keys) == [format_key(k) for k in keys]
+
+
+def _spellings(text: str) -> list[str]:
+    """Other ways to write a node id that name the same node."""
+    tag, source, local = text.split(":", 2)
+    out = [text, f"{tag.upper()}:{source}:{local}"]
+    if local.isdigit():
+        out.append(f"{tag}:{source}:000{local}")
+    elif tag == "commit":
+        out.append(f"{tag}:{source}:{local.upper()}")
+    return out
+
+
+def test_node_lookups_by_id_answer_as_the_snapshot_does(simulated_graph):
+    """Every kind of id, in every spelling, first and repeated (the id parser remembers
+    ``type:source`` heads): the node's canonical id, type and properties."""
+    proj, keys = simulated_graph
+    with GraphReader(proj) as reader:
+        for key in random.Random(3).sample(keys, 300):
+            with reader.snapshot() as snap:
+                want = snap.node(key)
+            for text in _spellings(format_key(key)) * 2:
+                assert reader.node(text) == want, text
+
+
+def test_ids_parse_alike_the_first_time_and_after(simulated_graph):
+    from projections.keys import known_id, parse_id
+
+    texts = ["issue:gitlab:7", "Issue:gitlab:0007", "merge_request:github:12", "mr:github:12",
+             "commit:gitlab:ABCdef0123", "ref:gitlab:7:branch:main", "user:other:18446744073709551615"]
+    first = [parse_id(t) for t in texts]
+    assert first == [(parse_key(t), format_key(parse_key(t))) for t in texts]
+    assert [parse_id(t) for t in texts] == first
+    assert known_id("issue:gitlab:7") == first[0] and known_id("ref:gitlab:7:branch:main") is None
+
+
+@pytest.mark.parametrize("text, error", [
+    ("issue:gitlab:²", "ids are numbers"),  # isdigit, but int() refuses it
+    ("issue:gitlab:18446744073709551616", r"below 2\*\*64"),
+    ("issue:gitlab:99999999999999999999999999", r"below 2\*\*64"),
+    ("issue:gitlab:", "not of the form"),
+    ("commit:gitlab:", "not of the form"),
+    ("issue:gitlab:1:2", "ids are numbers"),
+])
+def test_malformed_ids_get_a_query_error_before_and_after_the_head_is_known(
+        graph, monkeypatch, text, error):
+    from projections import keys
+
+    monkeypatch.setattr(keys, "_HEADS", {})
+    with pytest.raises(QueryError, match=error):
+        graph.node(text)
+    parse_key("issue:gitlab:1"), parse_key("commit:gitlab:abc")
+    assert set(keys._HEADS) == {"issue:gitlab", "commit:gitlab"}
+    with pytest.raises(QueryError, match=error):
+        graph.node(text)
+
+
+def test_unknown_ids_name_the_node_on_the_short_path(graph):
+    for text in ("issue:gitlab:424242", "commit:gitlab:" + "e" * 40):
+        for _ in range(2):
+            with pytest.raises(UnknownNode, match=f"no node {text} in the graph"):
+                graph.node(text)
