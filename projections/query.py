@@ -359,6 +359,9 @@ class Snapshot:
         is a slice) and each edge table is read for its slice in key order,
         so its B-tree is walked forwards, by one cursor without a generator
         per node (``getmulti`` measured slower: it builds a tuple per edge).
+        The budget is checked after each node's edges, so a hub's are read
+        whole: bounding each read with ``islice`` cost a fifth of the time
+        of a 33,000-node level.
         """
         plan = self.plan(direction, codes)
 
@@ -374,7 +377,7 @@ class Snapshot:
                     c = self.cursor(db)
                     for key in of_type:
                         if c.set_key(key):
-                            out += islice(c.iternext_dup(), budget - len(out) + 1)
+                            out += c.iternext_dup()
                             if len(out) > budget:
                                 return None
                 start = end
