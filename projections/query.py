@@ -156,6 +156,11 @@ def _check_direction(direction: str) -> None:
         raise QueryError(f"direction must be one of {', '.join(_DIRECTIONS)}, got {direction!r}")
 
 
+#: a level read walks an edge table with fewer than this many times as many entries as
+#: keys to look up in it (measured on a 33,000-node 3-hop level: 2 -> 67 ms, 1 -> 71,
+#: 3 -> 70, always probing -> 79)
+_WALK_BELOW = 2
+
 #: answers larger than this are formatted without format_key's cache (they would evict it)
 _UNCACHED_FORMAT = 8192
 
@@ -362,6 +367,12 @@ class Snapshot:
         The budget is checked after each node's edges, so a hub's are read
         whole: bounding each read with ``islice`` cost a fifth of the time
         of a 33,000-node level.
+
+        A table holding fewer than :data:`_WALK_BELOW` times as many edges
+        as there are keys to look up in it is walked instead (the type's
+        part of it, in key order, so the answer is the same): 18,000
+        commits probed one by one in CLOSES, where a few thousand sit, miss
+        nearly every time.
         """
         plan = self.plan(direction, codes)
 
@@ -373,8 +384,15 @@ class Snapshot:
                 code = keys[start][0]
                 end = bisect_left(keys, bytes((code + 1,)), start) if code < 255 else len(keys)
                 of_type = keys[start:end]
+                wanted: set[bytes] | None = None
                 for _, _, db in plan.get(code, ()):
                     c = self.cursor(db)
+                    if self.txn.stat(db)["entries"] < _WALK_BELOW * len(of_type):
+                        wanted = set(of_type) if wanted is None else wanted
+                        _walk_type(c, code, wanted, out)
+                        if len(out) > budget:
+                            return None
+                        continue
                     for key in of_type:
                         if c.set_key(key):
                             out += c.iternext_dup()
@@ -522,6 +540,18 @@ def _map_stamp(path: str) -> mmap.mmap | None:
         return mmap.mmap(fd, STAMP_BYTES, access=mmap.ACCESS_READ)
     finally:
         os.close(fd)
+
+
+def _walk_type(c: lmdb.Cursor, code: int, wanted: set[bytes], out: list[bytes]) -> None:
+    """Append the values of the keys in ``wanted`` (all of type ``code``), read by walking
+    the type's part of the cursor's table in key order."""
+    if not c.set_range(bytes((code,))):
+        return
+    for key, value in c.iternext():
+        if key[0] != code:
+            return
+        if key in wanted:
+            out.append(value)
 
 
 def _frozen(codes: set[int] | frozenset[int] | None) -> frozenset[int] | None:

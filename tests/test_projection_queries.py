@@ -489,6 +489,25 @@ def test_hops_a_level_at_a_time_finds_what_node_by_node_does(adjacent, start, de
     assert wide.nodes == plain.nodes and wide.truncated == plain.truncated
 
 
+def test_level_reads_walk_or_probe_a_table_alike(simulated_graph, monkeypatch):
+    """A level read gives the same neighbours, in the same order, whether it walks each
+    table or looks every key up in it; and what node-by-node reads give, as a multiset."""
+    proj, keys = simulated_graph
+    with GraphReader(proj) as reader, reader.snapshot() as snap:
+        for direction in ("both", "out", "in"):
+            expand, level = snap.expander(direction), snap.level_expander(direction)
+            for n in (1, 10, 300, len(keys)):
+                frontier = random.Random(n).sample(keys, n)
+                answers = []
+                for walk_below in (0, query._WALK_BELOW, 10**9):  # probe, as shipped, walk
+                    monkeypatch.setattr(query, "_WALK_BELOW", walk_below)
+                    answers.append(level(frontier, 10**9))
+                    if answers[-1]:
+                        assert level(frontier, len(answers[-1]) - 1) is None
+                assert answers[0] == answers[1] == answers[2]
+                assert sorted(answers[0]) == sorted(o for k in frontier for o in expand(k))
+
+
 def test_reader_hops_match_node_by_node_on_a_simulated_graph(simulated_graph):
     """The reader's level expansion (a cursor walk per edge table) returns what per-node reads do."""
     proj, keys = simulated_graph
