@@ -532,12 +532,14 @@ def _map_stamp(path: str) -> mmap.mmap | None:
     then check ACTIVE's file at every query, as before the stamp existed)."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:  # missing, unreadable, a folder: queries work without it
         return None
     try:
         if os.fstat(fd).st_size < STAMP_BYTES:
             return None
         return mmap.mmap(fd, STAMP_BYTES, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
     finally:
         os.close(fd)
 

@@ -431,6 +431,23 @@ def test_without_a_usable_stamp_the_reader_checks_the_pointer_at_every_query(two
         assert reader.version == V + 1 and _sees_late_user(reader)
 
 
+def test_a_stamp_that_cannot_be_written_fails_no_switch(two_versions, caplog):
+    """ACTIVE.stamp unwritable (here a folder in its place): rollback and promotion still
+    switch, say why readers may lag, and readers (which cannot map it) follow at once."""
+    root = two_versions / "graph"
+    (root / "ACTIVE.stamp").unlink()
+    (root / "ACTIVE.stamp").mkdir()
+    versions = Versions(two_versions)
+    with GraphReader(two_versions) as reader:
+        assert _sees_late_user(reader)
+        assert versions.rollback() == (V + 1, V)
+        assert not _sees_late_user(reader)
+        assert versions.promote(V + 1) == V
+        assert _sees_late_user(reader)
+    assert versions.info(V).state == "retired"
+    assert "queries follow the switch of ACTIVE within a second" in caplog.text
+
+
 def test_threads_share_a_reader_across_switches(two_versions):
     """Queries from several threads during promotions and rollbacks each see one whole version."""
     versions = Versions(two_versions)
