@@ -109,8 +109,8 @@ def stamp_switch(root: Path) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        log.warning("could not rewrite %s (%s): queries follow the switch of ACTIVE within"
-                    " a second instead of at once", root / STAMP, e)
+        log.warning("could not rewrite ACTIVE.stamp: queries follow the switch of ACTIVE within"
+                    " a second instead of at once", extra={"path": str(root / STAMP), "error": str(e)})
 
 
 def read_meta(version_dir: Path) -> dict:

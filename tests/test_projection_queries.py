@@ -572,9 +572,12 @@ def test_node_lookups_by_id_answer_as_the_snapshot_does(simulated_graph):
                 assert reader.node(text) == want, text
 
 
-def test_ids_parse_alike_the_first_time_and_after(simulated_graph):
+def test_ids_parse_alike_the_first_time_and_after(monkeypatch):
+    from projections import keys
     from projections.keys import known_id, parse_id
 
+    monkeypatch.setattr(keys, "_HEADS", {})
+    assert known_id("issue:gitlab:7") is None
     texts = ["issue:gitlab:7", "Issue:gitlab:0007", "merge_request:github:12", "mr:github:12",
              "commit:gitlab:ABCdef0123", "ref:gitlab:7:branch:main", "user:other:18446744073709551615"]
     first = [parse_id(t) for t in texts]
@@ -598,7 +601,8 @@ def test_malformed_ids_get_a_query_error_before_and_after_the_head_is_known(
     monkeypatch.setattr(keys, "_HEADS", {})
     with pytest.raises(QueryError, match=error):
         graph.node(text)
-    parse_key("issue:gitlab:1"), parse_key("commit:gitlab:abc")
+    parse_key("issue:gitlab:1")
+    parse_key("commit:gitlab:abc")
     assert set(keys._HEADS) == {"issue:gitlab", "commit:gitlab"}
     with pytest.raises(QueryError, match=error):
         graph.node(text)
