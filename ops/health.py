@@ -109,6 +109,9 @@ def assess(
         if beat.details.get("rewinds"):
             detail += (f", consumer rewound {beat.details['rewinds']}x since start"
                        " (deliveries lost in flight, read again)")
+        if beat.details.get("queries_failed"):
+            detail += (f", {beat.details['queries_failed']} of {beat.details.get('queries')} graph"
+                       " queries failed (500; the api's log has the tracebacks)")
         if beat.details.get("gone"):
             detail += (f", {beat.details['gone']} stream messages were gone before it read them"
                        " (stream limits or deletes)")

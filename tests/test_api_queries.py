@@ -8,8 +8,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ops.api.app import create_app
+from ops.api.queries import query_stats
 from ops.api.queries import setup as queries_setup
 from ops.settings import load_settings
+from projections.query import GraphReader
 from projections.rebuild import rebuild
 from tests.test_projection_support import simulated_log
 
@@ -80,3 +82,30 @@ def test_no_projection_yet_is_503(nats_server, tmp_path):
     """Before any version is built the routes say so with 503."""
     (status, body), = asyncio.run(_call(nats_server.url, tmp_path, "/graph/counts"))
     assert status == 503 and body["error"] == "no_projection"
+
+
+async def _calls_and_stats(url, data_dir, paths):
+    settings = load_settings({}, data_dir=data_dir, nats_url=url, embedded_nats=False)
+    app = create_app(settings, setups=[queries_setup])
+    async with TestClient(TestServer(app)) as client:
+        out = [(r.status, await r.json()) for r in [await client.get(p) for p in paths]]
+    return out, query_stats(app)
+
+
+def test_a_query_that_breaks_answers_500_json_and_counts_as_failed(
+        nats_server, data_dir, monkeypatch, caplog):
+    """An unexpected error is a JSON 500 pointing at the log, logged with its traceback and
+    counted for the api's heartbeat; errors of the caller's making are not failures."""
+    def broken(self, ref):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(GraphReader, "node", broken)
+    answers, stats = asyncio.run(_calls_and_stats(nats_server.url, data_dir, [
+        "/graph/nodes/issue:gitlab:1", "/graph/nodes/issue:gitlab:1/neighbors?limit=0",
+        "/graph/nodes/issue:gitlab:999999/hops", "/graph/counts"]))
+    assert [status for status, _ in answers] == [500, 400, 404, 200]
+    assert answers[0][1] == {"error": "internal",
+                             "detail": "the query failed; the api's log has the traceback"}
+    assert stats.served == 4 and stats.failed == 1
+    failure = next(r for r in caplog.records if r.getMessage() == "graph query failed")
+    assert failure.query == "node" and "disk on fire" in str(failure.exc_info[1])

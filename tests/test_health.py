@@ -69,6 +69,15 @@ def test_stream_messages_gone_before_ingest_read_them_show_in_its_line():
     assert "7 stream messages were gone before it read them" in line.detail
 
 
+def test_failed_graph_queries_show_on_the_api_line():
+    """Queries answered 500 are counted on the api's line; none failed, no note."""
+    report, _ = judge({"api": beat(queries=40, queries_failed=3)}, expected=("api",))
+    line = next(c for c in report.components if c.name == "api")
+    assert "3 of 40 graph queries failed" in line.detail and report.ok
+    report, _ = judge({"api": beat(queries=40, queries_failed=0)}, expected=("api",))
+    assert "failed" not in next(c for c in report.components if c.name == "api").detail
+
+
 def test_nats_down_makes_the_fleet_unhealthy():
     """An unreachable NATS is a culprit of its own."""
     report, states = judge({"ingest": beat()}, nats_ok=False)

@@ -17,6 +17,7 @@ from workers.heartbeat import Heartbeat
 
 from ..health import HealthReport, gather
 from .app import context
+from .queries import query_stats
 
 __all__ = ["render_metrics", "setup"]
 
@@ -31,8 +32,15 @@ async def _heartbeat(app: web.Application):
     ctx = context(app)
     telemetry = ctx.telemetry
     started = time.time()
-    beat = Heartbeat(ctx.nc.jetstream(), "api",
-                     lambda: ("ok", {"progress_at": started, "backlog": 0}),
+
+    def details() -> tuple[str, dict]:
+        out: dict = {"progress_at": started, "backlog": 0}
+        stats = query_stats(app)
+        if stats is not None:
+            out["queries"], out["queries_failed"] = stats.served, stats.failed
+        return "ok", out
+
+    beat = Heartbeat(ctx.nc.jetstream(), "api", details,
                      telemetry.snapshot if telemetry else None,
                      interval_secs=ctx.settings.heartbeat_interval_secs)
     beat.start()

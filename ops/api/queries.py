@@ -16,17 +16,27 @@ still exist), false that there is no path of at most ``max_depth`` edges.
 Ids are the graph's text ids (``issue:gitlab:12``) or the resolvable paths the
 CLI accepts (``gitlab:group/project#12``). Errors are JSON
 ``{"error", "detail"}``: 404 unknown node, 400 bad parameter, 503 no active
-version yet. LMDB reads are fast and release the GIL, but queries run in a
-thread so a deep traversal never stalls the event loop.
+version yet, 500 ``internal`` for anything else (logged with its traceback).
+LMDB reads are fast and release the GIL, but queries run in a thread so a
+deep traversal never stalls the event loop.
+
+Each query is a span ``GET /graph/<query>`` and counts in
+``fleet.api.query.requests`` and ``fleet.api.query.duration`` by query and
+outcome; the api's heartbeat carries how many it answered and how many
+failed, which ``fleet health`` shows on the api's line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import msgspec
 from aiohttp import web
+from opentelemetry import metrics, trace
 
 from events.errors import NotFound
 from projections.errors import ProjectionError, QueryError, UnknownNode
@@ -34,9 +44,28 @@ from projections.query import PATH_MAX_NODES, GraphReader
 
 from .app import context
 
-__all__ = ["setup"]
+__all__ = ["QueryStats", "query_stats", "setup"]
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+_meter = metrics.get_meter(__name__)
+_requests = _meter.create_counter(
+    "fleet.api.query.requests", unit="{request}", description="Graph queries by query and outcome")
+_duration = _meter.create_histogram(
+    "fleet.api.query.duration", unit="s", description="Graph query handling time")
+
+
+@dataclass
+class QueryStats:
+    """The graph queries this api process answered since it started (for its heartbeat)."""
+
+    served: int = 0
+    #: answered 500: a bug or a broken store, logged with its traceback
+    failed: int = 0
+
 
 _READER = web.AppKey("graph_reader", GraphReader)
+_STATS = web.AppKey("graph_query_stats", QueryStats)
 _encode = msgspec.json.Encoder().encode
 _RESERVED = {"limit", "after", "source"}
 
@@ -50,6 +79,12 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/graph/path", path)
     app.router.add_get("/graph/types/{type}", find)
     app.cleanup_ctx.append(_reader)
+    app[_STATS] = QueryStats()
+
+
+def query_stats(app: web.Application) -> QueryStats | None:
+    """The app's query counts, None when it serves no queries."""
+    return app.get(_STATS)
 
 
 async def _reader(app: web.Application):
@@ -72,40 +107,66 @@ def _int(request: web.Request, name: str, default: int, low: int = 1, high: int 
     return value
 
 
-async def _answer(request: web.Request, query: Callable[[GraphReader], Any]) -> web.Response:
-    reader = request.app[_READER]
-    try:
-        result = await asyncio.to_thread(query, reader)
-    except UnknownNode as e:
-        return web.json_response({"error": "unknown_node", "detail": str(e)}, status=404)
-    except QueryError as e:
-        return web.json_response({"error": "bad_query", "detail": str(e)}, status=400)
-    except (NotFound, ProjectionError) as e:
-        return web.json_response({"error": "no_projection", "detail": str(e)}, status=503)
-    if hasattr(result, "as_dict"):
-        result = result.as_dict()
-    # msgspec: node properties hold datetimes, which the stdlib encoder refuses
-    return web.Response(body=_encode(result), content_type="application/json")
+def _error(status: int, error: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+async def _answer(request: web.Request, name: str, query: Callable[[GraphReader], Any]
+                  ) -> web.Response:
+    """Run ``query`` in a thread and answer JSON; trace it, count it, time it."""
+    started = time.monotonic()
+    with _tracer.start_as_current_span(f"GET /graph/{name}", kind=trace.SpanKind.SERVER,
+                                       attributes={"fleet.query": name}) as span:
+        try:
+            result = await asyncio.to_thread(query, request.app[_READER])
+            if hasattr(result, "as_dict"):
+                result = result.as_dict()
+            # msgspec: node properties hold datetimes, which the stdlib encoder refuses
+            response = web.Response(body=_encode(result), content_type="application/json")
+            outcome = "ok"
+        except UnknownNode as e:
+            response, outcome = _error(404, "unknown_node", str(e)), "unknown_node"
+        except QueryError as e:
+            response, outcome = _error(400, "bad_query", str(e)), "bad_query"
+        except (NotFound, ProjectionError) as e:
+            response, outcome = _error(503, "no_projection", str(e)), "no_projection"
+        except Exception:
+            log.exception("graph query failed", extra={"query": name, "path": request.path_qs})
+            response = _error(500, "internal", "the query failed; the api's log has the traceback")
+            outcome = "error"
+        span.set_attribute("http.response.status_code", response.status)
+        span.set_attribute("fleet.query.outcome", outcome)
+        if outcome == "error":
+            span.set_status(trace.Status(trace.StatusCode.ERROR, outcome))
+    attributes = {"query": name, "outcome": outcome}
+    _requests.add(1, attributes)
+    _duration.record(time.monotonic() - started, attributes)
+    stats = request.app[_STATS]
+    stats.served += 1
+    stats.failed += outcome == "error"
+    return response
 
 
 async def counts(request: web.Request) -> web.Response:
-    return await _answer(request, lambda r: r.counts())
+    return await _answer(request, "counts", lambda r: r.counts())
 
 
 async def node(request: web.Request) -> web.Response:
-    return await _answer(request, lambda r: r.node(request.match_info["id"]))
+    return await _answer(request, "node", lambda r: r.node(request.match_info["id"]))
 
 
 async def neighbors(request: web.Request) -> web.Response:
     q = request.query
-    return await _answer(request, lambda r: {"neighbors": [n.as_dict() for n in r.neighbors(
-        request.match_info["id"], edges=q.getall("edge", None), direction=q.get("direction", "both"),
-        limit=_int(request, "limit", 100), with_props=True)]})
+    return await _answer(request, "neighbors", lambda r: {"neighbors": [
+        n.as_dict() for n in r.neighbors(
+            request.match_info["id"], edges=q.getall("edge", None),
+            direction=q.get("direction", "both"), limit=_int(request, "limit", 100),
+            with_props=True)]})
 
 
 async def hops(request: web.Request) -> web.Response:
     q = request.query
-    return await _answer(request, lambda r: r.hops(
+    return await _answer(request, "hops", lambda r: r.hops(
         request.match_info["id"], _int(request, "depth", 2, high=10), edges=q.getall("edge", None),
         direction=q.get("direction", "both"), max_nodes=_int(request, "max_nodes", 1000)))
 
@@ -120,13 +181,13 @@ async def path(request: web.Request) -> web.Response:
                       max_depth=_int(request, "max_depth", 6, high=12),
                       max_nodes=_int(request, "max_nodes", PATH_MAX_NODES, high=10 * PATH_MAX_NODES))
 
-    return await _answer(request, query)
+    return await _answer(request, "path", query)
 
 
 async def find(request: web.Request) -> web.Response:
     q = request.query
     filters = {k: _value(v) for k, v in q.items() if k not in _RESERVED}
-    return await _answer(request, lambda r: r.find(
+    return await _answer(request, "find", lambda r: r.find(
         request.match_info["type"], filters, source=q.get("source"),
         limit=_int(request, "limit", 50, high=1000), after=q.get("after")))
 
