@@ -259,4 +259,5 @@ def _remember_head(tag: str, source: str, t: NodeType, *, numeric: bool) -> None
     """Let parse_id parse ``tag:source:...`` ids in one step from now on (a bounded table)."""
     if len(_HEADS) < _MAX_HEADS:
         first = bytes([COMMIT_REF]) if not numeric else CODES[t.name]
-        _HEADS[f"{tag}:{source}"] = (first + source_prefix(source), f"{TAGS[t.name]}:{source}:", numeric)
+        _HEADS[f"{tag}:{source}"] = (first + source_prefix(source), f"{TAGS[t.name]}:{source}:",
+                                     numeric)

@@ -38,8 +38,8 @@ import msgspec
 
 from .errors import NoActiveVersion, QueryError, UnknownNode
 from .indexing import child_lookup, iid_lookup, index_prefix, root_lookup
-from .keys import (CODES, COMMIT_REF, TAGS, commit_lookup, format_key, format_keys, key_int, known_id,
-                   parse_id)
+from .keys import (CODES, COMMIT_REF, TAGS, commit_lookup, format_key, format_keys, key_int,
+                   known_id, parse_id)
 from .keys import source_prefix
 from .ontology import EDGE_TYPES, INDEXES, NAME, NODE_TYPES, edge_type, node_type
 from .store import CHECKPOINT, IN_EDGES_OF, OUT_EDGES_OF, GraphStore
