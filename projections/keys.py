@@ -164,9 +164,23 @@ def format_keys(keys: Iterable[bytes]) -> list[str]:
     return out
 
 
+#: ``<code><source>\0`` of a numeric-id key (everything but its 8-byte id) -> ``issue:gitlab:``,
+#: filled by format_key: a key of a numeric-id type is its head and 8 bytes, and no other
+#: key starts with such a head (the code byte tells the types apart)
+_INT_TEXT: dict[bytes, str] = {}
+
+
 @lru_cache(maxsize=1 << 16)
 def format_key(key: bytes) -> str:
-    """``issue:gitlab:1234``: the text form of a key (cached: outbox records repeat keys)."""
+    """``issue:gitlab:1234``: the text form of a key (cached: outbox records repeat keys).
+
+    A numeric id of a ``type:source`` seen before is one dict lookup and one
+    unpack on a cache miss (~0.5 µs instead of ~1.2: a neighbours answer of
+    100 ids is mostly misses).
+    """
+    head = _INT_TEXT.get(key[:-8])
+    if head is not None:
+        return head + str(_unpack(key, len(key) - 8)[0])
     t = _BY_CODE.get(key[0] & 0x7F)
     if t is None:
         return key.hex()
@@ -175,6 +189,8 @@ def format_key(key: bytes) -> str:
     rest = key[end + 1 :]
     if t.id_kind == "int":
         local = str(_unpack(rest)[0])
+        if len(_INT_TEXT) < _MAX_HEADS and len(rest) == 8:
+            _INT_TEXT[key[: end + 1]] = f"{TAGS[t.name]}:{source}:"
     elif t.id_kind == "sha":
         local = (rest if key[0] == COMMIT_REF else rest[8:])[:-1].decode()
     else:

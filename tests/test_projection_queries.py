@@ -549,6 +549,25 @@ def test_format_keys_formats_every_kind_of_key_as_format_key_does(simulated_grap
     assert format_keys(keys) == [format_key(k) for k in keys]
 
 
+def test_format_key_formats_alike_before_and_after_it_knows_a_head(simulated_graph, monkeypatch):
+    """format_key's short path for a numeric id of a known type:source gives what the long
+    path gives, for every key of a simulated graph (and refs and commits are left alone)."""
+    from projections import keys as keys_module
+
+    _, keys = simulated_graph
+    monkeypatch.setattr(keys_module, "_INT_TEXT", {})
+    monkeypatch.setattr(keys_module, "_MAX_HEADS", 0)  # the long path only
+    format_key.cache_clear()
+    long_path = [format_key(k) for k in keys]
+    assert not keys_module._INT_TEXT
+    monkeypatch.setattr(keys_module, "_MAX_HEADS", 4096)
+    for _ in range(2):  # the first pass teaches it the heads, the second uses them
+        format_key.cache_clear()
+        assert [format_key(k) for k in keys] == long_path
+    assert keys_module._INT_TEXT and {t.split(":")[0] for t in long_path} >= {"ref", "commit"}
+    format_key.cache_clear()
+
+
 def _spellings(text: str) -> list[str]:
     """Other ways to write a node id that name the same node."""
     tag, source, local = text.split(":", 2)
