@@ -23,6 +23,7 @@ who authored what, what an issue blocks) live in :mod:`.questions`.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import threading
@@ -46,6 +47,8 @@ from .store import CHECKPOINT, IN_EDGES_OF, OUT_EDGES_OF, GraphStore
 from .traverse import hops, shortest_path
 from .versions import STAMP, STAMP_BYTES, Versions, parse_version
 from .writeset import EDGE_BYTES, decode_props
+
+log = logging.getLogger(__name__)
 
 __all__ = ["GraphReader", "Node", "Neighbor", "Page", "PathResult", "Snapshot", "Step",
            "PATH_MAX_NODES"]
@@ -631,6 +634,9 @@ class GraphReader:
             old.release_pointer()
             if old.store is not store:
                 self._retired.append(old.store)
+                log.info("queries follow the active version", extra={
+                    "projection": self.versions.name, "version": pointer.version,
+                    "previous": old.number})
             self._close_idle_retired()
         return self._open
 

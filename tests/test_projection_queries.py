@@ -355,8 +355,10 @@ def _sees_late_user(reader: GraphReader) -> bool:
         return False
 
 
-def test_reader_follows_promotion_and_rollback_at_once(two_versions):
-    """Each switch of ACTIVE shows on the very next query, even with an unchanged mtime."""
+def test_reader_follows_promotion_and_rollback_at_once(two_versions, caplog):
+    """Each switch of ACTIVE shows on the very next query, even with an unchanged mtime,
+    and is logged once by the reader."""
+    caplog.set_level("INFO", logger="projections.query")
     versions = Versions(two_versions)
     active = two_versions / "graph" / "ACTIVE"
     with GraphReader(two_versions) as reader, GraphReader(two_versions, version=V) as pinned:
@@ -370,6 +372,9 @@ def test_reader_follows_promotion_and_rollback_at_once(two_versions):
             versions.promote(V + 1)
             assert reader.version == V + 1 and _sees_late_user(reader)
         assert pinned.version == V and not _sees_late_user(pinned)
+    switches = [(r.previous, r.version) for r in caplog.records
+                if r.getMessage() == "queries follow the active version"]
+    assert switches == [(V + 1, V), (V, V + 1)] * 3
 
 
 def _replace_by_hand(active, version: int) -> None:
