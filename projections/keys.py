@@ -175,8 +175,8 @@ def format_key(key: bytes) -> str:
     """``issue:gitlab:1234``: the text form of a key (cached: outbox records repeat keys).
 
     A numeric id of a ``type:source`` seen before is one dict lookup and one
-    unpack on a cache miss (~0.5 µs instead of ~1.2: a neighbours answer of
-    100 ids is mostly misses).
+    unpack on a cache miss (0.71 µs instead of 1.23, 200,000 distinct ids,
+    median of 5: a neighbours answer of 100 ids is mostly misses).
     """
     head = _INT_TEXT.get(key[:-8])
     if head is not None:
