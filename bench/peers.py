@@ -327,19 +327,26 @@ def main() -> None:
                           e.get("project"))
         ratio("ratio_rebuild_graphfleet_vs_eventsourcing_memory_projection", g["rebuild"],
               e.get("project_memory"))
-        qx = {}
+        qx: dict[str, tuple] = {}
         for name in QUERIES:
             both = q.get(name, {})
             if "kuzu" not in both:
                 continue
-            qx[name] = ratio(f"ratio_query_{name}_p50_graphfleet_vs_kuzu", both["kuzu"][0], both["gf"][0])
-            ratio(f"ratio_query_{name}_p99_graphfleet_vs_kuzu", both["kuzu"][1], both["gf"][1])
+            qx[name] = (
+                ratio(f"ratio_query_{name}_p50_graphfleet_vs_kuzu", both["kuzu"][0], both["gf"][0]),
+                ratio(f"ratio_query_{name}_p99_graphfleet_vs_kuzu", both["kuzu"][1], both["gf"][1]),
+            )
         target("target_ingest_5x_eventsourcing_batched_save", ingest_x, 5)
         target("target_rebuild_3x_eventsourcing_projection", rebuild_x, 3)
-        target("target_node_query_10x_kuzu", qx.get("node"), 10)
-        target("target_neighbors_query_10x_kuzu", qx.get("neighbors"), 10)
-        target("target_hops3_not_slower_than_kuzu", qx.get("hops3"), 1)
-        target("target_path_not_slower_than_kuzu", qx.get("path"), 1)
+        # The issue's query targets are on typical latency (p50); "no slower" is
+        # checked at p99 too, where the hubs' traversals are.
+        for name, goal, tails in (("node", 10, False), ("neighbors", 10, False),
+                                  ("hops3", 1, True), ("path", 1, True)):
+            p50, p99 = qx.get(name, (None, None))
+            label = f"{name}_query_{goal}x_kuzu" if goal > 1 else f"{name}_not_slower_than_kuzu"
+            target(f"target_{label}", p50, goal)
+            if tails:
+                target(f"target_{label}_p99", p99, goal)
         figure("peak_rss", peak_rss_mb(), "MB")
         figure("total_secs", round(time.perf_counter() - started, 1), "s")
     finally:
