@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from hashlib import blake2b as _blake2b
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import sqlite_utils
 
+from .chain import GENESIS_HASH, Chained, RowChain, Tail, chain_hash, rechain
 from .errors import DuplicateEvent, LogError, NotFound
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,9 @@ __all__ = [
     "VerifyReport",
     "GENESIS_HASH",
     "id_key",
+    "now_iso",
 ]
 
-GENESIS_HASH = b"\0" * 32
 _IN_CHUNK = 500  # ids per `IN (...)` look-up; under SQLite's variable limit
 
 
@@ -111,6 +111,7 @@ class AppendResult:
     duplicates: int
     quarantined: int
     head: int
+    head_hash: bytes = GENESIS_HASH  # the chain's hash at ``head``
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +186,9 @@ _ENTRY_COLUMNS = ("position, event_id, type, source, occurred_at, recorded_at, p
                   " traceparent")
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """The current UTC time as the log writes it (``recorded_at``): RFC 3339, microseconds, ``Z``."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def chain_hash(prev: bytes, position: int, event_id: str, recorded_at: bytes, payload: str) -> bytes:
-    """The hash of one row given the hash of the row before it (``recorded_at`` as UTF-8)."""
-    h = _blake2b(prev, digest_size=32)
-    h.update(b"%d\0%s\0%s\0" % (position, event_id.encode(), recorded_at))
-    h.update(payload.encode())
-    return h.digest()
 
 
 class EventLog:
@@ -236,11 +230,13 @@ class EventLog:
 
     # -- writing ---------------------------------------------------------
 
-    def _load_tail(self) -> tuple[int, bytes]:
+    @property
+    def chain_tail(self) -> Tail:
+        """The last row's position and hash (where the next append's chain starts)."""
         row = self._conn.execute(
             "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
         ).fetchone()
-        return (row[0], row[1]) if row else (0, GENESIS_HASH)
+        return Tail(row[0], row[1]) if row else Tail()
 
     def existing_keys(self, keys: Sequence[bytes]) -> set[bytes]:
         """The subset of id keys (see :func:`id_key`) already in the log."""
@@ -269,57 +265,74 @@ class EventLog:
         ``rejected`` items go to the quarantine and ``checkpoint`` (consumer
         name, stream sequence) is stored in the same transaction, so a crash
         leaves all of it or none of it. ``keys``, when given, are the
-        :func:`id_key` of each accepted event, computed by the caller (the
-        ingest worker does it in the receiving process).
+        :func:`id_key` of each accepted event, computed by the caller.
         """
         accepted = list(accepted)
         if keys is None:
             keys = [id_key(item.event_id) for item in accepted]
         elif len(keys) != len(accepted):
             raise ValueError(f"{len(keys)} id keys for {len(accepted)} events")
-        unique: dict[bytes, Accepted] = {}
+        chain = RowChain(self.chain_tail, now_iso())  # a guess: checked under the write lock
         for key, item in zip(keys, accepted):
-            unique.setdefault(key, item)  # the first occurrence of an id wins
+            chain.add(key, item)  # the first occurrence of an id wins
+        return self.append_chained(chain.chained(), rejected, checkpoint=checkpoint)
+
+    def append_chained(
+        self,
+        chained: Chained | None,
+        rejected: Iterable[Rejected] = (),
+        *,
+        checkpoint: tuple[str, int] | None = None,
+    ) -> AppendResult:
+        """Append rows built ahead (see :mod:`events.chain`) in one transaction.
+
+        The rows go in as they are when ``chained.base`` is the log's tail
+        under the write lock and none of their ids is logged yet; otherwise
+        they are chained again from the real tail, less the ids already
+        logged (counted as duplicates). ``None`` appends no event (a batch
+        of quarantined input or a checkpoint alone).
+        """
         with self._lock:
-            return self._append_locked(unique, len(accepted), list(rejected), checkpoint)
+            return self._append_locked(chained, list(rejected), checkpoint)
 
     def _append_locked(
         self,
-        unique: dict[bytes, Accepted],
-        count: int,
+        chained: Chained | None,
         rejected: list[Rejected],
         checkpoint: tuple[str, int] | None,
     ) -> AppendResult:
-        duplicates = count - len(unique)
-        recorded_at = _now()
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                # Re-read the tail under the write lock: another process (an
-                # operator's CLI) may have appended since we last looked.
-                position, prev = self._load_tail()
-                rows, id_rows = self._rows(unique, position, prev, recorded_at)
-                if id_rows and not self._insert_ids(id_rows):
+                # The tail under the write lock: another process (an operator's
+                # CLI) may have appended since the rows were built.
+                tail = self.chain_tail
+                if chained is None:
+                    chained = Chained(tail, now_iso(), [], [])
+                elif chained.base != tail:
+                    chained = rechain(chained, tail)
+                duplicates = chained.duplicates
+                if chained.id_rows and not self._insert_ids(sorted(chained.id_rows)):
                     # Some ids are logged already (rare: redeliveries are
                     # skipped by stream sequence before they get here).
                     conn.execute("ROLLBACK")
                     conn.execute("BEGIN IMMEDIATE")
-                    already = self.existing_keys(list(unique))
+                    tail = self.chain_tail
+                    already = self.existing_keys([key for key, _ in chained.id_rows])
                     duplicates += len(already)
-                    for key in already:
-                        del unique[key]
-                    rows, id_rows = self._rows(unique, position, prev, recorded_at)
-                    if id_rows and not self._insert_ids(id_rows):
+                    chained = rechain(chained, tail, already)
+                    if chained.id_rows and not self._insert_ids(sorted(chained.id_rows)):
                         raise DuplicateEvent("an event id appeared in the log while appending")
+                rows = chained.rows
                 if rows:
                     conn.executemany(_INSERT_EVENT, rows)
                 if rejected:
                     conn.executemany(
                         "INSERT INTO quarantine (received_at, reason, detail, subject, headers,"
                         " stream_seq, raw) VALUES (?,?,?,?,?,?,?)",
-                        [(recorded_at, r.reason, r.detail, r.subject, r.headers, r.stream_seq, r.raw)
-                         for r in rejected],
+                        [(chained.recorded_at, r.reason, r.detail, r.subject, r.headers,
+                          r.stream_seq, r.raw) for r in rejected],
                     )
                 if checkpoint is not None:
                     conn.execute(
@@ -337,22 +350,8 @@ class EventLog:
             raise LogError(f"append refused by the log: {e}") from e
         except sqlite3.OperationalError as e:
             raise LogError(f"append failed on {self.path}: {e}") from e
-        return AppendResult(len(rows), duplicates, len(rejected), rows[-1][0] if rows else position)
-
-    @staticmethod
-    def _rows(unique: dict[bytes, Accepted], position: int, prev: bytes, recorded_at: str
-              ) -> tuple[list[tuple], list[tuple[bytes, int]]]:
-        """Event rows (positions and chain from the tail) and their sorted id rows."""
-        rows = []
-        id_rows = []
-        stamp = recorded_at.encode()
-        for key, item in unique.items():
-            position += 1
-            prev = chain_hash(prev, position, item.event_id, stamp, item.payload)
-            rows.append((position, *item, recorded_at, prev))
-            id_rows.append((key, position))
-        id_rows.sort()
-        return rows, id_rows
+        head = chained.tail
+        return AppendResult(len(rows), duplicates, len(rejected), head.position, head.hash)
 
     def _insert_ids(self, id_rows: list[tuple[bytes, int]]) -> bool:
         """Insert id rows unless present; True when every one was new."""
@@ -544,7 +543,7 @@ class EventLog:
             self._conn.execute(
                 "UPDATE quarantine SET status = 'resolved', resolved_at = ?, resolution = ?"
                 " WHERE id = ?",
-                (_now(), resolution, item_id),
+                (now_iso(), resolution, item_id),
             )
 
     def quarantine_count(self, status: str = "open") -> int:

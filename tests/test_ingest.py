@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from events.chain import Tail
 from events.codec import encode_event
 from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
 from tests.conftest import fleet_cmd, make_issue, settings_env, wait_for
@@ -56,6 +57,41 @@ def test_published_events_land_in_the_log_in_order(settings):
     assert report.published == 500 and stats.appended == 500
     with open_log(settings, readonly=True) as log:
         assert [e.event_id for b in log.read() for e in b] == [e.event_id for e in events]
+        assert log.verify().ok
+
+
+def test_a_log_appended_to_behind_ingest_keeps_its_chain(settings):
+    """Rows chained ahead from a tail that another writer moved are chained again: all land, densely."""
+    from events.log import Accepted
+
+    events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(3000)]
+    logged_by_hand = [make_issue(9000 + i, event_id=str(uuid.uuid4())) for i in range(3)]
+    again = events[1500]  # also logged by hand before ingest reaches it: a duplicate
+
+    async def main():
+        nc = await connect(settings.nats_url, name="test")
+        await ensure_stream(nc.jetstream(), sdlc_stream(settings))
+        await publish_events(nc, events, prefix=settings.subject_prefix)
+        await nc.drain()
+        nc = await connect(settings.nats_url, name="test-ingest")
+        writer = log_writer(settings)  # the worker expects the tail as the writer found it
+        worker = IngestWorker(nc, writer, ingest_config(settings))
+        with open_log(settings) as other:  # e.g. `fleet quarantine retry`, beside ingest
+            other.append([Accepted(e.event_id, e.__struct_config__.tag, e.source,
+                                   e.occurred_at.isoformat(), encode_event(e).decode())
+                          for e in (*logged_by_hand, again)])
+        try:
+            return await worker.run(asyncio.Event(), until_idle_secs=0.3)
+        finally:
+            writer.close()
+            await nc.drain()
+
+    stats = asyncio.run(main())
+    assert (stats.appended, stats.duplicates) == (2999, 1)
+    with open_log(settings, readonly=True) as log:
+        assert log.head == 3003
+        assert [e.event_id for b in log.read(5) for e in b] == [
+            e.event_id for e in events if e is not again]
         assert log.verify().ok
 
 
@@ -379,6 +415,7 @@ def _requesting_worker(requests: list[dict], **config) -> IngestWorker:
 
     class NoWriter:
         committed_seq = 0
+        tail = Tail()
 
     return IngestWorker(Recording(), NoWriter(),
                         IngestConfig(stream=StreamSpec(name="SDLC", subjects=("sdlc.>",)), **config))

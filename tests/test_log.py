@@ -6,9 +6,10 @@ import sqlite3
 
 import pytest
 
+from events.chain import RowChain, Tail, rechain
 from events.codec import encode_event
 from events.errors import NotFound
-from events.log import Accepted, EventLog, Rejected, id_key
+from events.log import Accepted, EventLog, Rejected, id_key, now_iso
 from tests.conftest import make_issue
 
 
@@ -40,6 +41,69 @@ def test_duplicates_within_and_across_batches_are_stored_once(log):
     assert (first.appended, first.duplicates) == (2, 1)
     assert (again.appended, again.duplicates) == (1, 1)
     assert log.stats()["count"] == 3
+
+
+def chain_of(base: Tail, items: list[Accepted]) -> RowChain:
+    chain = RowChain(base, now_iso())
+    for item in items:
+        chain.add(id_key(item.event_id), item)
+    return chain
+
+
+def test_rows_chained_ahead_from_the_right_tail_go_in_as_built(log):
+    """Rows built from the log's real tail are appended as they are: same positions, same hashes."""
+    log.append([accepted(i) for i in range(3)])
+    chain = chain_of(log.chain_tail, [accepted(i) for i in range(3, 6)])
+    result = log.append_chained(chain.chained())
+    assert (result.appended, result.head, result.head_hash) == (3, 6, chain.tail.hash)
+    assert log.chain_tail == chain.tail
+    assert log.verify().ok
+
+
+def test_rows_chained_from_a_stale_tail_are_chained_again(log):
+    """Another writer appended after the rows were built: they move after its rows, chain intact."""
+    log.append([accepted(0)])
+    guess = log.chain_tail
+    built = chain_of(guess, [accepted(i) for i in range(10, 13)]).chained()
+    log.append([accepted(1), accepted(2)])  # the other writer, e.g. `fleet quarantine retry`
+    result = log.append_chained(built)
+    assert (result.appended, result.head) == (3, 6)
+    assert [e.event_id for e in log.tail(3)] == [accepted(i).event_id for i in range(10, 13)]
+    assert log.verify().ok
+
+
+def test_chained_rows_with_an_id_already_logged_skip_it(log):
+    """An id logged since (or before) the rows were built is a duplicate; the rest go in, densely."""
+    log.append([accepted(1)])
+    chain = chain_of(log.chain_tail, [accepted(2), accepted(1), accepted(2), accepted(3)])
+    assert chain.duplicates == 1  # the second accepted(2), within the rows themselves
+    result = log.append_chained(chain.chained())
+    assert (result.appended, result.duplicates, result.head) == (2, 2, 3)
+    assert [e.event_id for e in log.tail(2)] == [accepted(2).event_id, accepted(3).event_id]
+    assert log.verify().ok
+
+
+def test_no_rows_commit_quarantine_and_checkpoint_alone(log):
+    """A batch of bad input only: nothing appended, the quarantine row and checkpoint stored."""
+    log.append([accepted(1)])
+    result = log.append_chained(None, [Rejected(b"{", "not_json", "truncated")], checkpoint=("c", 9))
+    assert (result.appended, result.quarantined, result.head) == (0, 1, 1)
+    assert result.head_hash == log.chain_tail.hash
+    assert log.consumer_checkpoint("c") == 9
+
+
+def test_rechain_keeps_the_events_and_their_order():
+    """Chaining the same rows from another tail moves positions and hashes, nothing else."""
+    items = [accepted(i) for i in range(4)]
+    built = chain_of(Tail(), items).chained()
+    moved = rechain(built, Tail(7, b"\1" * 32), {id_key(items[1].event_id)})
+    assert [row[0] for row in moved.rows] == [8, 9, 10]
+    assert [row[1:8] for row in moved.rows] == [tuple(items[i]) for i in (0, 2, 3)]
+    assert moved.base == Tail(7, b"\1" * 32) and moved.tail.position == 10
+    direct = RowChain(Tail(7, b"\1" * 32), built.recorded_at)
+    for i in (0, 2, 3):
+        direct.add(id_key(items[i].event_id), items[i])
+    assert moved.rows == direct.chained().rows  # hashes included
 
 
 def test_rows_cannot_be_updated_or_deleted_through_sql(log):

@@ -8,8 +8,14 @@ Design (measured in BENCHMARKS.md):
   with no nats-py ``Msg``, queue or task switch per message.
 * **Validate on arrival**: each frame is decoded and validated as it is
   parsed, into the open :class:`~workers.log_writer.PreparedBatch`
-  (accepted events with their id keys, or quarantine rows). This runs while
-  the writer commits the previous batch.
+  (quarantine rows, or log rows: accepted events get their position and
+  hash chain here, :mod:`events.chain`, built from the tail the previous
+  batch is expected to leave). This runs while the writer commits the
+  previous batch: the writer is the bottleneck, and the chain was a quarter
+  of its work. The writer checks the expected tail under its write lock and
+  chains again from the real one when it differs (another process
+  appended, an id was logged already); so does the worker, before handing
+  over a batch built on a guess that the previous commit proved wrong.
 * **Group commit**: whenever the log's single writer (a child process by
   default) is free, everything validated so far (up to ``batch_max``)
   becomes the next transaction. Under load batches grow by themselves; at a
@@ -61,7 +67,8 @@ from opentelemetry import metrics, propagate, trace
 
 from events.codec import decode_event
 from events.errors import InvalidEvent, StreamBehindLog
-from events.log import Accepted, Rejected, id_key
+from events.chain import RowChain, Tail, rechain
+from events.log import Accepted, Rejected, id_key, now_iso
 
 from .log_writer import BatchWriter, PreparedBatch, WriterProcess
 from .nats import LOG_APPENDED_SUBJECT, FleetClient, StreamSpec, ensure_stream
@@ -134,6 +141,9 @@ class _OpenBatch:
     """A batch being filled by the tap: what the writer gets, and what the ack and traces need."""
 
     prepared: PreparedBatch = field(default_factory=PreparedBatch)
+    #: the log rows, chained from the expected tail; made at the first accepted event,
+    #: whose arrival is the rows' ``recorded_at``
+    chain: RowChain | None = None
     size: int = 0
     top_reply: bytes = b""  # the ack subject of the highest stream sequence
     traced: list[tuple[dict[str, str], str]] = field(default_factory=list)
@@ -152,6 +162,8 @@ class IngestWorker:
         self._config = config
         self._open: deque[_OpenBatch] = deque([_OpenBatch()])
         self._floor = writer.committed_seq  # sequences at or below it are committed
+        #: the log's tail after the batch handed to the writer last (expected while it commits)
+        self._tail: Tail = writer.tail
         self._outstanding = 0
         #: the consumer sequence the next delivery must carry (set by `setup`)
         self._next_cseq = 1
@@ -332,11 +344,20 @@ class IngestWorker:
             traceparent = headers.get("traceparent")
             if traceparent:
                 batch.traced.append((headers, subject))
-        prepared.accepted.append(Accepted(
+        chain = batch.chain
+        if chain is None:
+            chain = batch.chain = RowChain(self._expected_tail(), now_iso())
+        chain.add(id_key(event.event_id), Accepted(
             event.event_id, event.__struct_config__.tag, event.source,
             _iso(event.occurred_at)[1:-1].decode(), payload, subject, traceparent,
         ))
-        prepared.keys.append(id_key(event.event_id))
+
+    def _expected_tail(self) -> Tail:
+        """Where the last open batch's rows start: after the open batches before it."""
+        for batch in reversed(list(self._open)[:-1]):
+            if batch.chain is not None:
+                return batch.chain.tail
+        return self._tail
 
     def _gone(self, first: int, last: int) -> None:
         count = last - first + 1
@@ -400,6 +421,12 @@ class IngestWorker:
         if not self._open:
             self._open.append(_OpenBatch())
         prepared = batch.prepared
+        if batch.chain is not None:
+            chained = batch.chain.chained()
+            if chained.base != self._tail:  # the previous commit did not end where expected
+                chained = rechain(chained, self._tail)
+            prepared.chained = chained
+            self._tail = chained.tail
         if self._config.failpoint == "before_commit" and self.stats.batches:
             os.kill(os.getpid(), signal.SIGKILL)
         loop = asyncio.get_running_loop()
@@ -410,6 +437,7 @@ class IngestWorker:
             span.set_attribute("fleet.batch.size", batch.size)
             span.set_attribute("fleet.log.head", result.head)
         self._floor = max(self._floor, prepared.top_seq)
+        self._tail = result.tail
         _trace_events(batch.traced, result.head)
         if self._config.failpoint == "after_commit":
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,8 +1,10 @@
 """The log's single writer: append prepared batches, one transaction each.
 
 The ingest worker validates messages as they arrive (in its receiving
-process) into a :class:`PreparedBatch`; a writer appends it to the log with
-the consumer checkpoint in one SQLite transaction. Two implementations of
+process) into a :class:`PreparedBatch`, with the log rows and their hash
+chain already built from the tail it expects (:mod:`events.chain`); a
+writer appends it to the log with the consumer checkpoint in one SQLite
+transaction, after checking that guess. Two implementations of
 one seam:
 
 * :class:`BatchWriter` runs in the caller's process (a thread of the ingest
@@ -26,7 +28,8 @@ from pathlib import Path
 import msgspec
 
 from events.errors import LogBusy, LogError
-from events.log import Accepted, EventLog, Rejected
+from events.chain import Chained, Tail
+from events.log import EventLog, Rejected
 from projections.errors import StoreBusy
 from projections.versions import WriterLock
 
@@ -34,10 +37,9 @@ __all__ = ["BatchWriter", "CommitResult", "PreparedBatch", "WriterProcess"]
 
 
 class PreparedBatch(msgspec.Struct, array_like=True):
-    """Validated input of one commit: events with their id keys, quarantine rows, checkpoint."""
+    """Validated input of one commit: chained event rows, quarantine rows, checkpoint."""
 
-    accepted: list[Accepted] = msgspec.field(default_factory=list)
-    keys: list[bytes] = msgspec.field(default_factory=list)
+    chained: Chained | None = None  # None: no event to append
     rejected: list[Rejected] = msgspec.field(default_factory=list)
     top_seq: int = 0  # the highest stream sequence the batch covers
     skipped: int = 0  # redeliveries of sequences already committed, dropped before the writer
@@ -50,6 +52,12 @@ class CommitResult(msgspec.Struct, array_like=True):
     duplicates: int
     quarantined: int
     head: int
+    head_hash: bytes
+
+    @property
+    def tail(self) -> Tail:
+        """Where the next batch's chain starts."""
+        return Tail(self.head, self.head_hash)
 
 
 @dataclass
@@ -71,16 +79,18 @@ class BatchWriter:
             self.event_log.close()
             raise LogBusy(f"{e}: run one ingest worker per log") from None
         self.committed_seq = self.event_log.consumer_checkpoint(self.consumer)
+        self.tail = self.event_log.chain_tail
         self.event_log.start_checkpoints()
 
     def commit(self, batch: PreparedBatch) -> CommitResult:
         """Append ``batch`` in one transaction and move the checkpoint to its top sequence."""
         top = max(batch.top_seq, self.committed_seq)
-        result = self.event_log.append(batch.accepted, batch.rejected, checkpoint=(self.consumer, top),
-                                       keys=batch.keys)
+        result = self.event_log.append_chained(batch.chained, batch.rejected,
+                                               checkpoint=(self.consumer, top))
         self.committed_seq = top
+        self.tail = Tail(result.head, result.head_hash)
         return CommitResult(result.appended, result.duplicates + batch.skipped, result.quarantined,
-                            result.head)
+                            result.head, result.head_hash)
 
     def close(self) -> None:
         """Close the log and release the lock."""
@@ -111,7 +121,10 @@ class WriterProcess:
             self._process.join(10)
             self._conn.close()
             raise
-        self.committed_seq = int(ready)
+        # "ready:<committed stream seq>:<head position>:<head hash, hex>"
+        seq, head, head_hash = str(ready).split(":")[1:]
+        self.committed_seq = int(seq)
+        self.tail = Tail(int(head), bytes.fromhex(head_hash))
 
     def _receive(self) -> CommitResult | str:
         try:
@@ -130,6 +143,7 @@ class WriterProcess:
         result = self._receive()
         assert isinstance(result, CommitResult)
         self.committed_seq = max(self.committed_seq, batch.top_seq)
+        self.tail = result.tail
         return result
 
     def close(self) -> None:
@@ -155,7 +169,9 @@ def _child_main(conn, log_path: str, sync: str, consumer: str) -> None:
             conn.send_bytes(_batch_encoder.encode(f"busy:{e}"))
             return
         gc.freeze()  # the batch objects are short-lived and cycle-free
-        conn.send_bytes(_batch_encoder.encode(str(writer.committed_seq)))
+        tail = writer.tail
+        conn.send_bytes(_batch_encoder.encode(
+            f"ready:{writer.committed_seq}:{tail.position}:{tail.hash.hex()}"))
         while True:
             try:
                 data = conn.recv_bytes()
