@@ -26,7 +26,7 @@ wall clock). Per run:
   on the CPU left over; these figures do not;
 * ``stage_<stage>_p50`` / ``_p99``: where the latency goes, per source event
   of the sustained phase: ``ingest`` (published -> the log row's
-  ``recorded_at``, taken just before its commit), ``project`` (-> a probe
+  ``recorded_at``: when ingest received the first event of its batch), ``project`` (-> a probe
   process, polling the checkpoint every millisecond, sees it applied),
   ``publish`` (-> the GRAPH stream stored its first change, JetStream's own
   timestamp) and ``deliver`` (-> the subscriber received it).
@@ -368,7 +368,7 @@ def _breakdown(tmp: Path, event_ids: list[str], sent: dict[str, float], data: di
     (Unix time, to line up with system metrics) and each stage's milliseconds,
     to see when a tail happens and in which stage.
 
-    ``logged`` is the log row's ``recorded_at`` (taken just before the commit),
+    ``logged`` is the log row's ``recorded_at`` (its batch's first arrival in ingest),
     ``applied`` the first checkpoint probe at or past the event's position (1 ms
     resolution), ``stored`` the GRAPH stream's timestamp of the event's first change.
     """

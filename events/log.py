@@ -90,7 +90,12 @@ class Rejected(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One committed row of the log."""
+    """One committed row of the log.
+
+    ``recorded_at`` is when the fleet took the event in: the arrival in ingest
+    of the first event of its batch, or for an append by hand (quarantine
+    retry), the moment before the commit.
+    """
 
     position: int
     event_id: str

@@ -284,7 +284,7 @@ class LanePublisher:
         return self._advance(floor, self._msg_id(floor), skipped=True)
 
     def _record_delay(self, recorded_at: str) -> None:
-        """Log commit of the round's oldest cause -> JetStream's ack of its change."""
+        """Ingest's receipt of the round's oldest cause (``recorded_at``) -> JetStream's ack of its change."""
         delay_ms = (time.time() - datetime.fromisoformat(recorded_at).timestamp()) * 1000
         self.shared.stats.delay_ms = round(delay_ms, 3)
         _delay_ms.record(delay_ms, {"projection": self.shared.projection, "version": self.lane.version})
