@@ -31,6 +31,14 @@ async def _publish_raw(settings, bodies: list[bytes], *, msg_ids: list[str | Non
     return report
 
 
+async def _publish_events(settings, events):
+    nc = await connect(settings.nats_url, name="test")
+    await ensure_stream(nc.jetstream(), sdlc_stream(settings))
+    report = await publish_events(nc, events, prefix=settings.subject_prefix)
+    await nc.drain()
+    return report
+
+
 async def _ingest_until_idle(settings, idle: float = 0.3):
     nc = await connect(settings.nats_url, name="test-ingest")
     writer = log_writer(settings)
@@ -47,11 +55,7 @@ def test_published_events_land_in_the_log_in_order(settings):
     events = [make_issue(i, event_id=str(uuid.uuid4())) for i in range(500)]
 
     async def main():
-        nc = await connect(settings.nats_url, name="test")
-        await ensure_stream(nc.jetstream(), sdlc_stream(settings))
-        report = await publish_events(nc, events, prefix=settings.subject_prefix)
-        await nc.drain()
-        return report, await _ingest_until_idle(settings)
+        return await _publish_events(settings, events), await _ingest_until_idle(settings)
 
     report, stats = asyncio.run(main())
     assert report.published == 500 and stats.appended == 500
@@ -69,10 +73,7 @@ def test_a_log_appended_to_behind_ingest_keeps_its_chain(settings):
     again = events[1500]  # also logged by hand before ingest reaches it: a duplicate
 
     async def main():
-        nc = await connect(settings.nats_url, name="test")
-        await ensure_stream(nc.jetstream(), sdlc_stream(settings))
-        await publish_events(nc, events, prefix=settings.subject_prefix)
-        await nc.drain()
+        await _publish_events(settings, events)
         nc = await connect(settings.nats_url, name="test-ingest")
         writer = log_writer(settings)  # the worker expects the tail as the writer found it
         worker = IngestWorker(nc, writer, ingest_config(settings))
