@@ -277,10 +277,13 @@ class EventLog:
             keys = [id_key(item.event_id) for item in accepted]
         elif len(keys) != len(accepted):
             raise ValueError(f"{len(keys)} id keys for {len(accepted)} events")
-        chain = RowChain(self.chain_tail, now_iso())  # a guess: checked under the write lock
-        for key, item in zip(keys, accepted):
-            chain.add(key, item)  # the first occurrence of an id wins
-        return self.append_chained(chain.chained(), rejected, checkpoint=checkpoint)
+        with self._lock:
+            # Chained from the tail as it is now; _append_locked checks it again
+            # under the database's write lock (another process may append).
+            chain = RowChain(self.chain_tail, now_iso())
+            for key, item in zip(keys, accepted):
+                chain.add(key, item)  # the first occurrence of an id wins
+            return self._append_locked(chain.chained(), list(rejected), checkpoint)
 
     def append_chained(
         self,
