@@ -263,26 +263,20 @@ class EventLog:
         rejected: Iterable[Rejected] = (),
         *,
         checkpoint: tuple[str, int] | None = None,
-        keys: Sequence[bytes] | None = None,
     ) -> AppendResult:
         """Append a batch in one transaction; ids already logged are skipped.
 
         ``rejected`` items go to the quarantine and ``checkpoint`` (consumer
         name, stream sequence) is stored in the same transaction, so a crash
-        leaves all of it or none of it. ``keys``, when given, are the
-        :func:`id_key` of each accepted event, computed by the caller.
+        leaves all of it or none of it. (Ingest builds its rows ahead and
+        calls :meth:`append_chained`.)
         """
-        accepted = list(accepted)
-        if keys is None:
-            keys = [id_key(item.event_id) for item in accepted]
-        elif len(keys) != len(accepted):
-            raise ValueError(f"{len(keys)} id keys for {len(accepted)} events")
         with self._lock:
             # Chained from the tail as it is now; _append_locked checks it again
             # under the database's write lock (another process may append).
             chain = RowChain(self.chain_tail, now_iso())
-            for key, item in zip(keys, accepted):
-                chain.add(key, item)  # the first occurrence of an id wins
+            for item in accepted:
+                chain.add(id_key(item.event_id), item)  # the first occurrence of an id wins
             return self._append_locked(chain.chained(), list(rejected), checkpoint)
 
     def append_chained(

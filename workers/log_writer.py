@@ -88,9 +88,10 @@ class BatchWriter:
         result = self.event_log.append_chained(batch.chained, batch.rejected,
                                                checkpoint=(self.consumer, top))
         self.committed_seq = top
-        self.tail = Tail(result.head, result.head_hash)
-        return CommitResult(result.appended, result.duplicates + batch.skipped, result.quarantined,
-                            result.head, result.head_hash)
+        committed = CommitResult(result.appended, result.duplicates + batch.skipped,
+                                 result.quarantined, result.head, result.head_hash)
+        self.tail = committed.tail
+        return committed
 
     def close(self) -> None:
         """Close the log and release the lock."""
