@@ -20,8 +20,8 @@ with the library's own ``NotificationLogReader`` - what its ``Follower`` does
 - and handed to the projection one by one.
 
 The view holds the same graph as graphfleet's projection: it runs the same
-pure apply step and overlay semantics (``projections.apply``,
-``projections.overlay``), so the figures compare the frameworks and their
+pure apply step and overlay semantics (``projections.fold.apply``,
+``projections.fold.overlay``), so the figures compare the frameworks and their
 storage, not two different graph models.
 """
 
@@ -45,10 +45,10 @@ from eventsourcing.system import NotificationLogReader
 
 from events.codec import decode_event
 from events.types import EVENT_TYPES, Event
-from projections.apply import apply
-from projections.memory import MemoryGraph
-from projections.overlay import Overlay
-from projections.writeset import EDGE_BYTES, WriteSet, decode_props, encode_props
+from projections.fold.apply import apply
+from projections.fold.memory import MemoryGraph
+from projections.fold.overlay import Overlay
+from projections.store.writeset import EDGE_BYTES, WriteSet, decode_props, encode_props
 
 __all__ = [
     "SdlcApp",

@@ -8,11 +8,11 @@
   ``step()`` (the live path: precise overlay, outbox records, one LMDB
   transaction per batch with its checkpoint) is called until it reaches the
   log head.
-* **rebuild**: :func:`projections.rebuild.rebuild` from position 0 into a
+* **rebuild**: :func:`projections.versions.rebuild.rebuild` from position 0 into a
   fresh projections directory (durable LMDB, synced before promotion); the
   wall time of the whole call counts.
 * **queries** go through the public reader API (:class:`GraphReader`,
-  :func:`projections.questions.open_issues`) with its defaults, so a path
+  :func:`projections.read.questions.open_issues`) with its defaults, so a path
   search may stop at ``PATH_MAX_NODES`` visited nodes and answer
   :data:`TRUNCATED`.
 """
@@ -31,14 +31,14 @@ from events.types import Event
 from ops.embedded import NatsServer
 from ops.settings import Settings, load_settings
 from ops.wiring import open_log
-from projections.digest import digest
-from projections.keys import format_key, key_type
-from projections.ontology import EDGE_TYPES, NAME, NODE_TYPES, VERSION
-from projections.query import GraphReader
-from projections.questions import open_issues
-from projections.rebuild import rebuild
-from projections.store import GraphStore
-from projections.versions import Versions
+from projections.versions.digest import digest
+from projections.model.keys import format_key, key_type
+from projections.model.ontology import EDGE_TYPES, NAME, NODE_TYPES, VERSION
+from projections.read.reader import GraphReader
+from projections.read.questions import open_issues
+from projections.versions.rebuild import rebuild
+from projections.store.graph import GraphStore
+from projections.versions.catalog import Versions
 from workers.projector import Projector, ProjectorConfig
 
 __all__ = ["IngestResult", "ingest", "live_apply", "run_rebuild", "same_digest", "graph_counts",
@@ -131,7 +131,7 @@ def export_graph(projections_dir: Path) -> tuple[dict[str, list[tuple[str, dict]
     Returns ``(nodes, edges)``: nodes by type as ``(id, props)``; edges by
     type as ``(src type, src id, dst type, dst id, props)``.
     """
-    from projections.writeset import EDGE_BYTES, decode_props
+    from projections.store.writeset import EDGE_BYTES, decode_props
 
     versions = Versions(projections_dir, NAME)
     nodes: dict[str, list] = {t.name: [] for t in NODE_TYPES}

@@ -21,8 +21,8 @@ from typing import Any
 
 import kuzu
 
-from projections.keys import TAGS
-from projections.ontology import EDGE_TYPES, NODE_TYPES
+from projections.model.keys import TAGS
+from projections.model.ontology import EDGE_TYPES, NODE_TYPES
 
 __all__ = ["KuzuGraph", "load"]
 

@@ -66,10 +66,10 @@ import msgspec
 from events.log import EventLog
 from ops.embedded import NatsServer
 from ops.simulate import simulate
-from projections.ontology import VERSION
-from projections.store import OUTBOX_SEQ, GraphStore
-from projections.versions import Versions
-from workers.changes_outbox import read_watermark
+from projections.model.ontology import VERSION
+from projections.store.graph import OUTBOX_SEQ, GraphStore
+from projections.versions.catalog import Versions
+from projections.versions.lanes import read_watermark
 from workers.nats import StreamSpec, connect, ensure_stream
 from workers.publish import publish_events
 

@@ -37,8 +37,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def _sample_ids(reader, type_name: str, k: int, rng: random.Random) -> list[str]:
-    from projections.keys import format_key
-    from projections.ontology import node_type
+    from projections.model.keys import format_key
+    from projections.model.ontology import node_type
 
     with reader.snapshot() as snap:
         keys = list(snap.type_scan(node_type(type_name).code))
@@ -47,8 +47,8 @@ def _sample_ids(reader, type_name: str, k: int, rng: random.Random) -> list[str]
 
 def _sample_any(reader, k: int, rng: random.Random) -> list[str]:
     """``k`` ids drawn uniformly from every node of the graph (most are commits and comments)."""
-    from projections.keys import format_key
-    from projections.ontology import NODE_TYPES
+    from projections.model.keys import format_key
+    from projections.model.ontology import NODE_TYPES
 
     with reader.snapshot() as snap:
         keys = [key for t in NODE_TYPES for key in snap.type_scan(t.code)]
@@ -64,9 +64,9 @@ def main() -> None:
                         help="build the graph here once and keep it (reused when present)")
     args = parser.parse_args()
 
-    from projections import questions
-    from projections.query import GraphReader
-    from projections.rebuild import rebuild
+    from projections.read import questions
+    from projections.read.reader import GraphReader
+    from projections.versions.rebuild import rebuild
 
     tmp = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-query-"))
     try:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from projections.rebuild import REBUILD_BATCH_EVENTS  # noqa: E402 - after the path set-up
+from projections.versions.rebuild import REBUILD_BATCH_EVENTS  # noqa: E402 - after the path set-up
 
 
 def build_log(log_path: Path, n: int) -> float:
@@ -78,7 +78,7 @@ def phase_scan(log_path: Path) -> dict:
 
 
 def phase_rebuild(log_path: Path, proj: Path, workers: int | None, batch: int) -> dict:
-    from projections.rebuild import rebuild
+    from projections.versions.rebuild import rebuild
 
     shutil.rmtree(proj, ignore_errors=True)
     result = rebuild(log_path, proj, workers=workers, batch_events=batch)
@@ -91,8 +91,8 @@ def phase_rebuild(log_path: Path, proj: Path, workers: int | None, batch: int) -
 def phase_live(log_path: Path, proj: Path, batch: int, limit: int) -> dict:
     # The collector stays on, as in the projector (its batches pause it themselves).
     from events.log import EventLog
-    from projections.applier import Applier, plan_rows
-    from projections.store import GraphStore
+    from projections.fold.applier import Applier, plan_rows
+    from projections.store.graph import GraphStore
 
     shutil.rmtree(proj, ignore_errors=True)
     n = 0

@@ -1,23 +1,16 @@
-"""The SDLC graph projection: ontology, pure apply step, LMDB store, queries, versions.
+"""The SDLC graph projection, in sub-packages whose imports point only downward.
 
-Reading order:
+* :mod:`.read` - the reader, snapshots, results, traversal, saved questions, export;
+* :mod:`.versions` - the catalog (the one owner of ``ACTIVE``), following the
+  pointer, rebuild, digest, the change publisher's lanes and the diff on promotion;
+* :mod:`.fold` - the pure apply step, the overlay, the applier (batches,
+  exactly once, poison policy) and the planner pipeline;
+* :mod:`.changes` - the outbox (written with the graph change), the version
+  diff and the downstream contract;
+* :mod:`.store` - the only code that opens LMDB: environments, the graph
+  store, write sets, writer locks, durable small files;
+* :mod:`.model` - ontology, keys, mutations, indexes, change records.
 
-* :mod:`.ontology` - node and edge types, indexes, ``NAME`` and ``VERSION``;
-  :mod:`.keys` - node keys (bytes) and their ``type:source:id`` text form.
-* :mod:`.apply` - the pure step: canonical event -> :mod:`.mutations`.
-* :mod:`.overlay` - what each mutation means against the current graph
-  (merges, late creations, stubs, tombstones, cascades, reference
-  resolution), batched in memory; :mod:`.writeset` - the batch's sorted
-  writes; :mod:`.indexing` - index and lookup keys derived from node
-  properties.
-* :mod:`.store` and :mod:`.lmdbenv` - one LMDB environment per version,
-  state and checkpoint in one transaction; :mod:`.memory` - its in-memory
-  twin for tests; :mod:`.changes` - outbox records.
-* :mod:`.applier` - batches, exactly once, poison policy; :mod:`.pipeline`
-  and :mod:`.rebuild` - rebuilding a version from position 0; :mod:`.versions`
-  - ACTIVE pointer, promote, rollback, drop; :mod:`.digest` - content digest.
-* :mod:`.query`, :mod:`.traverse`, :mod:`.questions` - the reader API;
-  :mod:`.export` - the whole graph as plain data.
-
-Imports only :mod:`events`, the standard library, msgspec and lmdb.
+:mod:`.errors` is the projection's exception tree. Imports only :mod:`events`,
+the standard library, msgspec and lmdb.
 """

@@ -391,8 +391,8 @@ def test_fleet_api_serves_webhooks_and_exits_0_on_sigterm(hook_settings):
 def test_deliveries_out_of_order_leave_the_issue_as_the_platform_has_it(hook_settings):
     """GitHub does not order deliveries: an issue's `closed` arriving before its `opened`
     (a retried delivery, or two in flight at once) leaves the issue closed in the graph."""
-    from projections.query import GraphReader
-    from projections.rebuild import rebuild
+    from projections.read.reader import GraphReader
+    from projections.versions.rebuild import rebuild
 
     opened = json.loads((GITHUB_EXAMPLES / "issues" / "opened.payload.json").read_bytes())
     closed = json.loads(json.dumps(opened))

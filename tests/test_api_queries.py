@@ -11,8 +11,8 @@ from ops.api.app import create_app
 from ops.api.queries import query_stats
 from ops.api.queries import setup as queries_setup
 from ops.settings import load_settings
-from projections.query import GraphReader
-from projections.rebuild import rebuild
+from projections.read.reader import GraphReader
+from projections.versions.rebuild import rebuild
 from tests.test_projection_support import simulated_log
 
 

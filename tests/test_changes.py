@@ -32,15 +32,17 @@ from test_changes_support import (
 from events.log import EventLog
 from ops.cli import cli
 from ops.wiring import change_publisher
-from projections import lmdbenv
-from projections.contract import Rebuilt, change_msg_id, change_subject, encode_change
-from projections.ontology import VERSION as V
-from projections.rebuild import rebuild
-from projections.store import GraphStore
-from projections.versions import Versions, WriterLock
+from projections.store import env as lmdbenv
+from projections.changes.contract import Rebuilt, change_msg_id, change_subject, encode_change
+from projections.model.ontology import VERSION as V
+from projections.versions.rebuild import rebuild
+from projections.store.graph import GraphStore
+from projections.versions.catalog import Versions
+from projections.store.lock import WriterLock
 from tests.conftest import fleet_cmd, wait_for
-from workers.changes_diff import emit_diff
-from workers.changes_outbox import prunable, read_watermark, write_watermark
+from projections.versions.transition import emit_diff
+from projections.changes.outbox import append_rebuilt
+from projections.versions.lanes import prunable, read_watermark, write_watermark
 from workers.nats import connect
 
 NEXT = V + 1  # the version a schema change would bring
@@ -91,7 +93,7 @@ def test_every_change_goes_out_in_order_with_its_cause(settings, spans):
 
 
 def _outbox_head(store: GraphStore) -> int:
-    from projections.store import OUTBOX_SEQ
+    from projections.store.graph import OUTBOX_SEQ
 
     with store.env.read() as txn:
         return store.meta_int(txn, OUTBOX_SEQ)
@@ -164,7 +166,7 @@ def test_a_building_or_ready_version_emits_nothing(settings):
     versions = Versions(s.projections_dir)
     versions.create(NEXT)  # building, with an outbox record that must not go out
     with GraphStore(versions.path(NEXT), create=True) as store:
-        store.write_rebuilt(projection="graph", version=NEXT, previous=V, digest=None)
+        append_rebuilt(store, projection="graph", version=NEXT, previous=V, digest=None)
     rebuild(s.log_path, s.projections_dir, version=NEXT + 1, workers=0, promote=False)  # ready
     assert [v.state for v in versions.list()] == ["active", "building", "ready"]
 

@@ -12,8 +12,8 @@ from test_projection_support import simulated_log
 
 from ops.cli import cli
 from ops.cli.changes import format_change
-from projections.changes import decode_record
-from projections.contract import (
+from projections.model.records import decode_record
+from projections.changes.contract import (
     NodeUpserted,
     change_from_record,
     change_msg_id,
@@ -22,14 +22,15 @@ from projections.contract import (
     parse_msg_id,
 )
 from projections.errors import VersionStateError
-from projections.export import export
-from projections.keys import pack_int
-from projections.rebuild import rebuild
-from projections.store import GraphStore
-from projections.versions import Versions
-from projections.ontology import VERSION as V
+from projections.read.export import export
+from projections.model.keys import pack_int
+from projections.versions.rebuild import rebuild
+from projections.store.graph import GraphStore
+from projections.versions.catalog import Versions
+from projections.model.ontology import VERSION as V
 from workers.changes import backoff_secs
-from workers.changes_diff import diff_sorted, emit_diff
+from projections.changes.diff import diff_sorted
+from projections.versions.transition import emit_diff
 
 
 def test_outbox_records_become_contract_events():

@@ -23,11 +23,12 @@ from test_changes_support import (
 from ops.embedded import NatsServer
 from ops.settings import load_settings
 from ops.wiring import graph_stream
-from projections.versions import Versions
-from projections.ontology import VERSION as V
+from projections.versions.catalog import Versions
+from projections.model.ontology import VERSION as V
 from tests.conftest import fleet_cmd, wait_for
 from workers.changes import ChangePublisher, ChangesConfig
-from workers.changes_outbox import OutboxReader, read_watermark
+from projections.changes.outbox import OutboxReader
+from projections.versions.lanes import read_watermark
 from workers.nats import connect
 from workers.projector import Projector, ProjectorConfig
 

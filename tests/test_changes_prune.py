@@ -14,9 +14,10 @@ from test_changes_support import (
     workload,
 )
 
-from projections.versions import Versions
-from projections.ontology import VERSION as V
-from workers.changes_outbox import WATERMARK_FILE, OutboxReader, prunable, read_watermark, write_watermark
+from projections.versions.catalog import Versions
+from projections.model.ontology import VERSION as V
+from projections.changes.outbox import OutboxReader
+from projections.versions.lanes import WATERMARK_FILE, prunable, read_watermark, write_watermark
 from workers.nats import connect
 from workers.projector import Projector, ProjectorConfig
 

@@ -20,17 +20,17 @@ from test_changes_support import (
     workload,
 )
 
-from projections.changes import KINDS
-from projections.ontology import VERSION as V
+from projections.model.records import KINDS
+from projections.model.ontology import VERSION as V
 from tests.conftest import fleet_cmd
 from workers.nats import connect
 
 pytestmark = pytest.mark.slow
 
-#: `fleet` as deployed after a change that bumped projections.ontology.VERSION
+#: `fleet` as deployed after a change that bumped projections.model.ontology.VERSION
 NEXT = V + 1
 _BUMPED = [sys.executable, "-c",
-           f"import projections.ontology as o; o.VERSION = {NEXT}; from ops.cli import main; main()"]
+           f"import projections.model.ontology as o; o.VERSION = {NEXT}; from ops.cli import main; main()"]
 
 
 def _fleet(s, *args: str, command: list[str] | None = None) -> dict:

@@ -15,12 +15,12 @@ from test_projection_support import accepted
 from events.log import EventLog
 from ops.wiring import change_publisher
 from ops.simulate import simulate
-from projections.contract import decode_change
-from projections.export import export
-from projections.rebuild import rebuild
-from projections.store import GraphStore
-from projections.versions import Versions
-from projections.ontology import VERSION
+from projections.changes.contract import decode_change
+from projections.read.export import export
+from projections.versions.rebuild import rebuild
+from projections.store.graph import GraphStore
+from projections.versions.catalog import Versions
+from projections.model.ontology import VERSION
 from workers.nats import connect
 from tests.conftest import ROOT, settings_env
 from workers.projector import Projector, ProjectorConfig

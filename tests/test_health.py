@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ops.health import assess
-from projections.ontology import VERSION as V
+from projections.model.ontology import VERSION as V
 from tests.conftest import fleet_cmd, settings_env
 from workers.heartbeat import Beat
 
@@ -145,8 +145,9 @@ def _health_states(env, want: dict[str, str], timeout: float = 45) -> dict[str, 
 @pytest.mark.slow
 def test_a_projection_that_cannot_move_is_stuck_and_an_absent_process_never_started(settings):
     """Real worker, version locked by another writer: lag grows, checkpoint stands still -> stuck."""
-    from projections.rebuild import rebuild
-    from projections.versions import Versions, WriterLock
+    from projections.versions.rebuild import rebuild
+    from projections.versions.catalog import Versions
+    from projections.store.lock import WriterLock
     from tests.test_projection_support import simulated_log
 
     simulated_log(settings.log_path, 300, seed=2)

@@ -11,7 +11,7 @@ import pytest
 from test_projection_support import append, garbage, small_project
 
 from ops.cli import main
-from projections.ontology import VERSION as V
+from projections.model.ontology import VERSION as V
 
 FLEET = str(Path(sys.executable).parent / "fleet")
 
@@ -106,7 +106,7 @@ def test_errors_before_anything_exists(monkeypatch, capsys, tmp_path):
 
 def test_rollback_and_drop(monkeypatch, capsys, data_dir):
     """rollback re-activates the previous version; drop removes the retired one."""
-    from projections.rebuild import rebuild
+    from projections.versions.rebuild import rebuild
 
     rebuild(data_dir / "log.db", data_dir / "projections", workers=0)
     rebuild(data_dir / "log.db", data_dir / "projections", version=V + 1, workers=0)

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from events.references import parse_references
 from events.types import EVENT_TYPES, Actor, Commit
-from projections.apply import HANDLED_TYPES, apply
-from projections.export import check_derived, export
-from projections.memory import MemoryGraph
-from projections.overlay import Overlay
+from projections.fold.apply import HANDLED_TYPES, apply
+from projections.read.export import check_derived, export
+from projections.fold.memory import MemoryGraph
+from projections.fold.overlay import Overlay
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SHAS = ("aaaa1111", "bbbb2222", "cccc3333")
@@ -702,7 +702,7 @@ def test_precise_change_records_replay_to_the_same_graph(events):
     """Change records of a precise apply describe exactly what changed, in order."""
     graph = MemoryGraph()
     changes = graph.apply_events(events, precise=True)
-    from projections.keys import format_key
+    from projections.model.keys import format_key
     nodes, edges = {}, {}
     for _, kind, key, edge, dst, props, _changed in changes:
         if kind == 0:

@@ -18,14 +18,15 @@ from hypothesis import strategies as st
 from test_projection_cli import fleet
 from test_projection_support import append, ev, simulated_log, small_project
 
-from projections import query, questions, traverse
+from projections.read import questions, snapshot, traverse
+from projections.versions import pointer
 from projections.errors import NoActiveVersion, QueryError, UnknownNode
-from projections.keys import format_key, parse_key
-from projections.ontology import NODE_TYPES
-from projections.ontology import VERSION as V
-from projections.query import GraphReader
-from projections.rebuild import rebuild
-from projections.versions import Versions
+from projections.model.keys import format_key, parse_key
+from projections.model.ontology import NODE_TYPES
+from projections.model.ontology import VERSION as V
+from projections.read.reader import GraphReader
+from projections.versions.rebuild import rebuild
+from projections.versions.catalog import Versions
 from workers.projector import Projector, ProjectorConfig
 
 
@@ -358,7 +359,7 @@ def _sees_late_user(reader: GraphReader) -> bool:
 def test_reader_follows_promotion_and_rollback_at_once(two_versions, caplog):
     """Each switch of ACTIVE shows on the very next query, even with an unchanged mtime,
     and is logged once by the reader."""
-    caplog.set_level("INFO", logger="projections.query")
+    caplog.set_level("INFO", logger="projections.read.reader")
     versions = Versions(two_versions)
     active = two_versions / "graph" / "ACTIVE"
     with GraphReader(two_versions) as reader, GraphReader(two_versions, version=V) as pinned:
@@ -389,7 +390,7 @@ def test_a_pointer_switched_without_the_stamp_is_followed_within_the_recheck(
         two_versions, monkeypatch, how):
     """ACTIVE changed without ACTIVE.stamp (by hand, or by a process that died between the
     switch and the stamp) is followed once the reader checks the file itself."""
-    monkeypatch.setattr(query, "POINTER_RECHECK_NS", 50_000_000)
+    monkeypatch.setattr(pointer, "POINTER_RECHECK_NS", 50_000_000)
     active = two_versions / "graph" / "ACTIVE"
     with GraphReader(two_versions) as reader:
         assert reader.version == V + 1
@@ -521,8 +522,8 @@ def test_level_reads_walk_or_probe_a_table_alike(simulated_graph, monkeypatch):
             for n in (1, 10, 300, len(keys)):
                 frontier = random.Random(n).sample(keys, n)
                 answers = []
-                for walk_below in (0, query._WALK_BELOW, 10**9):  # probe, as shipped, walk
-                    monkeypatch.setattr(query, "_WALK_BELOW", walk_below)
+                for walk_below in (0, snapshot._WALK_BELOW, 10**9):  # probe, as shipped, walk
+                    monkeypatch.setattr(snapshot, "_WALK_BELOW", walk_below)
                     answers.append(level(frontier, 10**9))
                     if answers[-1]:
                         assert level(frontier, len(answers[-1]) - 1) is None
@@ -546,7 +547,7 @@ def test_reader_hops_match_node_by_node_on_a_simulated_graph(simulated_graph):
 
 
 def test_format_keys_formats_every_kind_of_key_as_format_key_does(simulated_graph):
-    from projections.keys import format_keys
+    from projections.model.keys import format_keys
 
     _, keys = simulated_graph
     kinds = {t.id_kind for t in NODE_TYPES if any(k[0] == t.code for k in keys)}
@@ -557,7 +558,7 @@ def test_format_keys_formats_every_kind_of_key_as_format_key_does(simulated_grap
 def test_format_key_formats_alike_before_and_after_it_knows_a_head(simulated_graph, monkeypatch):
     """format_key's short path for a numeric id of a known type:source gives what the long
     path gives, for every key of a simulated graph (and refs and commits are left alone)."""
-    from projections import keys as keys_module
+    from projections.model import keys as keys_module
 
     _, keys = simulated_graph
     monkeypatch.setattr(keys_module, "_INT_TEXT", {})
@@ -597,8 +598,8 @@ def test_node_lookups_by_id_answer_as_the_snapshot_does(simulated_graph):
 
 
 def test_ids_parse_alike_the_first_time_and_after(monkeypatch):
-    from projections import keys
-    from projections.keys import known_id, parse_id
+    from projections.model import keys
+    from projections.model.keys import known_id, parse_id
 
     monkeypatch.setattr(keys, "_HEADS", {})
     assert known_id("issue:gitlab:7") is None
@@ -620,7 +621,7 @@ def test_ids_parse_alike_the_first_time_and_after(monkeypatch):
 ])
 def test_malformed_ids_get_a_query_error_before_and_after_the_head_is_known(
         graph, monkeypatch, text, error):
-    from projections import keys
+    from projections.model import keys
 
     monkeypatch.setattr(keys, "_HEADS", {})
     with pytest.raises(QueryError, match=error):

@@ -11,19 +11,19 @@ from test_projection_support import append, ev, garbage, simulated_log
 
 from events.log import EventLog
 from events.types import Actor, Commit
-from projections import overlay as overlay_module
-from projections.applier import Applier, plan_rows
-from projections.apply import apply
-from projections.digest import digest
+from projections.fold import overlay as overlay_module
+from projections.fold.applier import Applier, plan_rows
+from projections.fold.apply import apply
+from projections.versions.digest import digest
 from projections.errors import PoisonEvent, StoreError
-from projections.export import check_derived, export
-from projections.memory import MemoryGraph
-from projections.mutations import MERGE
-from projections.ontology import VERSION
-from projections.pipeline import planned_chunks
-from projections.query import GraphReader
-from projections.rebuild import rebuild
-from projections.store import GraphStore
+from projections.read.export import check_derived, export
+from projections.fold.memory import MemoryGraph
+from projections.model.mutations import MERGE
+from projections.model.ontology import VERSION
+from projections.fold.pipeline import planned_chunks
+from projections.read.reader import GraphReader
+from projections.versions.rebuild import rebuild
+from projections.store.graph import GraphStore
 
 
 def _planned(events):
@@ -274,8 +274,8 @@ def test_the_map_grows_by_itself(tmp_path):
 
 def test_live_batches_write_dense_outbox_records(tmp_path):
     """An active version writes one change record per change, keyed by a dense sequence."""
-    from projections.changes import decode_record
-    from projections.keys import unpack_int
+    from projections.model.records import decode_record
+    from projections.model.keys import unpack_int
 
     log_path = tmp_path / "log.db"
     append(log_path, [ev("user.created", user_id=1, username="ann"),

@@ -14,15 +14,15 @@ import time
 import pytest
 from test_projection_support import simulated_log
 
-from projections import lmdbenv
-from projections.applier import Applier, plan_rows
-from projections.digest import digest
+from projections.store import env as lmdbenv
+from projections.fold.applier import Applier, plan_rows
+from projections.versions.digest import digest
 from projections.errors import VersionDamaged
-from projections.ontology import VERSION as V
-from projections.query import GraphReader
-from projections.rebuild import rebuild
-from projections.store import GraphStore
-from projections.versions import Versions
+from projections.model.ontology import VERSION as V
+from projections.read.reader import GraphReader
+from projections.versions.rebuild import rebuild
+from projections.store.graph import GraphStore
+from projections.versions.catalog import Versions
 from workers.projector import Projector, ProjectorConfig
 
 pytestmark = pytest.mark.skipif(lmdbenv.boot_id() is None, reason="needs a boot id (Linux)")
@@ -113,8 +113,8 @@ def test_the_projector_sets_a_damaged_version_aside_and_rebuilds_it(tmp_path):
 _DEFERRED_WRITER = textwrap.dedent("""
     import sys, time
     sys.path[:0] = [{root!r}, {tests!r}]
-    from projections import lmdbenv
-    from projections.store import GraphStore
+    from projections.store import env as lmdbenv
+    from projections.store.graph import GraphStore
     from test_projection_sync import _apply_log
     lmdbenv.defer_sync(3600)  # no flush before the kill
     store = GraphStore({path!r}, create=True)

@@ -12,14 +12,15 @@ import time
 import pytest
 from test_projection_support import append, ev, simulated_log
 
-from projections.digest import digest
+from projections.versions.digest import digest
 from projections.errors import StoreBusy, UnknownNode, UnknownVersion, VersionStateError
-from projections.keys import parse_key
-from projections.ontology import VERSION as V
-from projections.query import GraphReader
-from projections.rebuild import rebuild
-from projections.store import GraphStore
-from projections.versions import Versions, WriterLock
+from projections.model.keys import parse_key
+from projections.model.ontology import VERSION as V
+from projections.read.reader import GraphReader
+from projections.versions.rebuild import rebuild
+from projections.store.graph import GraphStore
+from projections.versions.catalog import Versions
+from projections.store.lock import WriterLock
 from workers.projector import Projector, ProjectorConfig
 
 
@@ -153,7 +154,7 @@ def test_rebuild_resumes_from_its_checkpoint_after_kill_9(tmp_path):
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 30_000, seed=11)
     proj = tmp_path / "proj"
-    script = (f"from projections.rebuild import rebuild; rebuild({str(log_path)!r}, {str(proj)!r},"
+    script = (f"from projections.versions.rebuild import rebuild; rebuild({str(log_path)!r}, {str(proj)!r},"
               " workers=0, batch_events=1000, plan_chunk=500)")
     child = subprocess.Popen([sys.executable, "-c", script])
     version_dir = proj / "graph" / f"v{V}"
@@ -187,8 +188,9 @@ def test_rebuild_resumes_from_its_checkpoint_after_kill_9(tmp_path):
 def test_a_rebuild_without_a_log_says_so_and_leaves_the_version_unlocked(tmp_path):
     """A rebuild started before the log exists fails clearly and holds no writer lock after."""
     from events.errors import NotFound
-    from projections.rebuild import rebuild
-    from projections.versions import Versions, WriterLock
+    from projections.versions.rebuild import rebuild
+    from projections.versions.catalog import Versions
+    from projections.store.lock import WriterLock
 
     with pytest.raises(NotFound, match="fleet ingest"):
         rebuild(tmp_path / "missing.db", tmp_path / "projections", version=1)

@@ -13,10 +13,10 @@ from test_changes_support import append_events, graph_settings, start_projection
 
 from ops.embedded import free_port
 from ops.wiring import change_publisher
-from projections.ontology import VERSION as V
-from projections.versions import Versions
+from projections.model.ontology import VERSION as V
+from projections.versions.catalog import Versions
 from tests.conftest import fleet_cmd, settings_env, wait_for
-from workers.changes_outbox import OutboxReader
+from projections.changes.outbox import OutboxReader
 from workers.nats import LOG_APPENDED_SUBJECT, connect
 from workers.runtime import RuntimeConfig, WorkerRuntime
 
@@ -135,7 +135,7 @@ def test_the_runtime_applies_and_publishes_on_a_notification_or_by_polling(setti
 
 def test_fleet_project_is_woken_by_ingest_notifications_not_only_by_polling(settings):
     """`fleet project` with a one-minute poll still applies new entries at once on a ping."""
-    from projections.query import GraphReader
+    from projections.read.reader import GraphReader
 
     s = graph_settings(settings)
     start_projection(s)

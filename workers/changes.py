@@ -5,13 +5,13 @@ version's outbox (written by the projector in the same LMDB transaction as
 the graph change, DESIGN invariant 6) in change-sequence order:
 
 * subject ``graph.<projection>.<kind>``, body the contract's JSON
-  (:mod:`projections.contract`), ``event_id`` and ``occurred_at`` looked up
+  (:mod:`projections.changes.contract`), ``event_id`` and ``occurred_at`` looked up
   in the log for each causing position (one query per round),
   ``Nats-Msg-Id: <projection>@v<version>:<seq>``, and ``traceparent`` when the
   causing event was traced (a ``graph.change publish`` span continues that
   trace and is what the header carries on);
 * a round of up to ``batch_max`` changes is pipelined; the watermark (see
-  :mod:`workers.changes_outbox`) advances only over what JetStream
+  :mod:`projections.changes.outbox`) advances only over what JetStream
   acknowledged. A crash between ack and watermark republishes the same
   sequences with the same ids: JetStream's dedup window drops them, and
   downstream drops anything at or below the last sequence it applied;
@@ -51,11 +51,12 @@ from opentelemetry import metrics
 
 from events.errors import FleetError
 from projections.errors import UnknownVersion
-from projections.versions import Versions
+from projections.versions.catalog import Versions
+from projections.versions.pointer import ActivePointer
 
 from .changes_acks import AckedSender
 from .changes_lane import ChangesConfig, ChangesStats, LanePublisher, Shared, failpoint_rounds
-from .changes_outbox import Lane, is_sealed, plan_lanes
+from projections.versions.lanes import Lane, is_sealed, plan_lanes
 from .nats import StreamSpec, ensure_stream
 
 __all__ = ["ChangePublisher", "ChangesConfig", "ChangesStats", "GRAPH_STREAM", "backoff_secs"]
@@ -97,7 +98,8 @@ class ChangePublisher:
         self._done: set[tuple[int, float | None]] = set()
         self._lanes: list[Lane] = []
         self._planned_at = 0.0
-        self._active_mtime = -1
+        self._pointer = ActivePointer(self.versions)
+        self._pointer_token: tuple[int, int] | None | bool = False  # False: never planned
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
 
@@ -242,14 +244,11 @@ class ChangePublisher:
     # -- lanes --------------------------------------------------------------------
 
     def _plan(self) -> list[Lane]:
-        try:
-            mtime = (self.versions.root / "ACTIVE").stat().st_mtime_ns
-        except FileNotFoundError:
-            mtime = 0
+        token = self._pointer.token()
         now = time.monotonic()
-        if mtime != self._active_mtime or now - self._planned_at > _REPLAN_SECS:
+        if token != self._pointer_token or now - self._planned_at > _REPLAN_SECS:
             self._lanes = plan_lanes(self.versions)
-            self._active_mtime, self._planned_at = mtime, now
+            self._pointer_token, self._planned_at = token, now
         return self._lanes
 
     def _lane_publisher(self, lane: Lane) -> LanePublisher:

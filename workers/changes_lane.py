@@ -1,12 +1,12 @@
 """Publishing one version's outbox: rounds, acks, the fence, the watermark.
 
 :class:`LanePublisher` owns what belongs to one version (see
-:mod:`workers.changes_outbox` for lanes): its outbox reader, its watermark
+:mod:`projections.changes.outbox` for lanes): its outbox reader, its watermark
 and watermark file, and the fence anchor. :class:`~workers.changes.ChangePublisher`
 decides which lane goes when; the protocol is described there.
 
 A version rebuilt in place of a damaged one (a machine crash, see
-:mod:`projections.lmdbenv`) numbers its outbox from 1 again, while the stream
+:mod:`projections.store.env`) numbers its outbox from 1 again, while the stream
 may hold the damaged one's changes up to some ``L``: reusing those message
 ids would make JetStream drop the new changes as duplicates. Before its
 first round such a lane reads ``L`` from the stream, records it
@@ -31,11 +31,12 @@ from opentelemetry import metrics, propagate, trace
 
 from events.errors import NotFound, TransientError
 from events.log import EventLog
-from projections.contract import change_from_record, change_msg_id, change_subject, encode_change
-from projections.contract import parse_msg_id
+from projections.changes.contract import change_from_record, change_msg_id, change_subject, encode_change
+from projections.changes.contract import parse_msg_id
 
 from .changes_acks import WRONG_LAST_MSG_ID, Ack, AckedSender
-from .changes_outbox import Lane, OutboxReader, WatermarkFile, read_offset, read_watermark, write_offset
+from projections.versions.lanes import Lane, WatermarkFile, read_offset, read_watermark, write_offset
+from projections.changes.outbox import OutboxReader
 
 __all__ = ["ChangesConfig", "ChangesStats", "LanePublisher", "Shared"]
 

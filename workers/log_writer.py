@@ -31,7 +31,7 @@ from events.errors import LogBusy, LogError
 from events.chain import Chained, Tail
 from events.log import EventLog, Rejected
 from projections.errors import StoreBusy
-from projections.versions import WriterLock
+from projections.store.lock import WriterLock
 
 __all__ = ["BatchWriter", "CommitResult", "PreparedBatch", "WriterProcess"]
 

@@ -17,7 +17,7 @@ version's only writer), the ACTIVE pointer (re-read only when the file
 changes) and the log head of a short batch (the batch's last position).
 
 When the code's projection version is not the active one (first start, or a
-deploy that bumped ``projections.ontology.VERSION``), the version is built
+deploy that bumped ``projections.model.ontology.VERSION``), the version is built
 from log position 0 while queries keep reading the old one, then promoted,
 and the projector carries on with it: in a background thread of its own, or,
 given ``request_rebuild``, by whoever that asks (the worker's
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,16 +48,18 @@ from opentelemetry import metrics, propagate, trace
 
 from events.errors import FleetError, NotFound
 from events.log import EventLog
-from projections.applier import Applier, BatchResult, plan_rows
-from projections.changes import OUTBOX_PRUNED
+from projections.fold.applier import Applier, BatchResult, plan_rows
 from projections.errors import StoreBusy, VersionDamaged
-from projections.lmdbenv import DEFAULT_MAP_SIZE
-from projections.ontology import NAME, VERSION
-from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress, RebuildResult, rebuild
-from projections.store import CHECKPOINT, GraphStore
-from projections.versions import BUILDING, READY, RETIRED, Versions, WriterLock
+from projections.store.env import DEFAULT_MAP_SIZE
+from projections.model.ontology import NAME, VERSION
+from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress, RebuildResult, rebuild
+from projections.store.graph import CHECKPOINT, OUTBOX_PRUNED, GraphStore
+from projections.versions.pointer import ActivePointer
+from projections.versions.catalog import BUILDING, READY, RETIRED, Versions
+from projections.store.lock import WriterLock
 
-from .changes_outbox import prunable, prune_outbox
+from projections.versions.lanes import prunable
+from projections.changes.outbox import prune_outbox
 
 __all__ = ["Projector", "ProjectorConfig", "ProjectorStats", "run_rebuild"]
 
@@ -114,7 +115,7 @@ class ProjectorStats:
 
 
 def run_rebuild(log_path: Path, projections_dir: Path, **kwargs) -> RebuildResult:
-    """:func:`projections.rebuild.rebuild` with a span and progress metrics."""
+    """:func:`projections.versions.rebuild.rebuild` with a span and progress metrics."""
     user_progress = kwargs.pop("progress", None)
 
     def progress(p: RebuildProgress) -> None:
@@ -159,7 +160,7 @@ class Projector:
         self._lock: WriterLock | None = None
         self._applier: Applier | None = None
         self._checkpoint = 0
-        self._active = _ActivePointer(self.versions)
+        self._active = ActivePointer(self.versions)
         self._pruned_upto = 0
         self._prune_at = 0.0
         self._wake = threading.Event()
@@ -360,9 +361,7 @@ class Projector:
         self._applier = Applier(self._store, precise=True, strict=False, outbox=True,
                                 describe=self._describe)
         # The writer lock makes this the only writer of the checkpoint from here on.
-        with self._store.env.read() as txn:
-            self._checkpoint = self._store.meta_int(txn, CHECKPOINT)
-            self._pruned_upto = self._store.meta_int(txn, OUTBOX_PRUNED)
+        self._checkpoint, self._pruned_upto = self._store.meta_ints(CHECKPOINT, OUTBOX_PRUNED)
         self._prune_at = 0.0
         self.stats.version = version
         log.info("projector writing version", extra={"projection": self.name, "version": version})
@@ -423,27 +422,6 @@ class Projector:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, extra=extra)
-
-
-class _ActivePointer:
-    """The ACTIVE pointer, re-read only when its file changed (it is replaced, never rewritten)."""
-
-    def __init__(self, versions: Versions) -> None:
-        self._versions = versions
-        self._path = versions.root / "ACTIVE"
-        self._seen: tuple[int, int] | None = None
-        self._value: int | None = None
-
-    def read(self) -> int | None:
-        """The active version (None before the first promotion)."""
-        try:
-            st = os.stat(self._path)
-            seen: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)
-        except FileNotFoundError:
-            seen = None
-        if seen is None or seen != self._seen:
-            self._value, self._seen = self._versions.active(), seen
-        return self._value
 
 
 def _trace_applied(event_log: EventLog, first: int, last: int, version: int | None) -> None:

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from events.errors import FleetError
-from projections.applier import BatchResult
-from projections.lmdbenv import sync_mode
-from projections.query import GraphReader
+from projections.fold.applier import BatchResult
+from projections.store.env import sync_mode
+from projections.read.reader import GraphReader
 
 from .heartbeat import Heartbeat
 from .nats import LOG_APPENDED_SUBJECT, connect

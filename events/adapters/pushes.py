@@ -18,28 +18,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ..gitrefs import is_zero_sha
 from ..types import Commit, CommitsPushed, RefCreated, RefDeleted
 from .common import Pending
 from .payload import Node
 
-__all__ = ["commit_of", "is_zero_sha", "push_events", "split_ref"]
+__all__ = ["commit_of", "push_events"]
 
-_PREFIXES: dict[str, Literal["branch", "tag"]] = {"refs/heads/": "branch", "refs/tags/": "tag"}
 # GitLab hides private emails this way; it is not an address.
 _REDACTED = "[REDACTED]"
-
-
-def is_zero_sha(sha: str | None) -> bool:
-    """Whether ``sha`` is git's "no object" (all zeros) or absent."""
-    return not sha or not sha.strip("0")
-
-
-def split_ref(ref: str) -> tuple[Literal["branch", "tag"], str] | None:
-    """``refs/heads/main`` -> ``("branch", "main")``; None for other refs (notes, pulls)."""
-    for prefix, ref_type in _PREFIXES.items():
-        if ref.startswith(prefix) and len(ref) > len(prefix):
-            return ref_type, ref[len(prefix) :]
-    return None
 
 
 def commit_of(node: Node) -> Commit:

@@ -40,7 +40,7 @@ from opentelemetry import metrics, trace
 
 from events.errors import NotFound
 from projections.errors import ProjectionError, QueryError, UnknownNode
-from projections.query import PATH_MAX_NODES, GraphReader
+from projections.read.reader import PATH_MAX_NODES, GraphReader
 
 from .app import context
 

@@ -14,10 +14,11 @@ import click
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from projections.changes import KINDS
-from projections.ontology import NAME
-from projections.versions import Versions
-from workers.changes_outbox import OutboxReader, plan_lanes, read_watermark
+from projections.model.records import KINDS
+from projections.model.ontology import NAME
+from projections.versions.catalog import Versions
+from projections.changes.outbox import OutboxReader
+from projections.versions.lanes import plan_lanes, read_watermark
 from workers.heartbeat import Heartbeat
 from workers.nats import connect
 

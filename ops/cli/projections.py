@@ -14,14 +14,14 @@ import click
 
 from events.errors import NotFound, TransientError
 from events.log import EventLog
-from projections.digest import digest
+from projections.versions.digest import digest
 from projections.errors import NoActiveVersion, VersionDamaged
-from projections.lmdbenv import defer_sync
-from projections.ontology import NAME, VERSION
-from projections.pipeline import default_workers
-from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
-from projections.store import CHECKPOINT, OUTBOX_SEQ, POISON_COUNT, GraphStore
-from projections.versions import Versions, parse_version
+from projections.store.env import defer_sync
+from projections.model.ontology import NAME, VERSION
+from projections.fold.pipeline import default_workers
+from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
+from projections.store.graph import CHECKPOINT, OUTBOX_SEQ, POISON_COUNT, GraphStore
+from projections.versions.catalog import Versions, parse_version
 from workers.nats import LOG_APPENDED_SUBJECT, connect
 from workers.projector import Projector, ProjectorConfig, run_rebuild
 
@@ -103,7 +103,7 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
         click.echo("", err=True)
     summary = result.as_dict()
     if emit_diff and result.promoted:
-        from workers.changes_diff import emit_diff as append_diff
+        from projections.versions.transition import emit_diff as append_diff
 
         summary["diff"] = append_diff(settings.projections_dir, projection=projection,
                                       version=result.version).as_dict()
@@ -226,8 +226,8 @@ def poison_cmd(settings: Settings, projection: str, version: str | None, limit: 
     Example:
       fleet projections poison graph --json
     """
-    from projections.writeset import decode_props
-    from projections.keys import unpack_int
+    from projections.store.writeset import decode_props
+    from projections.model.keys import unpack_int
 
     versions = Versions(settings.projections_dir, projection)
     number = parse_version(version) if version else versions.active()

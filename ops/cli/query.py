@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
-from projections import questions
-from projections.query import PATH_MAX_NODES, GraphReader, Node
+from projections.read import questions
+from projections.read.reader import PATH_MAX_NODES, GraphReader
+from projections.read.results import Node
 
 from ..settings import Settings
 from . import EXIT_PROBLEM

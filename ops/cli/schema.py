@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from events.codec import event_json_schema
-from projections.contract import change_json_schema
+from projections.changes.contract import change_json_schema
 
 from ._common import echo_json
 

@@ -31,7 +31,7 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     """
     import dramatiq
 
-    from projections.lmdbenv import defer_sync
+    from projections.store.env import defer_sync
     from workers.actors import declare_actors
     from workers.broker import broker_from_url
     from workers.broker.telemetry import OpenTelemetryMiddleware

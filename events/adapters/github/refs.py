@@ -10,10 +10,11 @@ projection's upsert makes the second a no-op.
 from __future__ import annotations
 
 from ...errors import InvalidEvent
+from ...gitrefs import split_ref
 from ...types import RefCreated, RefDeleted
 from ..common import Builder, Mapped, ignored
 from ..payload import Node
-from ..pushes import commit_of, push_events, split_ref
+from ..pushes import commit_of, push_events
 
 __all__ = ["map_create", "map_delete", "map_push"]
 

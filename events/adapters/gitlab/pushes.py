@@ -10,10 +10,11 @@ without commits (a new branch, a deleted branch, any tag) and without
 from __future__ import annotations
 
 from ...errors import InvalidEvent
+from ...gitrefs import split_ref
 from ...types import Actor
 from ..common import Builder, Mapped, ignored
 from ..payload import Node
-from ..pushes import commit_of, push_events, split_ref
+from ..pushes import commit_of, push_events
 
 __all__ = ["map_push"]
 

@@ -35,15 +35,16 @@ from pathlib import Path
 from typing import Callable
 
 from events.log import EventLog
-
-from .applier import Applier, plan_rows
-from .digest import digest
-from .errors import VersionDamaged, VersionStateError
-from .lmdbenv import DEFAULT_MAP_SIZE
-from .ontology import NAME, VERSION
-from .pipeline import default_workers, open_scan_log, planned_chunks
-from .store import GraphStore
-from .versions import BUILDING, Versions, WriterLock
+from projections.changes.outbox import append_rebuilt
+from projections.errors import VersionDamaged, VersionStateError
+from projections.fold.applier import Applier, plan_rows
+from projections.fold.pipeline import default_workers, open_scan_log, planned_chunks
+from projections.model.ontology import NAME, VERSION
+from projections.store.env import DEFAULT_MAP_SIZE
+from projections.store.graph import GraphStore
+from projections.store.lock import WriterLock
+from projections.versions.catalog import BUILDING, Versions
+from projections.versions.digest import digest
 
 __all__ = ["REBUILD_BATCH_EVENTS", "RebuildProgress", "RebuildResult", "rebuild"]
 
@@ -232,7 +233,7 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
         # A version rebuilt after a machine crash replaces its damaged self: subscribers
         # carry their copy of it over, as they would from any previous version.
         replaced = version if active is None and versions.reincarnation_of(version) else active
-        store.write_rebuilt(projection=versions.name, version=version, previous=replaced,
+        append_rebuilt(store, projection=versions.name, version=version, previous=replaced,
                             digest=result_digest)
         versions.promote(version)
         promoted = True

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .keys import CODES, pack_int
-from .ontology import INDEXES, Index
+from projections.model.keys import CODES, pack_int
+from projections.model.ontology import INDEXES, Index
 
 __all__ = [
     "INDEXED_CODES",

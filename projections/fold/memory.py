@@ -1,8 +1,8 @@
 """The in-memory twin of the LMDB store, for fast tests of the apply semantics.
 
-:class:`MemoryGraph` is a :class:`~projections.overlay.StateReader` that
-applies :class:`~projections.writeset.WriteSet` s the way
-:meth:`projections.store.GraphStore.write` does, in dicts. The property
+:class:`MemoryGraph` is a :class:`~projections.fold.overlay.StateReader` that
+applies :class:`~projections.store.writeset.WriteSet` s the way
+:meth:`projections.store.graph.GraphStore.write` does, in dicts. The property
 tests run thousands of random event sequences through it, and a
 conformance test checks that it and the LMDB store end in the same graph.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .apply import apply
-from .overlay import Overlay
-from .store import IN_EDGES_OF, OUT_EDGES_OF
-from .writeset import EDGE_BYTES, WriteSet, decode_props, encode_props
+from projections.fold.apply import apply
+from projections.fold.overlay import Overlay
+from projections.store.graph import IN_EDGES_OF, OUT_EDGES_OF
+from projections.store.writeset import EDGE_BYTES, WriteSet, decode_props, encode_props
 
 __all__ = ["MemoryGraph"]
 

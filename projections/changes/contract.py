@@ -155,7 +155,7 @@ def parse_msg_id(msg_id: str | None) -> tuple[str, int, int] | None:
 
 def change_from_record(record: dict[str, Any], *, projection: str, version: int,
                        event_id: str | None = None, occurred_at: str | None = None) -> Change:
-    """The contract Struct of one outbox record (see :mod:`projections.changes`).
+    """The contract Struct of one outbox record (see :mod:`projections.model.records`).
 
     Record keys the contract does not know are left out, so the outbox may
     carry more than the wire does.

@@ -1,4 +1,4 @@
-"""The change publisher's side of the versions: lanes, outbox reads, watermarks, sealing.
+"""The change publisher's view of the versions: lanes, watermarks, wire offsets, sealing.
 
 A *lane* is one version whose outbox the publisher drains: every retired
 version (oldest retirement first), then the active one. Versions that are
@@ -7,29 +7,14 @@ version (oldest retirement first), then the active one. Versions that are
 
 The **watermark** of a lane is the last change sequence JetStream has
 acknowledged, kept in ``v<N>/changes.published`` beside the version's LMDB
-environment, one fixed-width JSON line rewritten in place.
-Why a file and not a key in the version's LMDB ``meta`` table: a meta write
-would make the publisher a second LMDB writer of the live version, queueing
-behind the projector's write transactions (a catch-up batch holds the writer
-lock for many milliseconds) and sharing its map-growth handling; the file
-costs one ``pwrite``, never waits, and goes away with the version when it is
-dropped. It is not fsynced: losing or tearing it (power loss) only moves it
-back, and a watermark behind the truth is safe: the publisher first asks the
-stream for its last change id and skips ahead to it, and anything republished
-is dropped by JetStream's dedup window or refused by the publisher's fence
-(see :mod:`workers.changes`).
+environment, one fixed-width JSON line rewritten in place: a meta write
+would make the publisher a second LMDB writer of the live version. It is
+not fsynced: a watermark behind the truth is safe (the publisher first asks
+the stream for its last change id and skips ahead to it).
 
-A retired version is **sealed** once no process holds its writer lock: the
-projector lets go of a version on its first step after the promotion, so
-until then it may still commit one last batch (with outbox records) to it.
-The publisher drains a retired version, checks that it is sealed, drains it
+A retired version is **sealed** once no process holds its writer lock; the
+publisher drains a retired version, checks that it is sealed, drains it
 once more, and only then moves on to the next lane.
-
-**Pruning**: the version's writer (the projector) deletes records at or
-below the watermark with :func:`prune_outbox`; the outbox's ``pruned`` floor
-(``meta[OUTBOX_PRUNED]``) says how far. Only acknowledged records go, so a
-reader whose watermark is below the floor (the watermark file was lost) may
-move it up to the floor: the stream holds those changes already.
 """
 
 from __future__ import annotations
@@ -40,19 +25,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from projections.changes import OUTBOX_PRUNED, decode_record
-from projections.contract import parse_msg_id
-from projections.errors import StoreBusy, UnknownVersion
-from projections.keys import pack_int
-from projections.store import OUTBOX_SEQ, GraphStore
-from projections.versions import ACTIVE, RETIRED, Versions, WriterLock, read_meta, write_atomic
+from projections.changes.contract import parse_msg_id
+from projections.errors import StoreBusy
+from projections.store.files import write_atomic
+from projections.store.lock import WriterLock
+from projections.versions.catalog import ACTIVE, RETIRED, Versions, read_meta
 
-__all__ = ["Lane", "OFFSET_FILE", "OutboxReader", "WATERMARK_FILE", "WatermarkFile", "is_sealed",
-           "plan_lanes", "prunable", "prune_outbox", "read_offset", "read_watermark", "write_offset",
-           "write_watermark"]
+__all__ = ["Lane", "OFFSET_FILE", "WATERMARK_FILE", "WatermarkFile", "is_sealed", "plan_lanes",
+           "prunable", "read_offset", "read_watermark", "write_offset", "write_watermark"]
 
 WATERMARK_FILE = "changes.published"
-#: a reincarnated version's shift of its change sequences on the wire (see changes_lane)
+#: a reincarnated version's shift of its change sequences on the wire (see workers.changefeed.lane)
 OFFSET_FILE = "changes.offset"
 
 
@@ -189,77 +172,3 @@ def is_sealed(version_dir: Path) -> bool:
         return False
     lock.release()
     return True
-
-
-class OutboxReader:
-    """Read access to one version's outbox (the environment is shared per process)."""
-
-    def __init__(self, version_dir: Path) -> None:
-        self.path = Path(version_dir)
-        self._store: GraphStore | None = GraphStore(self.path)
-
-    def _require(self) -> GraphStore:
-        if self._store is None:
-            raise UnknownVersion(f"outbox reader of {self.path} is closed")
-        return self._store
-
-    def head(self) -> int:
-        """The last change sequence written to the outbox."""
-        store = self._require()
-        with store.env.read() as txn:
-            return store.meta_int(txn, OUTBOX_SEQ)
-
-    def floor(self) -> int:
-        """The last change sequence pruned (published, then deleted) from the outbox."""
-        store = self._require()
-        with store.env.read() as txn:
-            return store.meta_int(txn, OUTBOX_PRUNED)
-
-    def read(self, after: int, limit: int) -> tuple[int, int, list[dict]]:
-        """``(head, floor, records)``: up to ``limit`` records with ``seq > max(after, floor)``, in order.
-
-        ``floor`` is the last sequence pruned (records up to it are gone).
-        """
-        store = self._require()
-        records: list[dict] = []
-        with store.env.read() as txn:
-            head = store.meta_int(txn, OUTBOX_SEQ)
-            floor = store.meta_int(txn, OUTBOX_PRUNED)
-            start = max(after, floor)
-            if head > start:
-                cursor = txn.cursor(store.env.outbox)
-                if cursor.set_range(pack_int(start + 1)):
-                    for value in cursor.iternext(keys=False, values=True):
-                        records.append(decode_record(value))
-                        if len(records) >= limit:
-                            break
-        return head, floor, records
-
-    def close(self) -> None:
-        """Release the environment."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-
-def prune_outbox(store: GraphStore, *, upto: int, limit: int) -> int:
-    """Delete outbox records with ``seq <= upto``, at most ``limit`` of them, oldest first.
-
-    One write transaction (nothing committed when there is nothing to
-    delete); only the version's writer may call it, and ``upto`` must not
-    pass the publisher's watermark (see :func:`prunable`). Returns the new
-    floor (the last sequence deleted so far).
-    """
-    with store.env.write() as txn:
-        floor = store.meta_int(txn, OUTBOX_PRUNED)
-        last = min(upto, floor + limit, store.meta_int(txn, OUTBOX_SEQ))
-        if last <= floor:
-            return floor
-        cursor = txn.cursor(store.env.outbox)
-        end = pack_int(last)
-        found = cursor.set_range(pack_int(floor + 1))
-        while found and (key := cursor.key()) and key <= end:  # keys are big-endian: bytes order
-            found = cursor.delete()
-        store.put_meta(txn, OUTBOX_PRUNED, last)
-        txn.commit()
-    return last

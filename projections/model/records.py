@@ -30,13 +30,11 @@ from typing import Any, Iterable
 
 import msgspec
 
-from .keys import format_key, key_type, pack_int
-from .ontology import EDGE_TYPES
+from projections.model.keys import format_key, key_type, pack_int
+from projections.model.ontology import EDGE_TYPES
 
-__all__ = ["KINDS", "OUTBOX_PRUNED", "encode_changes", "decode_record", "rebuilt_record"]
+__all__ = ["KINDS", "encode_changes", "decode_record", "rebuilt_record"]
 
-#: meta key: the last outbox sequence deleted after publishing (0: none)
-OUTBOX_PRUNED = b"outbox_pruned"
 #: change kind code (see ``overlay``) -> name
 KINDS = ("node_upserted", "node_deleted", "edge_added", "edge_updated", "edge_removed")
 _EDGE_NAMES = {e.code: e.name for e in EDGE_TYPES}

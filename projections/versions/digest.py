@@ -19,9 +19,9 @@ from typing import Iterator
 
 import msgspec
 
-from .applier import MAPPED_BUDGET, mapped_bytes
-from .lmdbenv import Env
-from .store import CHECKPOINT, GraphStore
+from projections.fold.applier import MAPPED_BUDGET, mapped_bytes
+from projections.store.env import Env
+from projections.store.graph import CHECKPOINT, GraphStore
 
 __all__ = ["Digest", "digest"]
 

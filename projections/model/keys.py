@@ -26,8 +26,8 @@ import struct
 from functools import lru_cache
 from typing import Iterable
 
-from .errors import QueryError
-from .ontology import NODE_TYPES, NodeType
+from projections.errors import QueryError
+from projections.model.ontology import NODE_TYPES, NodeType
 
 __all__ = [
     "CODES",

@@ -2,7 +2,7 @@
 
 Tuples (not objects) because a rebuild handles millions of them and ships
 them between processes as msgpack; :func:`describe` renders one for people.
-The semantics, implemented once by :class:`projections.overlay.Overlay`:
+The semantics, implemented once by :class:`projections.fold.overlay.Overlay`:
 
 ``(SET, key, props)``
     The node's properties become ``props``; creates the node if missing.
@@ -18,7 +18,7 @@ The semantics, implemented once by :class:`projections.overlay.Overlay`:
     Create the node with ``props`` if it is missing; no-op otherwise.
 ``(DELETE, key)``
     Delete the node and its incident edges; sources of cascading containment
-    edges go too (see :class:`projections.ontology.EdgeType`). The key is
+    edges go too (see :class:`projections.model.ontology.EdgeType`). The key is
     tombstoned: later mutations of it are ignored (platform ids are never
     reused, so they can only be stale or out-of-order deliveries).
 ``(LINK, src, edge_code, dst, props_or_None)``
@@ -43,8 +43,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .keys import format_key
-from .ontology import EDGE_TYPES
+from projections.model.keys import format_key
+from projections.model.ontology import EDGE_TYPES
 
 __all__ = [
     "SET",

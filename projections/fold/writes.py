@@ -1,62 +1,16 @@
-"""A batch's writes, sorted per sub-database, ready for ``putmulti``.
-
-Built from an :class:`~projections.overlay.Overlay` by :func:`build_writeset`;
-the store writes it in one LMDB transaction with the checkpoint. Every key
-appears at most once per table, so puts and deletes commute.
-"""
+"""An overlay's final state as a :class:`~projections.store.writeset.WriteSet`: sorted writes per table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import msgspec
-
-from .ontology import EDGE_TYPES
+from projections.fold.slots import TOMB, Stub
+from projections.store.writeset import EDGE_BYTES, PROPS_EDGES, WriteSet, encode_props
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .overlay import Change, Overlay
+    from projections.fold.overlay import Overlay
 
-__all__ = ["WriteSet", "build_writeset", "encode_props", "decode_props", "EDGE_BYTES"]
-
-_encoder = msgspec.msgpack.Encoder(order="sorted")
-_decoder = msgspec.msgpack.Decoder(dict)
-#: canonical bytes of a property dict (sorted keys: equal content, equal bytes)
-encode_props = _encoder.encode
-decode_props = _decoder.decode
-
-#: edge code -> its one-byte suffix in adjacency keys
-EDGE_BYTES = {e.code: bytes([e.code]) for e in EDGE_TYPES}
-_PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
-
-
-@dataclass
-class WriteSet:
-    """Sorted puts and deletes per table.
-
-    Edge puts are ``(node, other)`` pairs grouped by edge code (one table per
-    edge type and direction); an edge removal is listed once, in ``out_dels``.
-    Three writers apply it: ``GraphStore.write``, ``MemoryGraph.write`` (the
-    tests' twin) and ``bench/_peers_es.py`` (the eventsourcing peer's view);
-    a new field needs all three.
-    """
-
-    nodes: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    stubs: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    #: blind creations: put if absent, else their properties go beneath the stored ones
-    creates: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    node_dels: dict[int, list[bytes]] = field(default_factory=dict)
-    tombs: list[bytes] = field(default_factory=list)
-    out_puts: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    in_puts: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    out_dels: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    eprops_puts: list[tuple[bytes, bytes]] = field(default_factory=list)
-    eprops_dels: list[bytes] = field(default_factory=list)
-    idx_puts: list[tuple[bytes, bytes]] = field(default_factory=list)
-    idx_dels: list[tuple[bytes, bytes]] = field(default_factory=list)
-    lookup_puts: list[tuple[bytes, bytes]] = field(default_factory=list)
-    lookup_dels: list[bytes] = field(default_factory=list)
-    changes: "list[Change]" = field(default_factory=list)
+__all__ = ["build_writeset"]
 
 
 def build_writeset(ov: "Overlay") -> WriteSet:
@@ -66,8 +20,6 @@ def build_writeset(ov: "Overlay") -> WriteSet:
     sorted keys at the other end (C-level sorts of distinct byte strings):
     no sort of large lists of tuples, whose comparisons cost several times more.
     """
-    from .overlay import TOMB, _Stub
-
     ws = WriteSet(changes=ov.changes)
     nodes = ov.nodes
     for key in sorted(ov.dirty):
@@ -75,7 +27,7 @@ def build_writeset(ov: "Overlay") -> WriteSet:
         code = key[0]
         if v.__class__ is dict:
             ws.nodes.setdefault(code, []).append((key, encode_props(v)))
-        elif v.__class__ is _Stub:
+        elif v.__class__ is Stub:
             (ws.creates if v.beneath else ws.stubs).setdefault(code, []).append(
                 (key, encode_props(v.props)))
         elif v is TOMB:
@@ -118,7 +70,7 @@ def _adjacency(ws: WriteSet, edge: int, pending: dict, puts: dict, dels: dict | 
         return
     if drop:
         dels[edge] = drop
-    if edge in _PROPS_EDGES:
+    if edge in PROPS_EDGES:
         eb = EDGE_BYTES[edge]
         for src, dst in put:
             value = pending[src][dst]

@@ -24,8 +24,7 @@ from typing import Iterator
 import msgspec
 
 from events.log import EventLog
-
-from .applier import Planned, gc_paused, plan_rows
+from projections.fold.applier import Planned, gc_paused, plan_rows
 
 __all__ = ["planned_chunks", "default_workers", "open_scan_log"]
 

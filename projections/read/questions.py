@@ -1,6 +1,6 @@
 """Realistic questions about a project's life, answered from the graph.
 
-Each takes a :class:`~projections.query.GraphReader` and node references in
+Each takes a :class:`~projections.read.reader.GraphReader` and node references in
 any form it resolves (``project:gitlab:7``, ``gitlab:group/project``,
 ``gitlab:group/project#12``), and plans the cheapest walk: from a label to its
 issues rather than through every issue of the project, along BLOCKS edges
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections import deque
 
-from .errors import QueryError, UnknownNode
-from .indexing import index_prefix
-from .keys import CODES, format_key, key_int, key_source, key_type, source_prefix
-from .ontology import INDEXES, edge_type
-from .query import GraphReader, Node, Snapshot
+from projections.errors import QueryError, UnknownNode
+from projections.model.indexing import index_prefix
+from projections.model.keys import CODES, format_key, key_int, key_source, key_type, source_prefix
+from projections.model.ontology import INDEXES, edge_type
+from projections.read.reader import GraphReader
+from projections.read.results import Node
+from projections.read.snapshot import Snapshot
 
 __all__ = ["open_issues", "closed_by", "authored", "blocks"]
 

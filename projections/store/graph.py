@@ -1,11 +1,11 @@
 """The LMDB store of one projection version: state reads, batch writes, meta.
 
-:class:`GraphStore` owns a version's environment (see :mod:`.lmdbenv` for the
-layout). It reads the committed graph for an overlay (:class:`TxnReader`),
-writes a batch's :class:`~projections.writeset.WriteSet` together with the
-checkpoint, poison records and outbox records in one transaction, and
+:class:`GraphStore` owns a version's environment (see :mod:`projections.store.env`
+for the layout). It reads the committed graph for an overlay
+(:class:`TxnReader`), writes a batch's :class:`~projections.store.writeset.WriteSet`
+with the checkpoint and poison records into the caller's transaction, and
 answers meta questions (checkpoint, counts). Orchestration lives in
-:mod:`projections.applier`.
+:mod:`projections.fold.applier`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any, Iterable
 
 import lmdb
 
-from .changes import encode_changes, rebuilt_record
-from .keys import pack_int, unpack_int
-from .lmdbenv import DEFAULT_MAP_SIZE, Env, close_env, open_env
-from .ontology import EDGE_TYPES, NODE_TYPES
-from .writeset import EDGE_BYTES, WriteSet, decode_props, encode_props
+from projections.model.keys import pack_int, unpack_int
+from projections.model.ontology import EDGE_TYPES, NODE_TYPES
+from projections.store.env import DEFAULT_MAP_SIZE, Env, close_env, open_env
+from projections.store.writeset import EDGE_BYTES, WriteSet, decode_props, encode_props
 
-__all__ = ["GraphStore", "TxnReader", "OUT_EDGES_OF", "IN_EDGES_OF"]
+__all__ = ["GraphStore", "TxnReader", "OUT_EDGES_OF", "IN_EDGES_OF", "CHECKPOINT", "OUTBOX_SEQ",
+           "OUTBOX_PRUNED", "POISON_COUNT", "putmulti"]
 
 _CODES = {t.name: t.code for t in NODE_TYPES}
 #: node type code -> edge codes that may leave / enter a node of that type
@@ -37,6 +37,8 @@ _MAX_KEY = b"\xff" * 512
 
 CHECKPOINT = b"checkpoint"
 OUTBOX_SEQ = b"outbox_seq"
+#: the last outbox sequence deleted after publishing (0: none)
+OUTBOX_PRUNED = b"outbox_pruned"
 POISON_COUNT = b"poison_count"
 UPDATED_AT = b"updated_at"
 
@@ -89,7 +91,7 @@ class TxnReader:
         return self.txn.get(key, db=self.env.lookup)
 
 
-def _putmulti(txn: lmdb.Transaction, db: Any, items: list, *, dupsort: bool = False,
+def putmulti(txn: lmdb.Transaction, db: Any, items: list, *, dupsort: bool = False,
               overwrite: bool = True) -> int:
     """Put sorted ``items``; the part past the table's last key is appended.
 
@@ -152,15 +154,15 @@ class GraphStore:
         raw = txn.get(key, db=self.env.meta)
         return default if raw is None else unpack_int(raw)
 
-    def meta_obj(self, txn: lmdb.Transaction, key: bytes) -> Any:
-        """A msgpack meta value (None when absent)."""
-        raw = txn.get(key, db=self.env.meta)
-        return None if raw is None else decode_props(raw)
-
     def put_meta(self, txn: lmdb.Transaction, key: bytes, value: Any) -> None:
         """Store a meta value: ints packed, anything else as msgpack."""
         raw = pack_int(value) if isinstance(value, int) and not isinstance(value, bool) else encode_props(value)
         txn.put(key, raw, db=self.env.meta)
+
+    def meta_ints(self, *keys: bytes) -> tuple[int, ...]:
+        """Integer meta values, read in one transaction of their own."""
+        with self.env.read() as txn:
+            return tuple(self.meta_int(txn, key) for key in keys)
 
     def checkpoint(self) -> int:
         """The last applied log position (0 for an empty projection)."""
@@ -177,13 +179,12 @@ class GraphStore:
     # -- writing -----------------------------------------------------------
 
     def write(self, txn: lmdb.Transaction, ws: WriteSet, *, checkpoint: int,
-              poisons: Iterable[tuple[int, dict]] = (), outbox: bool = False,
-              release_pages: bool = False) -> int:
+              poisons: Iterable[tuple[int, dict]] = (), release_pages: bool = False) -> None:
         """Write a batch and its checkpoint into ``txn`` (the caller commits).
 
         ``release_pages`` unmaps the file's pages after each table (a bulk
-        batch's writes land all over a large file). Returns the number of
-        outbox records written.
+        batch's writes land all over a large file). The batch's change records
+        are the outbox's business (:mod:`projections.changes.outbox`).
         """
         env = self.env
         release = env.release_pages if release_pages else (lambda: None)
@@ -192,13 +193,13 @@ class GraphStore:
             for key in items:
                 txn.delete(key, db=db)
         for code, items in ws.nodes.items():
-            _putmulti(txn, env.nodes[code], items)
+            putmulti(txn, env.nodes[code], items)
             release()
         for code, items in ws.stubs.items():
-            _putmulti(txn, env.nodes[code], items, overwrite=False)
+            putmulti(txn, env.nodes[code], items, overwrite=False)
         for code, items in ws.creates.items():
             db = env.nodes[code]
-            if _putmulti(txn, db, items, overwrite=False) < len(items):
+            if putmulti(txn, db, items, overwrite=False) < len(items):
                 # Some were stored already (events about them logged before their
                 # creation): the creation's properties go beneath theirs.
                 for key, value in items:
@@ -206,7 +207,7 @@ class GraphStore:
                     if stored != value:
                         merged = {**decode_props(value), **decode_props(stored)}
                         txn.put(key, encode_props(merged), db=db)
-        _putmulti(txn, env.tomb, [(k, b"") for k in ws.tombs])
+        putmulti(txn, env.tomb, [(k, b"") for k in ws.tombs])
         inn = env.inn
         for code, items in ws.out_dels.items():
             out_db, in_db = env.out[code], inn[code]
@@ -215,45 +216,25 @@ class GraphStore:
                 txn.delete(other, node, db=in_db)
         release()
         for code, items in ws.out_puts.items():
-            _putmulti(txn, env.out[code], items, dupsort=True)
+            putmulti(txn, env.out[code], items, dupsort=True)
             release()
         for code, items in ws.in_puts.items():
-            _putmulti(txn, inn[code], items, dupsort=True)
+            putmulti(txn, inn[code], items, dupsort=True)
             release()
         for key in ws.eprops_dels:
             txn.delete(key, db=env.eprops)
-        _putmulti(txn, env.eprops, ws.eprops_puts)
+        putmulti(txn, env.eprops, ws.eprops_puts)
         for key, node in ws.idx_dels:
             txn.delete(key, node, db=env.idx)
-        _putmulti(txn, env.idx, ws.idx_puts, dupsort=True)
+        putmulti(txn, env.idx, ws.idx_puts, dupsort=True)
         release()
         for key in ws.lookup_dels:
             txn.delete(key, db=env.lookup)
-        _putmulti(txn, env.lookup, ws.lookup_puts)
+        putmulti(txn, env.lookup, ws.lookup_puts)
         release()
         poisons = list(poisons)
         if poisons:
-            _putmulti(txn, env.poison, sorted((pack_int(p), encode_props(info)) for p, info in poisons))
+            putmulti(txn, env.poison, sorted((pack_int(p), encode_props(info)) for p, info in poisons))
             self.put_meta(txn, POISON_COUNT, self.meta_int(txn, POISON_COUNT) + len(poisons))
-        written = 0
-        if outbox and ws.changes:
-            seq = self.meta_int(txn, OUTBOX_SEQ)
-            records = encode_changes(ws.changes, seq + 1)
-            _putmulti(txn, env.outbox, records)
-            written = len(records)
-            self.put_meta(txn, OUTBOX_SEQ, seq + written)
         self.put_meta(txn, CHECKPOINT, checkpoint)
         txn.put(UPDATED_AT, encode_props(time.time()), db=env.meta)
-        return written
-
-    def write_rebuilt(self, *, projection: str, version: int, previous: int | None,
-                      digest: str | None) -> None:
-        """Write the one ``rebuilt`` outbox record of a version about to be promoted."""
-        with self.env.write() as txn:
-            seq = self.meta_int(txn, OUTBOX_SEQ) + 1
-            key, value = rebuilt_record(seq, projection=projection, version=version,
-                                        previous=previous,
-                                        position=self.meta_int(txn, CHECKPOINT), digest=digest)
-            txn.put(key, value, db=self.env.outbox)
-            self.put_meta(txn, OUTBOX_SEQ, seq)
-            txn.commit()

@@ -7,7 +7,7 @@ apply logic, means a new :data:`VERSION`: the projector then rebuilds the
 graph beside the active version and promotes it when it has caught up.
 
 Every node is identified by ``(type, source, native id)``: GitLab's issue 12
-and GitHub's issue 12 are different nodes (see :mod:`projections.keys`).
+and GitHub's issue 12 are different nodes (see :mod:`projections.model.keys`).
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def node_type(name: str) -> NodeType:
     """A node type by name, case-insensitively (``issue``, ``MergeRequest``, ``mr``)."""
     found = _NODES_BY_NAME.get(name) or _NODES_BY_LOWER.get(name.lower())
     if found is None:
-        from .errors import QueryError
+        from projections.errors import QueryError
 
         known = ", ".join(t.name for t in NODE_TYPES)
         raise QueryError(f"unknown node type {name!r} - known types: {known}")
@@ -181,7 +181,7 @@ def edge_type(name: str) -> EdgeType:
     """An edge type by name, case-insensitively (``closes``, ``HAS_LABEL``)."""
     found = _EDGES_BY_NAME.get(name.upper())
     if found is None:
-        from .errors import QueryError
+        from projections.errors import QueryError
 
         known = ", ".join(t.name for t in EDGE_TYPES)
         raise QueryError(f"unknown edge type {name!r} - known types: {known}")

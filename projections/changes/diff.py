@@ -1,7 +1,8 @@
-"""``--emit-diff``: the difference between two projection versions, as ordinary changes.
+"""The difference between two projection versions, as ordinary changes.
 
 After ``fleet replay graph`` promotes a new version, its outbox starts with
-one ``rebuilt`` notice. :func:`emit_diff` appends, right after it, the changes
+one ``rebuilt`` notice. :func:`append_diff` appends, right after it (called by
+:func:`projections.versions.transition.emit_diff`), the changes
 that turn the previous version's graph into the new one, so a downstream copy
 of the old version becomes a copy of the new one without a resync:
 
@@ -23,36 +24,28 @@ keeps keys sorted), so memory stays flat whatever the graph's size.
 
 from __future__ import annotations
 
-import logging
-import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import lmdb
 import msgspec
 
-from projections.errors import StoreBusy, UnknownVersion, VersionStateError
-from projections.keys import format_key, pack_int
-from projections.lmdbenv import DEFAULT_MAP_SIZE
-from projections.ontology import EDGE_TYPES, NODE_TYPES
-from projections.store import CHECKPOINT, OUTBOX_SEQ, GraphStore
-from projections.versions import ACTIVE, Versions, WriterLock
-from projections.writeset import EDGE_BYTES, decode_props
+from projections.model.keys import format_key, pack_int
+from projections.model.ontology import EDGE_TYPES, NODE_TYPES
+from projections.store.graph import CHECKPOINT, OUTBOX_SEQ, GraphStore
+from projections.store.writeset import EDGE_BYTES, decode_props
 
-__all__ = ["DiffSummary", "diff_sorted", "diff_stores", "emit_diff"]
+__all__ = ["DiffSummary", "append_diff", "diff_sorted", "diff_stores"]
 
-log = logging.getLogger(__name__)
 _encode = msgspec.msgpack.Encoder().encode
 _EDGE_NAMES = {e.code: e.name for e in EDGE_TYPES}
 _PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
-_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
 class DiffSummary:
-    """What :func:`emit_diff` appended to the new version's outbox."""
+    """What :func:`append_diff` appended to the new version's outbox."""
 
     projection: str
     version: int
@@ -168,85 +161,9 @@ def diff_stores(old: GraphStore | None, old_txn: lmdb.Transaction | None, new: G
             yield record
 
 
-def _acquire(lock: WriterLock, wait_secs: float) -> None:
-    deadline = time.monotonic() + wait_secs
-    while True:
-        try:
-            lock.acquire()
-            return
-        except StoreBusy:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
-
-
-def emit_diff(projections_dir: str | Path, *, projection: str = "graph", version: int | None = None,
-              previous: int | None = _UNSET, lock_wait_secs: float = 30.0,
-              map_size: int = DEFAULT_MAP_SIZE) -> DiffSummary:
-    """Append the diff ``previous`` -> ``version`` to ``version``'s outbox; call after promotion.
-
-    ``version`` defaults to the active version and ``previous`` to the version
-    it replaced (None: diff against an empty graph, i.e. a full snapshot).
-    Waits up to ``lock_wait_secs`` for the previous version's writer lock (the
-    projector lets go of it on its first step after the promotion) and holds
-    it meanwhile, so the old side cannot change and the change publisher holds
-    the new version back until the diff is in. The new version's writer lock
-    is taken when free; when a live projector already holds it, LMDB's own
-    writer lock serialises the append with its batches (the diff touches only
-    the outbox, never the graph, so the projector's in-memory state stays true).
-    """
-    started = time.perf_counter()
-    versions = Versions(projections_dir, projection)
-    version = versions.active() if version is None else version
-    if version is None:
-        raise VersionStateError(f"{projection} has no active version - promote one before emitting a diff")
-    info = versions.info(version)
-    if info.state != ACTIVE:
-        raise VersionStateError(
-            f"{projection} v{version} is {info.state}, not active - the diff follows its `rebuilt`"
-            " notice, which only a promotion writes; promote it first")
-    previous = info.previous if previous is _UNSET else previous
-    if previous is not None and not versions.exists(previous):
-        raise UnknownVersion(
-            f"{projection} v{previous} (the version v{version} replaced) is not on disk - without it"
-            " there is nothing to diff against; downstream must resync from the query API")
-    locks: list[WriterLock] = []
-    stores: list[GraphStore] = []
-    try:
-        old = None
-        if previous is not None:
-            old_lock = WriterLock(versions.path(previous), what=f"{projection} v{previous}")
-            _acquire(old_lock, lock_wait_secs)
-            locks.append(old_lock)
-            old = GraphStore(versions.path(previous), map_size=map_size)
-            stores.append(old)
-        new_lock = WriterLock(info.path, what=f"{projection} v{version}")
-        try:
-            _acquire(new_lock, min(1.0, lock_wait_secs))
-            locks.append(new_lock)
-        except StoreBusy:
-            log.info("new version is being written; appending the diff under LMDB's writer lock",
-                     extra={"projection": projection, "version": version})
-        new = GraphStore(info.path, map_size=map_size)
-        stores.append(new)
-        while True:
-            try:
-                summary = _append(new, old, projection, version, previous)
-                break
-            except lmdb.MapFullError:
-                new.env.grow()
-    finally:
-        for store in stores:
-            store.close()
-        for lock in reversed(locks):
-            lock.release()
-    summary = DiffSummary(**(asdict(summary) | {"elapsed_secs": time.perf_counter() - started}))
-    log.info("diff emitted", extra=summary.as_dict())
-    return summary
-
-
-def _append(new: GraphStore, old: GraphStore | None, projection: str, version: int,
+def append_diff(new: GraphStore, old: GraphStore | None, projection: str, version: int,
             previous: int | None) -> DiffSummary:
+    """Append the changes that turn ``old`` into ``new`` to ``new``'s outbox, in one transaction."""
     counts = dict.fromkeys(("node_upserted", "node_deleted", "edge_added", "edge_updated",
                             "edge_removed"), 0)
     with new.env.write() as txn:

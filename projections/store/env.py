@@ -51,12 +51,11 @@ from pathlib import Path
 from typing import Iterator
 
 import lmdb
-
 from opentelemetry import metrics
 
-from .errors import StoreError, UnknownVersion, VersionDamaged
-from .ontology import EDGE_TYPES, NODE_TYPES
-from .versions import fsync_dir, write_atomic
+from projections.errors import StoreError, UnknownVersion, VersionDamaged
+from projections.model.ontology import EDGE_TYPES, NODE_TYPES
+from projections.store.files import fsync_dir, write_atomic
 
 __all__ = ["Env", "open_env", "close_env", "defer_sync", "sync_mode", "DEFAULT_MAP_SIZE", "UNSYNCED"]
 

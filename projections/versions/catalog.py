@@ -18,7 +18,6 @@ old version's environment open keep reading it undisturbed.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -28,12 +27,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StoreBusy, UnknownVersion, VersionStateError
+from projections.errors import UnknownVersion, VersionStateError
+from projections.store.files import fsync_dir, write_atomic
+from projections.store.lock import WriterLock
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Versions", "VersionInfo", "WriterLock", "STAMP", "STAMP_BYTES", "fsync_dir",
-           "parse_version", "read_meta", "stamp_switch", "write_atomic"]
+__all__ = ["Versions", "VersionInfo", "ACTIVE_FILE", "STAMP", "STAMP_BYTES", "parse_version", "read_meta",
+           "stamp_switch"]
 
 _DIR = re.compile(r"^v([0-9]+)$")
 _ASIDE = re.compile(r"^v([0-9]+)\.damaged-([0-9]+)$")
@@ -64,26 +65,8 @@ class VersionInfo:
     previous: int | None = None
 
 
-def fsync_dir(path: Path) -> None:
-    """Make the entries of folder ``path`` (new, renamed or removed files) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` durably (temporary file, fsync, rename, fsync of the folder)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
+#: the pointer file: the name of the version readers use, replaced atomically
+ACTIVE_FILE = "ACTIVE"
 #: the file whose 8 bytes change (in place) after every switch of ACTIVE
 STAMP = "ACTIVE.stamp"
 STAMP_BYTES = 8
@@ -93,7 +76,7 @@ def stamp_switch(root: Path) -> None:
     """Tell readers that ACTIVE under ``root`` changed: new random bytes in ``ACTIVE.stamp``.
 
     The file is written in place and never replaced or shortened, so a
-    reader can keep it mapped (:class:`projections.query.GraphReader`).
+    reader can keep it mapped (:class:`projections.read.reader.GraphReader`).
     Random bytes need no read-modify-write, hence no lock between two
     processes switching at once. No fsync: after a crash every reader
     starts afresh and reads ACTIVE itself.
@@ -137,7 +120,7 @@ class Versions:
     def active(self) -> int | None:
         """The active version, or None before the first promotion."""
         try:
-            text = (self.root / "ACTIVE").read_text().strip()
+            text = (self.root / ACTIVE_FILE).read_text().strip()
         except FileNotFoundError:
             return None
         return parse_version(text) if text else None
@@ -209,7 +192,7 @@ class Versions:
             return previous
         self._update(version, state=ACTIVE, promoted_at=time.time(),
                      previous=previous if previous is not None else info.previous)
-        write_atomic(self.root / "ACTIVE", f"v{version}\n")
+        write_atomic(self.root / ACTIVE_FILE, f"v{version}\n")
         stamp_switch(self.root)
         if previous is not None and self.exists(previous):
             self._update(previous, state=RETIRED, retired_at=time.time())
@@ -229,7 +212,7 @@ class Versions:
         if self.info(previous).state == BUILDING:
             raise VersionStateError(f"{self.name} v{previous} never finished building")
         self._update(previous, state=ACTIVE, promoted_at=time.time())
-        write_atomic(self.root / "ACTIVE", f"v{previous}\n")
+        write_atomic(self.root / ACTIVE_FILE, f"v{previous}\n")
         stamp_switch(self.root)
         self._update(current, state=RETIRED, retired_at=time.time())
         return current, previous
@@ -245,7 +228,7 @@ class Versions:
         """
         previous = self._meta(version).get("previous")  # kept: rollback still goes there
         if self.active() == version:
-            (self.root / "ACTIVE").unlink(missing_ok=True)
+            (self.root / ACTIVE_FILE).unlink(missing_ok=True)
             stamp_switch(self.root)
         target = self.root / f"v{version}.damaged-{int(time.time())}"
         os.replace(self.path(version), target)
@@ -275,53 +258,3 @@ class Versions:
             )
         with WriterLock(info.path, what=f"{self.name} v{version}"):
             shutil.rmtree(info.path)
-
-
-class WriterLock:
-    """An exclusive, non-blocking flock: one writer process at a time.
-
-    On a version (``writer.lock`` in its folder), LMDB already serialises
-    write transactions; this lock keeps a second projector or rebuild from
-    writing the same version with stale in-memory state (tombstones) and
-    makes ``drop`` refuse a version in use. The log writer of an ingest
-    consumer takes one beside the log (``name``).
-    """
-
-    def __init__(self, version_dir: Path, *, what: str = "projection version",
-                 name: str = "writer.lock") -> None:
-        self.path = Path(version_dir) / name
-        self.what = what
-        self._fd: int | None = None
-
-    def acquire(self) -> "WriterLock":
-        """Take the lock or raise :class:`StoreBusy` naming the holder's pid."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StoreBusy(f"{self.what} is being written by another process (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        """Release the lock (idempotent)."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._fd is not None
-
-    def __enter__(self) -> "WriterLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

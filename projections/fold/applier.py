@@ -31,11 +31,12 @@ import msgspec
 
 from events.codec import decode_event
 from events.errors import InvalidEvent
-
-from .apply import apply
-from .errors import PoisonEvent, StoreError
-from .overlay import Overlay
-from .store import CHECKPOINT, GraphStore
+from projections.changes.outbox import append_changes
+from projections.errors import PoisonEvent, StoreError
+from projections.fold.apply import apply
+from projections.fold.overlay import Overlay
+from projections.fold.writes import build_writeset
+from projections.store.graph import CHECKPOINT, GraphStore
 
 __all__ = ["Planned", "plan_rows", "Applier", "BatchResult", "gc_paused", "mapped_bytes",
            "MAPPED_BUDGET"]
@@ -233,14 +234,16 @@ class Applier:
                     raise _Poisoned(position, f"{type(e).__name__}: {e}") from e
             if release:
                 store.env.release_pages()
-            ws = overlay.finish()
+            ws = build_writeset(overlay)
             del overlay  # free the batch's state before LMDB allocates its dirty pages
             last = items[-1][0]
-            result.outbox = store.write(
-                txn, ws, checkpoint=last, outbox=self.outbox, release_pages=release,
+            store.write(
+                txn, ws, checkpoint=last, release_pages=release,
                 poisons=[(p.position, {"event_id": p.event_id, "type": p.event_type,
                                        "reason": p.reason, "at": time.time()}) for p in poisons],
             )
+            if self.outbox:
+                result.outbox = append_changes(store, txn, ws.changes)
             if release:
                 store.env.release_pages()
             txn.commit()

@@ -3,7 +3,7 @@
 An :class:`Overlay` sits on a :class:`StateReader` (the committed graph: an
 LMDB read through the batch's write transaction, or a dict in tests) and
 applies mutations in memory; :meth:`Overlay.finish` then hands the store a
-:class:`~projections.writeset.WriteSet` of sorted puts and deletes. Applying
+:class:`~projections.store.writeset.WriteSet` of sorted puts and deletes. Applying
 a whole batch in memory first lets the store write each sub-database in key
 order with one C-level ``putmulti`` call, and a node touched a hundred times
 in a batch is written once.
@@ -25,19 +25,28 @@ from __future__ import annotations
 from typing import Any, Iterable, Protocol
 
 from events.errors import InvalidEvent
-
-from . import mutations as m
-from .indexing import BLIND_CODES, DERIVED_FIELDS, INDEXED_CODES, LOOKUP_CODES, child_lookup
-from .indexing import iid_lookup
-from .indexing import index_keys, lookup_key, root_lookup
-from .keys import CODES, COMMIT_REF, commit_key, commit_lookup, key_int, pack_int
-from .ontology import EDGE_TYPES, NODE_TYPES
-from .writeset import WriteSet, build_writeset
+from projections.fold.slots import ABSENT, MISSING, TOMB, Stub
+from projections.fold.writes import build_writeset
+from projections.model import mutations as m
+from projections.model.indexing import (
+    BLIND_CODES,
+    DERIVED_FIELDS,
+    INDEXED_CODES,
+    LOOKUP_CODES,
+    child_lookup,
+    iid_lookup,
+    index_keys,
+    lookup_key,
+    root_lookup,
+)
+from projections.model.keys import CODES, COMMIT_REF, commit_key, commit_lookup, key_int, pack_int
+from projections.model.ontology import EDGE_TYPES, NODE_TYPES
+from projections.store.writeset import WriteSet
 
 __all__ = ["Overlay", "StateReader", "Change"]
 
 #: ``(position, kind, key_or_src, edge_code, dst, props, changed)``; kinds in
-#: :mod:`projections.changes`
+#: :mod:`projections.model.records`
 Change = tuple
 
 
@@ -51,32 +60,6 @@ class StateReader(Protocol):
     def has_edge(self, src: bytes, edge: int, dst: bytes) -> bool: ...
     def edge_props(self, src: bytes, edge: int, dst: bytes) -> dict | None: ...
     def lookup(self, key: bytes) -> bytes | None: ...
-
-
-class _Sentinel:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-_ABSENT = _Sentinel("ABSENT")  # not in the overlay
-MISSING = _Sentinel("MISSING")  # known not to exist
-TOMB = _Sentinel("TOMB")  # deleted: later mutations are ignored
-
-
-class _Stub:
-    """A node ensured or created blind: written with ``props`` at flush if absent;
-    if present, left alone (ENSURE) or given ``props`` beneath its own (CREATE)."""
-
-    __slots__ = ("props", "beneath")
-
-    def __init__(self, props: dict, beneath: bool = False) -> None:
-        self.props = props
-        self.beneath = beneath
 
 
 _PROJECT = CODES["Project"]
@@ -189,15 +172,15 @@ class Overlay:
 
     def _load(self, key: bytes) -> Any:
         """The node's current value, reading the committed one if needed."""
-        v = self.nodes.get(key, _ABSENT)
-        if v is _ABSENT:
+        v = self.nodes.get(key, ABSENT)
+        if v is ABSENT:
             if self._is_tomb(key):
                 v = TOMB
             else:
                 b = self.base[key] = self.reader.node(key)
                 v = MISSING if b is None else b
             self.nodes[key] = v
-        elif v.__class__ is _Stub:
+        elif v.__class__ is Stub:
             b = self.base[key] = self.reader.node(key)
             if b is None:
                 v = dict(v.props)
@@ -209,8 +192,8 @@ class Overlay:
         return v
 
     def _tombstoned(self, key: bytes) -> bool:
-        v = self.nodes.get(key, _ABSENT)
-        return v is TOMB or (v is _ABSENT and self._is_tomb(key))
+        v = self.nodes.get(key, ABSENT)
+        return v is TOMB or (v is ABSENT and self._is_tomb(key))
 
     def _write(self, key: bytes, old: dict | None, new: dict | None,
                touched: Iterable[str] | None = None) -> None:
@@ -249,13 +232,13 @@ class Overlay:
                     changed = sorted(new)
                 else:
                     get = old.get
-                    changed = sorted([k for k, v in new.items() if get(k, _ABSENT) != v]
+                    changed = sorted([k for k, v in new.items() if get(k, ABSENT) != v]
                                      + [k for k in old if k not in new])
                 self.changes.append((self.position, NODE_UPSERTED, key, 0, b"", new, changed))
 
     def _lookup(self, lkey: bytes) -> bytes | None:
-        v = self.lookups.get(lkey, _ABSENT)
-        if v is _ABSENT:
+        v = self.lookups.get(lkey, ABSENT)
+        if v is ABSENT:
             v = self.lookups[lkey] = self.reader.lookup(lkey)
         return v
 
@@ -315,8 +298,8 @@ class Overlay:
 
     def ensure(self, key: bytes, props: dict) -> None:
         """``ENSURE``: create the node with ``props`` unless it exists (or is deleted)."""
-        v = self.nodes.get(key, _ABSENT)
-        if v is _ABSENT:
+        v = self.nodes.get(key, ABSENT)
+        if v is ABSENT:
             if not self.precise and key[0] in BLIND_CODES:
                 self._blind(key, props, beneath=False)
                 return
@@ -328,12 +311,12 @@ class Overlay:
 
     def _blind(self, key: bytes, props: dict, *, beneath: bool) -> None:
         """Ensure or create ``key`` without reading it: a stub the store writes at flush
-        (see :class:`_Stub`), or nothing for a deleted node. Rebuilds only, and only for
+        (see :class:`Stub`), or nothing for a deleted node. Rebuilds only, and only for
         types with no derived keys to keep in step."""
         if self._is_tomb(key):
             self.nodes[key] = TOMB
         else:
-            self.nodes[key] = _Stub(props, beneath)
+            self.nodes[key] = Stub(props, beneath)
             self.dirty[key] = None
 
     def delete(self, key: bytes) -> None:
@@ -362,7 +345,7 @@ class Overlay:
                ) -> list[tuple[int, bytes]]:
         """Current (edge, other) pairs of ``key`` in one direction (one edge type if given)."""
         edges: dict[tuple[int, bytes], Any] = {}
-        if self.base.get(key, _ABSENT) is not None:
+        if self.base.get(key, ABSENT) is not None:
             for pair in (committed(key) if edge is None else committed(key, edge)):
                 edges[pair] = True
         for code in (_EDGE_CODES if edge is None else (edge,)):
@@ -375,7 +358,7 @@ class Overlay:
     def _committed_edge(self, src: bytes, edge: int, dst: bytes) -> Any:
         """The edge's committed value (``True`` or its props) or None, precise mode only."""
         base = self.base
-        if base.get(src, _ABSENT) is None or base.get(dst, _ABSENT) is None:
+        if base.get(src, ABSENT) is None or base.get(dst, ABSENT) is None:
             return None
         if not self.reader.has_edge(src, edge, dst):
             return None
@@ -387,8 +370,8 @@ class Overlay:
         """``LINK``: add the edge or replace its properties."""
         nodes = self.nodes
         vs, vd = nodes.get(src), nodes.get(dst)
-        src_live = vs.__class__ is dict or vs.__class__ is _Stub
-        dst_live = vd.__class__ is dict or vd.__class__ is _Stub
+        src_live = vs.__class__ is dict or vs.__class__ is Stub
+        dst_live = vd.__class__ is dict or vd.__class__ is Stub
         if not (src_live and dst_live):
             # Check both ends for tombstones before creating a stub at either.
             is_tomb = self._is_tomb
@@ -406,8 +389,8 @@ class Overlay:
         if dsts is None:
             dsts = by_src[src] = {}
         if self.precise:
-            cur = dsts.get(dst, _ABSENT)
-            if cur is _ABSENT:
+            cur = dsts.get(dst, ABSENT)
+            if cur is ABSENT:
                 cur = self._committed_edge(src, edge, dst)
             if cur == value:
                 return
@@ -428,12 +411,12 @@ class Overlay:
     def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
         """``UNLINK``: remove the edge if present."""
         dsts = self.out[edge].get(src)
-        cur = dsts.get(dst, _ABSENT) if dsts is not None else _ABSENT
+        cur = dsts.get(dst, ABSENT) if dsts is not None else ABSENT
         if cur is None:
             return
-        if cur is _ABSENT:
+        if cur is ABSENT:
             base = self.base
-            if base.get(src, _ABSENT) is None or base.get(dst, _ABSENT) is None:
+            if base.get(src, ABSENT) is None or base.get(dst, ABSENT) is None:
                 return
             if self.precise and self._committed_edge(src, edge, dst) is None:
                 return

@@ -1,7 +1,7 @@
 """The whole graph as plain data, and a self-check of its derived tables.
 
 ``export(store)`` reads every node and edge of an LMDB store (or of a
-:class:`~projections.memory.MemoryGraph`) into a :class:`GraphDump` of text
+:class:`~projections.fold.memory.MemoryGraph`) into a :class:`GraphDump` of text
 ids: what tests compare against a reference model, and what an operator can
 diff between two versions. ``check_derived`` verifies that the index and
 lookup tables are exactly what the nodes imply.
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .indexing import index_keys, lookup_key
-from .keys import CODES, format_key, key_type
-from .memory import MemoryGraph
-from .ontology import EDGE_TYPES, NODE_TYPES
-from .store import GraphStore
-from .writeset import EDGE_BYTES, decode_props
+from projections.fold.memory import MemoryGraph
+from projections.model.indexing import index_keys, lookup_key
+from projections.model.keys import CODES, format_key, key_type
+from projections.model.ontology import EDGE_TYPES, NODE_TYPES
+from projections.store.graph import GraphStore
+from projections.store.writeset import EDGE_BYTES, decode_props
 
 __all__ = ["GraphDump", "export", "check_derived"]
 

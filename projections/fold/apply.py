@@ -3,9 +3,9 @@
 ``apply(event)`` reads nothing but the event: whatever depends on the graph
 (merging properties, cascading deletes, resolving ``group/project#12`` to an
 issue) is expressed as a mutation whose semantics the store's
-:class:`~projections.overlay.Overlay` implements against the current state.
+:class:`~projections.fold.overlay.Overlay` implements against the current state.
 That keeps this step trivially deterministic and lets a rebuild run it in a
-separate process from the store (see :mod:`projections.rebuild`).
+separate process from the store (see :mod:`projections.versions.rebuild`).
 
 Text (descriptions, comments, commit messages) is not stored in the graph; it
 stays in the log. Only the references it holds become edges.
@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from events.adapters.pushes import is_zero_sha, split_ref
 from events.errors import InvalidEvent
+from events.gitrefs import is_zero_sha, split_ref
 from events.references import parse_references
 from events.types import EVENT_TYPES, Event
-
-from . import mutations as m
-from .keys import CODES, pack_int, ref_key, commit_ref, source_prefix
-from .ontology import EDGE_TYPES
+from projections.model import mutations as m
+from projections.model.keys import CODES, commit_ref, pack_int, ref_key, source_prefix
+from projections.model.ontology import EDGE_TYPES
 
 __all__ = ["apply", "HANDLED_TYPES"]
 

@@ -1,0 +1,1 @@
+"""The write path: events -> mutations (pure) -> overlay -> write set, applied in batches exactly once."""

@@ -1,0 +1,1 @@
+"""The graph model: ontology (node and edge types, ``NAME``, ``VERSION``), node keys, mutations, indexes, change records."""

@@ -1,0 +1,1 @@
+"""The read side: :class:`~projections.read.reader.GraphReader`, snapshots, traversal, questions, export."""

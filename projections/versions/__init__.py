@@ -1,0 +1,1 @@
+"""The version lifecycle: catalog and ``ACTIVE``, following it, rebuild, digest, lanes, the promotion diff."""
