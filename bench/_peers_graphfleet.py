@@ -39,7 +39,7 @@ from projections.read.questions import open_issues
 from projections.versions.rebuild import rebuild
 from projections.store.graph import GraphStore
 from projections.versions.catalog import Versions
-from workers.projector import Projector, ProjectorConfig
+from workers.projector.loop import Projector, ProjectorConfig
 
 __all__ = ["IngestResult", "ingest", "live_apply", "run_rebuild", "same_digest", "graph_counts",
            "export_graph", "GraphfleetQueries", "TRUNCATED"]

@@ -41,15 +41,16 @@ async def publish_then_ingest(settings, events, *, idle_secs: float = 0.5):
     Returns ``(publish_rate, ingest_rate, stats)``: events/s of the acked
     preload, events/s from the first message received to the last commit +
     ack (the idle wait that ends the run is not counted), and the worker's
-    :class:`~workers.ingest.IngestStats`.
+    :class:`~workers.ingest.consumer.IngestStats`.
     """
     import asyncio
     import time
 
     from ops.wiring import ingest_config, log_writer, sdlc_stream
-    from workers.ingest import IngestWorker
-    from workers.nats import connect, ensure_stream
-    from workers.publish import publish_events
+    from workers.ingest.consumer import IngestWorker
+    from workers.natsio.client import connect
+    from workers.natsio.streams import ensure_stream
+    from workers.natsio.publish import publish_events
 
     nc = await connect(settings.nats_url, name="bench-publish")
     await ensure_stream(nc.jetstream(), sdlc_stream(settings))

@@ -70,8 +70,9 @@ from projections.model.ontology import VERSION
 from projections.store.graph import OUTBOX_SEQ, GraphStore
 from projections.versions.catalog import Versions
 from projections.versions.lanes import read_watermark
-from workers.nats import StreamSpec, connect, ensure_stream
-from workers.publish import publish_events
+from workers.natsio.client import connect
+from workers.natsio.streams import StreamSpec, ensure_stream
+from workers.natsio.publish import publish_events
 
 _FLEET = [sys.executable, "-c", "from ops.cli import main; main()"]
 _SELF = [sys.executable, str(Path(__file__).resolve()), "--role"]

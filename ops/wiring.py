@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from events.log import EventLog
-from workers.ingest import IngestConfig
-from workers.log_writer import BatchWriter, WriterProcess
-from workers.nats import StreamSpec
+from workers.ingest.consumer import IngestConfig
+from workers.ingest.writer import BatchWriter, WriterProcess
+from workers.natsio.streams import StreamSpec
 
 from .settings import Settings
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
-    from workers.changes import ChangePublisher
-    from workers.runtime import RuntimeConfig
+    from workers.changefeed.publisher import ChangePublisher
+    from workers.projector.runtime import RuntimeConfig
 
 __all__ = ["change_publisher", "graph_stream", "ingest_config", "log_writer", "open_log",
            "runtime_config", "sdlc_stream"]
@@ -59,8 +59,8 @@ def log_writer(settings: Settings) -> BatchWriter | WriterProcess:
 
 def runtime_config(settings: Settings) -> "RuntimeConfig":
     """The worker process's runtime configuration."""
-    from workers.projector import ProjectorConfig
-    from workers.runtime import RuntimeConfig
+    from workers.projector.loop import ProjectorConfig
+    from workers.projector.runtime import RuntimeConfig
 
     return RuntimeConfig(
         log_path=settings.log_path,
@@ -87,7 +87,7 @@ def graph_stream(settings: Settings) -> StreamSpec:
 def change_publisher(nc: "Client", settings: Settings, *, projection: str = "graph",
                      batch_max: int | None = None, poll_ms: int | None = None) -> "ChangePublisher":
     """The change publisher of ``projection`` configured by ``settings``."""
-    from workers.changes import ChangePublisher, ChangesConfig
+    from workers.changefeed.publisher import ChangePublisher, ChangesConfig
 
     config = ChangesConfig(
         batch_max=batch_max or settings.changes_batch_max,

@@ -24,7 +24,7 @@ from ops.api.hooks import github_signature
 from ops.wiring import open_log
 from tests.conftest import fleet_cmd, settings_env, wait_for
 from tests.test_ingest import _ingest_until_idle
-from workers.nats import connect
+from workers.natsio.client import connect
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 GITHUB_EXAMPLES = FIXTURES / "github" / "examples"

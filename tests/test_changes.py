@@ -43,7 +43,7 @@ from tests.conftest import fleet_cmd, wait_for
 from projections.versions.transition import emit_diff
 from projections.changes.outbox import append_rebuilt
 from projections.versions.lanes import prunable, read_watermark, write_watermark
-from workers.nats import connect
+from workers.natsio.client import connect
 
 NEXT = V + 1  # the version a schema change would bring
 

@@ -28,7 +28,7 @@ from projections.versions.rebuild import rebuild
 from projections.store.graph import GraphStore
 from projections.versions.catalog import Versions
 from projections.model.ontology import VERSION as V
-from workers.changes import backoff_secs
+from workers.changefeed.publisher import backoff_secs
 from projections.changes.diff import diff_sorted
 from projections.versions.transition import emit_diff
 

@@ -26,11 +26,11 @@ from ops.wiring import graph_stream
 from projections.versions.catalog import Versions
 from projections.model.ontology import VERSION as V
 from tests.conftest import fleet_cmd, wait_for
-from workers.changes import ChangePublisher, ChangesConfig
+from workers.changefeed.publisher import ChangePublisher, ChangesConfig
 from projections.changes.outbox import OutboxReader
 from projections.versions.lanes import read_watermark
-from workers.nats import connect
-from workers.projector import Projector, ProjectorConfig
+from workers.natsio.client import connect
+from workers.projector.loop import Projector, ProjectorConfig
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ from projections.versions.catalog import Versions
 from projections.model.ontology import VERSION as V
 from projections.changes.outbox import OutboxReader
 from projections.versions.lanes import WATERMARK_FILE, prunable, read_watermark, write_watermark
-from workers.nats import connect
-from workers.projector import Projector, ProjectorConfig
+from workers.natsio.client import connect
+from workers.projector.loop import Projector, ProjectorConfig
 
 
 def _outbox(version_dir) -> tuple[int, int, list[int]]:

@@ -23,7 +23,7 @@ from test_changes_support import (
 from projections.model.records import KINDS
 from projections.model.ontology import VERSION as V
 from tests.conftest import fleet_cmd
-from workers.nats import connect
+from workers.natsio.client import connect
 
 pytestmark = pytest.mark.slow
 

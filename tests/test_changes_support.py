@@ -21,9 +21,9 @@ from projections.versions.rebuild import rebuild
 from projections.store.graph import GraphStore
 from projections.versions.catalog import Versions
 from projections.model.ontology import VERSION
-from workers.nats import connect
+from workers.natsio.client import connect
 from tests.conftest import ROOT, settings_env
-from workers.projector import Projector, ProjectorConfig
+from workers.projector.loop import Projector, ProjectorConfig
 
 EXAMPLE = ROOT / "examples" / "downstream_copy.py"
 

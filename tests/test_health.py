@@ -12,7 +12,7 @@ import pytest
 from ops.health import assess
 from projections.model.ontology import VERSION as V
 from tests.conftest import fleet_cmd, settings_env
-from workers.heartbeat import Beat
+from workers.natsio.heartbeat import Beat
 
 NOW = 1_000_000.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from workers.heartbeat import Heartbeat
+from workers.natsio.heartbeat import Heartbeat
 
 
 class _SwallowingBeat(Heartbeat):

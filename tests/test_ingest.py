@@ -14,9 +14,10 @@ from events.chain import Tail
 from events.codec import encode_event
 from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
 from tests.conftest import fleet_cmd, make_issue, settings_env, wait_for
-from workers.ingest import IngestConfig, IngestStats, IngestWorker, ack_seqs
-from workers.nats import connect, ensure_stream
-from workers.publish import Publisher, publish_events
+from workers.ingest.consumer import IngestConfig, IngestStats, IngestWorker, ack_seqs
+from workers.natsio.client import connect
+from workers.natsio.streams import ensure_stream
+from workers.natsio.publish import Publisher, publish_events
 
 
 async def _publish_raw(settings, bodies: list[bytes], *, msg_ids: list[str | None] | None = None):
@@ -239,7 +240,7 @@ def test_a_second_ingest_worker_for_the_same_log_stops_at_start_naming_the_first
     import os
 
     from events.errors import LogBusy
-    from workers.log_writer import BatchWriter, WriterProcess
+    from workers.ingest.writer import BatchWriter, WriterProcess
 
     first = BatchWriter(open_log(settings), settings.ingest_durable)
     try:
@@ -317,7 +318,7 @@ def test_trace_context_travels_from_publish_into_the_log(settings, spans):
 
 def test_a_validation_bug_quarantines_the_message_and_keeps_the_connection(settings, monkeypatch):
     """An unexpected error while validating is kept as `internal` input; the stream moves on."""
-    import workers.ingest as ingest
+    import workers.ingest.consumer as ingest
 
     bodies = [encode_event(make_issue(i, event_id=str(uuid.uuid4()))) for i in range(3)]
     real_decode = ingest.decode_event
@@ -375,7 +376,7 @@ def test_an_expired_pull_request_is_renewed_at_once_not_at_the_next_idle_poll(se
     """
     import dataclasses
 
-    import workers.ingest as ingest_module
+    import workers.ingest.consumer as ingest_module
 
     monkeypatch.setattr(ingest_module, "_IDLE_POLL_SECS", 60)
     config = dataclasses.replace(ingest_config(settings), pull_expires_secs=0.3)
@@ -408,7 +409,8 @@ def test_an_expired_pull_request_is_renewed_at_once_not_at_the_next_idle_poll(se
 
 def _requesting_worker(requests: list[dict], **config) -> IngestWorker:
     """A worker with no server: the pull requests it sends are decoded into ``requests``."""
-    from workers.nats import FleetClient, StreamSpec
+    from workers.natsio.client import FleetClient
+    from workers.natsio.streams import StreamSpec
 
     class Recording(FleetClient):
         async def publish(self, subject, payload=b"", reply="", headers=None):
@@ -444,7 +446,7 @@ def test_a_request_half_its_lifetime_old_is_renewed_even_for_a_few_messages():
 def test_each_request_asks_for_its_share_of_the_byte_budget_but_room_for_one_message():
     """What is in flight stays under ``inflight_bytes`` (nats-server cuts off a client with
     more than its max_pending unread), yet one message of the largest size always fits."""
-    from workers.nats import FleetClient
+    from workers.natsio.client import FleetClient
 
     requests: list[dict] = []
     for budget in (100 * 2**20, 1000):

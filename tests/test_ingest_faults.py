@@ -15,10 +15,11 @@ from ops.embedded import NatsServer
 from ops.settings import load_settings
 from ops.wiring import ingest_config, open_log, sdlc_stream
 from tests.conftest import make_issue, wait_for
-from workers.ingest import IngestWorker
-from workers.log_writer import BatchWriter
-from workers.nats import connect, ensure_stream
-from workers.publish import publish_events
+from workers.ingest.consumer import IngestWorker
+from workers.ingest.writer import BatchWriter
+from workers.natsio.client import connect
+from workers.natsio.streams import ensure_stream
+from workers.natsio.publish import publish_events
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from nats.aio.client import Client
 from nats.errors import ProtocolError
 from nats.protocol.parser import Parser
 
-from workers.nats import FleetClient, FleetParser, hpub_frame
+from workers.natsio.client import FleetClient, FleetParser, hpub_frame
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_an_hpub_frame_refuses_headers_that_would_break_it(headers):
 def test_published_frames_arrive_in_order_with_their_headers(nats_server):
     from nats.errors import ConnectionClosedError
 
-    from workers.nats import connect
+    from workers.natsio.client import connect
 
     async def main():
         nc = await connect(nats_server.url, name="test-frames")
@@ -192,8 +192,9 @@ def test_published_frames_arrive_in_order_with_their_headers(nats_server):
 
 def test_the_acked_sender_pushes_its_frames_before_waiting_for_room(nats_server):
     """A window smaller than the round: the queued frames must go out, or no ack ever comes."""
-    from workers.changes_acks import AckedSender
-    from workers.nats import StreamSpec, connect, ensure_stream
+    from workers.changefeed.acks import AckedSender
+    from workers.natsio.client import connect
+    from workers.natsio.streams import StreamSpec, ensure_stream
 
     async def main():
         nc = await connect(nats_server.url, name="test-acked-sender")

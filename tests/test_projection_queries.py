@@ -27,7 +27,7 @@ from projections.model.ontology import VERSION as V
 from projections.read.reader import GraphReader
 from projections.versions.rebuild import rebuild
 from projections.versions.catalog import Versions
-from workers.projector import Projector, ProjectorConfig
+from workers.projector.loop import Projector, ProjectorConfig
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from projections.read.reader import GraphReader
 from projections.versions.rebuild import rebuild
 from projections.store.graph import GraphStore
 from projections.versions.catalog import Versions
-from workers.projector import Projector, ProjectorConfig
+from workers.projector.loop import Projector, ProjectorConfig
 
 pytestmark = pytest.mark.skipif(lmdbenv.boot_id() is None, reason="needs a boot id (Linux)")
 

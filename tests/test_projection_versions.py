@@ -21,7 +21,7 @@ from projections.versions.rebuild import rebuild
 from projections.store.graph import GraphStore
 from projections.versions.catalog import Versions
 from projections.store.lock import WriterLock
-from workers.projector import Projector, ProjectorConfig
+from workers.projector.loop import Projector, ProjectorConfig
 
 
 @pytest.fixture

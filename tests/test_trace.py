@@ -10,8 +10,9 @@ from ops.wiring import sdlc_stream
 from tests.conftest import make_issue
 from tests.test_changes_support import project, publish_all, workload
 from tests.test_ingest import _ingest_until_idle
-from workers.nats import connect, ensure_stream
-from workers.publish import publish_events
+from workers.natsio.client import connect
+from workers.natsio.streams import ensure_stream
+from workers.natsio.publish import publish_events
 
 tracer = trace.get_tracer(__name__)
 

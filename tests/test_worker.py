@@ -17,8 +17,8 @@ from projections.model.ontology import VERSION as V
 from projections.versions.catalog import Versions
 from tests.conftest import fleet_cmd, settings_env, wait_for
 from projections.changes.outbox import OutboxReader
-from workers.nats import LOG_APPENDED_SUBJECT, connect
-from workers.runtime import RuntimeConfig, WorkerRuntime
+from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
+from workers.projector.runtime import RuntimeConfig, WorkerRuntime
 
 pytestmark = pytest.mark.slow
 

@@ -39,8 +39,9 @@ from nats.js.errors import NoStreamResponseError
 from events.codec import encode_event
 from events.errors import ConfigError
 from events.types import Event, subject_for
-from workers.nats import connect, ensure_stream
-from workers.publish import PublishReport
+from workers.natsio.client import connect
+from workers.natsio.publish import PublishReport
+from workers.natsio.streams import ensure_stream
 
 from ..settings import Settings
 from ..telemetry import Telemetry
@@ -66,7 +67,7 @@ class EventSink:
 
     Each event goes out with ``Nats-Msg-Id`` = its id, all of a request's
     events in flight at once. The fleet's pipelined
-    :class:`~workers.publish.Publisher` keeps one report and one drain point
+    :class:`~workers.natsio.publish.Publisher` keeps one report and one drain point
     per publisher, so concurrent requests sharing it could not tell their
     own acks from their neighbours'; here every request gets its own report.
     """

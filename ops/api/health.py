@@ -13,7 +13,7 @@ import time
 
 from aiohttp import web
 
-from workers.heartbeat import Heartbeat
+from workers.natsio.heartbeat import Heartbeat
 
 from ..health import HealthReport, gather
 from .app import context

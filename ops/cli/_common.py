@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import click
 
-from workers.nats import connect
+from workers.natsio.client import connect
 
 from ..settings import Settings
 

@@ -19,8 +19,8 @@ from projections.model.ontology import NAME
 from projections.versions.catalog import Versions
 from projections.changes.outbox import OutboxReader
 from projections.versions.lanes import plan_lanes, read_watermark
-from workers.heartbeat import Heartbeat
-from workers.nats import connect
+from workers.natsio.heartbeat import Heartbeat
+from workers.natsio.client import connect
 
 from ..logs import configure_logging
 from ..runner import run_until_signal

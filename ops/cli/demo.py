@@ -7,9 +7,10 @@ import time
 
 import click
 
-from workers.ingest import IngestWorker
-from workers.nats import connect, ensure_stream
-from workers.publish import publish_events
+from workers.ingest.consumer import IngestWorker
+from workers.natsio.client import connect
+from workers.natsio.streams import ensure_stream
+from workers.natsio.publish import publish_events
 
 from ..embedded import NatsServer, free_port, port_of
 from ..logs import configure_logging

@@ -23,8 +23,8 @@ from events.adapters.gitlab import HEADERS as GITLAB_HEADERS
 from events.codec import encode_event
 from events.errors import InvalidEvent
 from events.types import Event
-from workers.nats import ensure_stream
-from workers.publish import PublishReport, publish_events
+from workers.natsio.streams import ensure_stream
+from workers.natsio.publish import PublishReport, publish_events
 
 from ..settings import Settings
 from ..wiring import sdlc_stream

@@ -1,7 +1,7 @@
 """``fleet replay``, ``fleet projections``, ``fleet rollback``, ``fleet project``.
 
 Thin commands over :mod:`projections` (versions, rebuild, store) and the
-projector in :mod:`workers.projector`.
+projector in :mod:`workers.projector.loop`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from projections.fold.pipeline import default_workers
 from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
 from projections.store.graph import CHECKPOINT, OUTBOX_SEQ, POISON_COUNT, GraphStore
 from projections.versions.catalog import Versions, parse_version
-from workers.nats import LOG_APPENDED_SUBJECT, connect
-from workers.projector import Projector, ProjectorConfig, run_rebuild
+from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
+from workers.projector.loop import Projector, ProjectorConfig, run_rebuild
 
 from ..logs import configure_logging
 from ..runner import run_until_signal

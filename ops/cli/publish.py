@@ -11,8 +11,8 @@ import click
 from events.codec import decode_event
 from events.errors import InvalidEvent
 from events.types import subject_for
-from workers.nats import ensure_stream
-from workers.publish import Publisher, RateLimiter, publish_events
+from workers.natsio.streams import ensure_stream
+from workers.natsio.publish import Publisher, RateLimiter, publish_events
 
 from ..settings import Settings
 from ..wiring import sdlc_stream

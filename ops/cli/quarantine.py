@@ -9,8 +9,8 @@ import click
 from events.codec import decode_event
 from events.errors import InvalidEvent
 from events.types import subject_for
-from workers.nats import ensure_stream
-from workers.publish import Publisher
+from workers.natsio.streams import ensure_stream
+from workers.natsio.publish import Publisher
 
 from ..settings import Settings
 from ..wiring import open_log, sdlc_stream

@@ -32,11 +32,11 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     import dramatiq
 
     from projections.store.env import defer_sync
-    from workers.actors import declare_actors
+    from workers.broker.actors import declare_actors
     from workers.broker import broker_from_url
     from workers.broker.telemetry import OpenTelemetryMiddleware
-    from workers.nats import wait_for_server
-    from workers.runtime import WorkerRuntime
+    from workers.natsio.client import wait_for_server
+    from workers.projector.runtime import WorkerRuntime
 
     from ..wiring import change_publisher, runtime_config
 

@@ -14,8 +14,7 @@ from urllib.parse import urlparse
 from dramatiq.broker import Broker
 
 from events.errors import ConfigError
-
-from ._urls import redact_url
+from workers.broker._urls import redact_url
 
 __all__ = ["broker_from_url"]
 
@@ -38,7 +37,7 @@ def broker_from_url(url: str, **kw: Any) -> Broker:
     scheme = urlparse(url).scheme.lower()
     kind = _SCHEMES.get(scheme)
     if kind == "jetstream":
-        from .jetstream import JetStreamBroker
+        from workers.broker.jetstream import JetStreamBroker
 
         return JetStreamBroker(url, **kw)
     if kind == "stub":

@@ -21,11 +21,11 @@ from dramatiq.errors import DecodeError
 from dramatiq.message import Message
 from nats.aio.msg import Msg
 
-from .errors import BrokerUnavailable
-from .layout import ACK, NAK
+from workers.broker.errors import BrokerUnavailable
+from workers.broker.layout import ACK, NAK
 
 if TYPE_CHECKING:
-    from .jetstream import JetStreamBroker
+    from workers.broker.jetstream import JetStreamBroker
 
 __all__ = ["JetStreamConsumer", "JetStreamMessage"]
 

@@ -20,11 +20,10 @@ import nats.js.errors
 from nats.aio.msg import Msg
 
 from events.errors import TransientError
-from workers.nats import connect
-
-from ._loop import LoopThread
-from .errors import BrokerRejected, BrokerUnavailable
-from .layout import NAK, WPI
+from workers.broker._loop import LoopThread
+from workers.broker.errors import BrokerRejected, BrokerUnavailable
+from workers.broker.layout import NAK, WPI
+from workers.natsio.client import connect
 
 __all__ = ["NatsLink"]
 

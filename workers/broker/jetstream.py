@@ -32,12 +32,11 @@ from dramatiq.errors import QueueJoinTimeout, QueueNotFound
 from dramatiq.message import Message
 
 from events.errors import ConfigError
-
-from ._consumer import JetStreamConsumer
-from ._link import NatsLink
-from ._urls import redact_url
-from .errors import BrokerRejected, BrokerUnavailable
-from .layout import (
+from workers.broker._consumer import JetStreamConsumer
+from workers.broker._link import NatsLink
+from workers.broker._urls import redact_url
+from workers.broker.errors import BrokerRejected, BrokerUnavailable
+from workers.broker.layout import (
     consumer_config,
     dedup_id,
     durable_name,

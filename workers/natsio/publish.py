@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Iterable
 
 from nats.aio.client import Client
-from opentelemetry import propagate
 from nats.aio.msg import Msg
+from opentelemetry import propagate
 
 from events.codec import encode_event
 from events.errors import TransientError

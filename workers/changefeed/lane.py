@@ -2,7 +2,7 @@
 
 :class:`LanePublisher` owns what belongs to one version (see
 :mod:`projections.changes.outbox` for lanes): its outbox reader, its watermark
-and watermark file, and the fence anchor. :class:`~workers.changes.ChangePublisher`
+and watermark file, and the fence anchor. :class:`~workers.changefeed.publisher.ChangePublisher`
 decides which lane goes when; the protocol is described there.
 
 A version rebuilt in place of a damaged one (a machine crash, see
@@ -31,18 +31,22 @@ from opentelemetry import metrics, propagate, trace
 
 from events.errors import NotFound, TransientError
 from events.log import EventLog
-from projections.changes.contract import change_from_record, change_msg_id, change_subject, encode_change
-from projections.changes.contract import parse_msg_id
-
-from .changes_acks import WRONG_LAST_MSG_ID, Ack, AckedSender
-from projections.versions.lanes import Lane, WatermarkFile, read_offset, read_watermark, write_offset
+from projections.changes.contract import (
+    change_from_record,
+    change_msg_id,
+    change_subject,
+    encode_change,
+    parse_msg_id,
+)
 from projections.changes.outbox import OutboxReader
+from projections.versions.lanes import Lane, WatermarkFile, read_offset, read_watermark, write_offset
+from workers.changefeed.acks import WRONG_LAST_MSG_ID, Ack, AckedSender
 
 __all__ = ["ChangesConfig", "ChangesStats", "LanePublisher", "Shared"]
 
-log = logging.getLogger("workers.changes")
-tracer = trace.get_tracer("workers.changes")
-meter = metrics.get_meter("workers.changes")
+log = logging.getLogger("workers.changefeed.publisher")
+tracer = trace.get_tracer("workers.changefeed.publisher")
+meter = metrics.get_meter("workers.changefeed.publisher")
 _published = meter.create_counter("fleet.changes.published", unit="{change}",
                                   description="Changes acknowledged by JetStream, by outcome")
 _round_ms = meter.create_histogram("fleet.changes.publish.duration", unit="ms",
@@ -85,7 +89,6 @@ class ChangesStats:
     published: int = 0
     duplicates: int = 0
     skipped: int = 0
-    rounds: int = 0
     errors: int = 0
     version: int | None = None
     watermark: int = 0
@@ -319,7 +322,6 @@ class LanePublisher:
         shared, stats, version = self.shared, self.shared.stats, self.lane.version
         attrs = {"projection": shared.projection, "version": version}
         _round_ms.record((time.perf_counter() - started) * 1000, attrs)
-        stats.rounds += 1
         if stored:
             _published.add(stored, attrs | {"outcome": "stored"})
         if duplicates:

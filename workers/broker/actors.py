@@ -20,7 +20,7 @@ to dramatiq's StubBroker and the fleet to its JetStream broker.
   the outboxes to the GRAPH stream.
 
 The last two are nudges any process may send through the broker; the worker
-itself wakes its loops in-process (see :mod:`workers.runtime`), because a
+itself wakes its loops in-process (see :mod:`workers.projector.runtime`), because a
 broker round trip on the live path costs more than the work it announces.
 """
 

@@ -1,6 +1,6 @@
 """What the ``worker`` process's actors run on: the projector and the change publisher.
 
-:class:`WorkerRuntime` owns one :class:`~workers.projector.Projector`, run
+:class:`WorkerRuntime` owns one :class:`~workers.projector.loop.Projector`, run
 by a thread of its own (``worker-projector``), and an asyncio loop thread
 (``worker-nats``) for the NATS side: the change publisher's loop, the
 heartbeat and the log notifications. The live path never goes through the
@@ -32,12 +32,11 @@ from typing import Any, Callable
 
 from events.errors import FleetError
 from projections.fold.applier import BatchResult
-from projections.store.env import sync_mode
 from projections.read.reader import GraphReader
-
-from .heartbeat import Heartbeat
-from .nats import LOG_APPENDED_SUBJECT, connect
-from .projector import Projector, ProjectorConfig, run_rebuild
+from projections.store.env import sync_mode
+from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
+from workers.natsio.heartbeat import Heartbeat
+from workers.projector.loop import Projector, ProjectorConfig, run_rebuild
 
 __all__ = ["RuntimeConfig", "WorkerRuntime"]
 

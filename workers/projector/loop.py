@@ -48,18 +48,17 @@ from opentelemetry import metrics, propagate, trace
 
 from events.errors import FleetError, NotFound
 from events.log import EventLog
-from projections.fold.applier import Applier, BatchResult, plan_rows
-from projections.errors import StoreBusy, VersionDamaged
-from projections.store.env import DEFAULT_MAP_SIZE
-from projections.model.ontology import NAME, VERSION
-from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress, RebuildResult, rebuild
-from projections.store.graph import CHECKPOINT, OUTBOX_PRUNED, GraphStore
-from projections.versions.pointer import ActivePointer
-from projections.versions.catalog import BUILDING, READY, RETIRED, Versions
-from projections.store.lock import WriterLock
-
-from projections.versions.lanes import prunable
 from projections.changes.outbox import prune_outbox
+from projections.errors import StoreBusy, VersionDamaged
+from projections.fold.applier import Applier, BatchResult, plan_rows
+from projections.model.ontology import NAME, VERSION
+from projections.store.env import DEFAULT_MAP_SIZE
+from projections.store.graph import CHECKPOINT, OUTBOX_PRUNED, GraphStore
+from projections.store.lock import WriterLock
+from projections.versions.catalog import BUILDING, READY, RETIRED, Versions
+from projections.versions.lanes import prunable
+from projections.versions.pointer import ActivePointer
+from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress, RebuildResult, rebuild
 
 __all__ = ["Projector", "ProjectorConfig", "ProjectorStats", "run_rebuild"]
 

@@ -3,11 +3,11 @@
 Design (measured in BENCHMARKS.md):
 
 * **Receive**: a durable pull consumer with ``AckPolicy.ALL``. Pull requests
-  are answered into a raw *tap* of :class:`~workers.nats.FleetClient`: the
+  are answered into a raw *tap* of :class:`~workers.natsio.client.FleetClient`: the
   protocol parser hands each frame's bytes straight to :meth:`_on_frame`,
   with no nats-py ``Msg``, queue or task switch per message.
 * **Validate on arrival**: each frame is decoded and validated as it is
-  parsed, into the open :class:`~workers.log_writer.PreparedBatch`
+  parsed, into the open :class:`~workers.ingest.writer.PreparedBatch`
   (quarantine rows, or log rows: accepted events get their position and
   hash chain here, :mod:`events.chain`, built from the tail the previous
   batch is expected to leave). This runs while the writer commits the
@@ -65,13 +65,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import metrics, propagate, trace
 
+from events.chain import RowChain, Tail, rechain
 from events.codec import decode_event
 from events.errors import InvalidEvent, StreamBehindLog
-from events.chain import RowChain, Tail, rechain
 from events.log import Accepted, Rejected, id_key, now_iso
-
-from .log_writer import BatchWriter, PreparedBatch, WriterProcess
-from .nats import LOG_APPENDED_SUBJECT, FleetClient, StreamSpec, ensure_stream
+from workers.ingest.writer import BatchWriter, PreparedBatch, WriterProcess
+from workers.natsio.client import LOG_APPENDED_SUBJECT, FleetClient
+from workers.natsio.streams import StreamSpec, ensure_stream
 
 __all__ = ["IngestConfig", "IngestStats", "IngestWorker", "ack_seqs"]
 
@@ -155,7 +155,7 @@ class IngestWorker:
     def __init__(self, nc: FleetClient, writer: BatchWriter | WriterProcess, config: IngestConfig
                  ) -> None:
         if not isinstance(nc, FleetClient):
-            raise TypeError("the ingest worker needs a FleetClient (workers.nats.connect gives one)")
+            raise TypeError("the ingest worker needs a FleetClient (workers.natsio.client.connect gives one)")
         self._nc = nc
         self._js = nc.jetstream()
         self._writer = writer

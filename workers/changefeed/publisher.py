@@ -52,12 +52,11 @@ from opentelemetry import metrics
 from events.errors import FleetError
 from projections.errors import UnknownVersion
 from projections.versions.catalog import Versions
-from projections.versions.pointer import ActivePointer
-
-from .changes_acks import AckedSender
-from .changes_lane import ChangesConfig, ChangesStats, LanePublisher, Shared, failpoint_rounds
 from projections.versions.lanes import Lane, is_sealed, plan_lanes
-from .nats import StreamSpec, ensure_stream
+from projections.versions.pointer import ActivePointer
+from workers.changefeed.acks import AckedSender
+from workers.changefeed.lane import ChangesConfig, ChangesStats, LanePublisher, Shared, failpoint_rounds
+from workers.natsio.streams import StreamSpec, ensure_stream
 
 __all__ = ["ChangePublisher", "ChangesConfig", "ChangesStats", "GRAPH_STREAM", "backoff_secs"]
 

@@ -1,6 +1,6 @@
 """Pipelined JetStream publishing that tells which message each ack belongs to.
 
-:class:`workers.publish.Publisher` counts acks; the change publisher needs
+:class:`workers.natsio.publish.Publisher` counts acks; the change publisher needs
 the outcome of particular messages of a round (stored, duplicate, or the
 server's error such as ``wrong last msg ID``) to advance its watermark over
 exactly what JetStream holds. Only the messages sent with ``ack=True`` ask
@@ -11,7 +11,7 @@ of a round halves the traffic without losing precision. Each round gets its
 own reply token, so a late ack from an earlier round is never mistaken for
 one of the current round.
 
-Messages leave as ready-made protocol frames (:func:`workers.nats.hpub_frame`),
+Messages leave as ready-made protocol frames (:func:`workers.natsio.client.hpub_frame`),
 pushed to the connection every ``push_bytes`` of frames, before any wait for
 acks, and at :meth:`AckedSender.flush`: nats-py's ``publish`` would encode
 the headers generically and ask its flusher for a write per message.
@@ -27,7 +27,7 @@ from nats.aio.client import _validate_subject
 from nats.aio.msg import Msg
 from nats.errors import MaxPayloadError
 
-from .nats import FleetClient, hpub_frame
+from workers.natsio.client import FleetClient, hpub_frame
 
 __all__ = ["Ack", "AckedSender"]
 

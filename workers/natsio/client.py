@@ -1,4 +1,4 @@
-"""NATS connection and JetStream stream set-up shared by every process.
+"""The NATS connection every process uses: a client that survives bad frames, and reconnects.
 
 Connections reconnect forever with a short back-off; a server that cannot be
 reached at start-up raises :class:`~events.errors.TransientError` naming the
@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlparse
 
@@ -19,15 +18,11 @@ import nats
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.errors import ProtocolError
-from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
 from nats.protocol.parser import MAX_CONTROL_LINE_SIZE, Parser
 
 from events.errors import TransientError
 
-__all__ = ["LOG_APPENDED_SUBJECT", "FleetClient", "StreamSpec", "connect", "ensure_stream",
-           "hpub_frame", "wait_for_server"]
+__all__ = ["LOG_APPENDED_SUBJECT", "FleetClient", "connect", "hpub_frame", "wait_for_server"]
 
 #: Core NATS subject the ingest worker pings after each commit (payload: the log head).
 LOG_APPENDED_SUBJECT = "fleet.log.appended"
@@ -231,18 +226,6 @@ _BREAKS_FRAME = re.compile(r"[\r\n]")
 _BAD_NAME = re.compile(r"[\s:]")
 
 
-@dataclass(frozen=True, kw_only=True)
-class StreamSpec:
-    """The shape of a JetStream stream graphfleet owns."""
-
-    name: str
-    subjects: tuple[str, ...]
-    duplicate_window_secs: float = 120
-    max_age_secs: float = 0
-    max_bytes: int = -1
-    max_msg_size: int = -1
-
-
 async def connect(url: str, *, name: str, connect_timeout_secs: float = 5,
                   wait_for_server_secs: float = 0) -> Client:
     """Connect to NATS at ``url``, retrying reconnects forever once connected.
@@ -312,31 +295,3 @@ async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Cli
         raise TransientError(
             f"cannot reach NATS at {url}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
         ) from e
-
-
-async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
-    """Create the stream when missing; update its limits when they changed."""
-    config = StreamConfig(
-        name=spec.name,
-        subjects=list(spec.subjects),
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        duplicate_window=spec.duplicate_window_secs,
-        max_age=spec.max_age_secs,
-        max_bytes=spec.max_bytes,
-        max_msg_size=spec.max_msg_size,
-    )
-    try:
-        info = await js.stream_info(spec.name)
-    except NotFoundError:
-        await js.add_stream(config)
-        log.info("stream created", extra={"stream": spec.name, "subjects": list(spec.subjects)})
-        return
-    current = info.config
-    if (
-        current.duplicate_window != config.duplicate_window
-        or (current.max_age or 0) != config.max_age
-        or (current.max_bytes or -1) != config.max_bytes
-    ):
-        await js.update_stream(config)
-        log.info("stream limits updated", extra={"stream": spec.name})

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import msgspec
 
-from events.errors import LogBusy, LogError
 from events.chain import Chained, Tail
+from events.errors import LogBusy, LogError
 from events.log import EventLog, Rejected
 from projections.errors import StoreBusy
 from projections.store.lock import WriterLock

@@ -1,0 +1,1 @@
+"""NATS client code every process shares: the connection, streams, publishing, heartbeats."""
