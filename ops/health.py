@@ -24,8 +24,8 @@ from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 
 from events.errors import FleetError, TransientError
-from workers.natsio.heartbeat import Beat, read_heartbeats
 from workers.natsio.client import connect
+from workers.natsio.heartbeat import Beat, read_heartbeats
 
 from .settings import Settings
 from .wiring import open_log

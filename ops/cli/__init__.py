@@ -1,17 +1,12 @@
 """The ``fleet`` command line: a thin click layer over the Python API.
 
-Each module in this package adds its commands through ``register(cli)``, so
-command groups live in their own files (``log.py``, ``quarantine.py``, ...).
-
-Exit codes: 0 success; 1 the operation ran and found a problem (verify failed,
-fleet unhealthy, some inputs failed); 2 usage or configuration error;
-3 a required service (NATS) is unreachable.
+Each command module in this package adds its commands through
+``register(cli)``, so command groups live in their own files (``log.py``,
+``quarantine.py``, ...). Exit codes are in :mod:`.exits`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 from pathlib import Path
 
@@ -19,13 +14,27 @@ import click
 
 from events.errors import ConfigError, FleetError, TransientError
 
-from ..settings import Settings, load_settings
+from ..settings import load_settings
+from . import (
+    api,
+    changes,
+    demo,
+    health,
+    import_webhooks,
+    ingest,
+    log,
+    nats,
+    projections,
+    publish,
+    quarantine,
+    query,
+    schema,
+    up,
+    worker,
+)
+from .exits import EXIT_PROBLEM, EXIT_UNAVAILABLE, EXIT_USAGE
 
-__all__ = ["cli", "main", "pass_settings", "EXIT_PROBLEM", "EXIT_USAGE", "EXIT_UNAVAILABLE"]
-
-EXIT_PROBLEM = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
+__all__ = ["cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -54,10 +63,10 @@ def cli(ctx: click.Context, data_dir: Path | None, nats_url: str | None) -> None
     ctx.obj = settings
 
 
-pass_settings = click.make_pass_decorator(Settings)
 
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
-    importlib.import_module(f"{__name__}.{_module}").register(cli)
+for _module in (api, changes, demo, health, import_webhooks, ingest, log, nats, projections, publish,
+                quarantine, query, schema, up, worker):
+    _module.register(cli)
 
 
 def main() -> None:

@@ -14,13 +14,13 @@ import click
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from projections.model.records import KINDS
-from projections.model.ontology import NAME
-from projections.versions.catalog import Versions
 from projections.changes.outbox import OutboxReader
+from projections.model.ontology import NAME
+from projections.model.records import KINDS
+from projections.versions.catalog import Versions
 from projections.versions.lanes import plan_lanes, read_watermark
-from workers.natsio.heartbeat import Heartbeat
 from workers.natsio.client import connect
+from workers.natsio.heartbeat import Heartbeat
 
 from ..logs import configure_logging
 from ..runner import run_until_signal

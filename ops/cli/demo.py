@@ -9,8 +9,8 @@ import click
 
 from workers.ingest.consumer import IngestWorker
 from workers.natsio.client import connect
-from workers.natsio.streams import ensure_stream
 from workers.natsio.publish import publish_events
+from workers.natsio.streams import ensure_stream
 
 from ..embedded import NatsServer, free_port, port_of
 from ..logs import configure_logging

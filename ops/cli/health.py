@@ -10,8 +10,8 @@ import click
 
 from ..health import gather
 from ..settings import Settings
-from . import EXIT_PROBLEM
 from ._common import echo_json, json_option
+from .exits import EXIT_PROBLEM
 
 
 @click.command("health")

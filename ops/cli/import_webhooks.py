@@ -23,13 +23,13 @@ from events.adapters.gitlab import HEADERS as GITLAB_HEADERS
 from events.codec import encode_event
 from events.errors import InvalidEvent
 from events.types import Event
-from workers.natsio.streams import ensure_stream
 from workers.natsio.publish import PublishReport, publish_events
+from workers.natsio.streams import ensure_stream
 
 from ..settings import Settings
 from ..wiring import sdlc_stream
-from . import EXIT_PROBLEM
 from ._common import echo_json, json_option, progress_printer, run_with_nats
+from .exits import EXIT_PROBLEM
 
 __all__ = ["WebhookFile", "find_files", "map_file"]
 

@@ -6,9 +6,9 @@ import asyncio
 
 import click
 
-from workers.natsio.heartbeat import Heartbeat
 from workers.ingest.consumer import IngestWorker
 from workers.natsio.client import connect
+from workers.natsio.heartbeat import Heartbeat
 
 from ..logs import configure_logging
 from ..runner import run_until_signal

@@ -12,8 +12,8 @@ from events.log import LogEntry
 
 from ..settings import Settings
 from ..wiring import open_log
-from . import EXIT_PROBLEM
 from ._common import echo_json, json_option
+from .exits import EXIT_PROBLEM
 
 
 def _entry_dict(entry: LogEntry) -> dict:

@@ -14,22 +14,22 @@ import click
 
 from events.errors import NotFound, TransientError
 from events.log import EventLog
-from projections.versions.digest import digest
 from projections.errors import NoActiveVersion, VersionDamaged
-from projections.store.env import defer_sync
-from projections.model.ontology import NAME, VERSION
 from projections.fold.pipeline import default_workers
-from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
+from projections.model.ontology import NAME, VERSION
+from projections.store.env import defer_sync
 from projections.store.graph import CHECKPOINT, OUTBOX_SEQ, POISON_COUNT, GraphStore
 from projections.versions.catalog import Versions, parse_version
+from projections.versions.digest import digest
+from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
 from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
 from workers.projector.loop import Projector, ProjectorConfig, run_rebuild
 
 from ..logs import configure_logging
 from ..runner import run_until_signal
 from ..settings import Settings
-from . import EXIT_PROBLEM
 from ._common import echo_json, json_option
+from .exits import EXIT_PROBLEM
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +226,8 @@ def poison_cmd(settings: Settings, projection: str, version: str | None, limit: 
     Example:
       fleet projections poison graph --json
     """
-    from projections.store.writeset import decode_props
     from projections.model.keys import unpack_int
+    from projections.store.writeset import decode_props
 
     versions = Versions(settings.projections_dir, projection)
     number = parse_version(version) if version else versions.active()

@@ -9,13 +9,13 @@ import click
 from events.codec import decode_event
 from events.errors import InvalidEvent
 from events.types import subject_for
-from workers.natsio.streams import ensure_stream
 from workers.natsio.publish import Publisher
+from workers.natsio.streams import ensure_stream
 
 from ..settings import Settings
 from ..wiring import open_log, sdlc_stream
-from . import EXIT_PROBLEM
 from ._common import echo_json, json_option, run_with_nats
+from .exits import EXIT_PROBLEM
 
 
 @click.group("quarantine")

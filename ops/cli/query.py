@@ -16,8 +16,8 @@ from projections.read.reader import PATH_MAX_NODES, GraphReader
 from projections.read.results import Node
 
 from ..settings import Settings
-from . import EXIT_PROBLEM
 from ._common import echo_json, json_option
+from .exits import EXIT_PROBLEM
 
 
 def _reader(settings: Settings) -> GraphReader:

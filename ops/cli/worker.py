@@ -32,8 +32,8 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     import dramatiq
 
     from projections.store.env import defer_sync
-    from workers.broker.actors import declare_actors
     from workers.broker import broker_from_url
+    from workers.broker.actors import declare_actors
     from workers.broker.telemetry import OpenTelemetryMiddleware
     from workers.natsio.client import wait_for_server
     from workers.projector.runtime import WorkerRuntime

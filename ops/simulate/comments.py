@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from events.types import CommentCreated, CommentDeleted, CommentEdited, Event
 
-from ._simulate_entities import Project
-from ._simulate_issues import mention
-from ._simulate_world import World
+from .entities import Project
+from .issues import mention
+from .world import World
 
 __all__ = ["COMMENT_ACTIONS"]
 

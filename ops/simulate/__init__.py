@@ -32,13 +32,13 @@ from datetime import datetime, timezone
 
 from events.types import Event
 
-from ._simulate_code import CODE_ACTIONS
-from ._simulate_comments import COMMENT_ACTIONS
-from ._simulate_issues import ISSUE_ACTIONS
-from ._simulate_mrs import MERGE_REQUEST_ACTIONS
-from ._simulate_people import PEOPLE_ACTIONS
-from ._simulate_projects import PROJECT_ACTIONS, bootstrap
-from ._simulate_world import World
+from .code import CODE_ACTIONS
+from .comments import COMMENT_ACTIONS
+from .issues import ISSUE_ACTIONS
+from .merge_requests import MERGE_REQUEST_ACTIONS
+from .people import PEOPLE_ACTIONS
+from .projects import PROJECT_ACTIONS, bootstrap
+from .world import World
 
 __all__ = ["DEFAULT_START", "simulate"]
 

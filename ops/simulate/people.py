@@ -27,8 +27,8 @@ from events.types import (
     UserUpdated,
 )
 
-from ._simulate_entities import Project, User
-from ._simulate_world import World
+from .entities import Project, User
+from .world import World
 
 __all__ = ["PEOPLE_ACTIONS", "add_member", "create_user", "new_label", "new_milestone",
            "random_role"]

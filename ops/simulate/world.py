@@ -17,8 +17,8 @@ from itertools import accumulate
 
 from events.types import Event
 
-from ._simulate_entities import Group, Issue, MergeRequest, Project, User
-from ._simulate_text import text_pools
+from .entities import Group, Issue, MergeRequest, Project, User
+from .text import text_pools
 
 __all__ = ["World"]
 

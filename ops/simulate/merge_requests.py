@@ -27,9 +27,9 @@ from events.types import (
     MergeRequestUpdated,
 )
 
-from ._simulate_code import close_issue, create_branch, delete_branch
-from ._simulate_entities import MergeRequest, Project, User
-from ._simulate_world import World
+from .code import close_issue, create_branch, delete_branch
+from .entities import MergeRequest, Project, User
+from .world import World
 
 __all__ = ["MERGE_REQUEST_ACTIONS"]
 

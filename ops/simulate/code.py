@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from events.types import Commit, CommitsPushed, Event, IssueClosed, RefCreated, RefDeleted
 
-from ._simulate_entities import Issue, Project, User
-from ._simulate_world import World
+from .entities import Issue, Project, User
+from .world import World
 
 __all__ = ["CODE_ACTIONS", "close_issue", "create_branch", "delete_branch"]
 

@@ -25,8 +25,8 @@ from events.types import (
     IssueUnlinked,
 )
 
-from ._simulate_entities import Issue, Project
-from ._simulate_world import World
+from .entities import Issue, Project
+from .world import World
 
 __all__ = ["ISSUE_ACTIONS", "mention"]
 

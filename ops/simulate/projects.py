@@ -29,9 +29,9 @@ from events.types import (
     UserCreated,
 )
 
-from ._simulate_entities import Group, Project, User
-from ._simulate_people import add_member, create_user, new_label, new_milestone, random_role
-from ._simulate_world import World
+from .entities import Group, Project, User
+from .people import add_member, create_user, new_label, new_milestone, random_role
+from .world import World
 
 __all__ = ["PROJECT_ACTIONS", "bootstrap"]
 
