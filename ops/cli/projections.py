@@ -273,15 +273,16 @@ def rollback_cmd(settings: Settings, projection: str, as_json: bool) -> None:
 @click.command("project")
 @click.option("--until-caught-up", is_flag=True,
               help="Exit once the active version has reached the log head.")
-@click.option("--batch", "batch_max", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Events per live batch.")
-@click.option("--poll-ms", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Poll the log head this often (ingest's fleet.log.appended pings wake it sooner).")
+@click.option("--batch", "batch_max", type=click.IntRange(min=1),
+              help="Events per live batch [FLEET_PROJECTOR_BATCH_MAX, default 10000].")
+@click.option("--poll-ms", type=click.IntRange(min=1),
+              help="Poll the log head this often; ingest's fleet.log.appended pings wake it sooner"
+                   " [FLEET_PROJECTOR_POLL_MS, default 200].")
 @click.option("--no-rebuild", is_flag=True,
               help="Do not build the code's version when it is not the active one.")
 @json_option
 @click.pass_obj
-def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int, poll_ms: int,
+def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int | None, poll_ms: int | None,
                 no_rebuild: bool, as_json: bool) -> None:
     """Run the projector: apply new log entries to the graph until SIGTERM.
 
@@ -297,7 +298,8 @@ def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int, poll_
     configure_logging("projector")
     if until_caught_up:
         _require_log(settings)
-    config = ProjectorConfig(batch_max=batch_max, poll_interval_ms=poll_ms,
+    config = ProjectorConfig(batch_max=batch_max or settings.projector_batch_max,
+                             poll_interval_ms=poll_ms or settings.projector_poll_ms,
                              auto_rebuild=not no_rebuild)
     defer_sync(settings.projection_sync_ms / 1000)
     projector = Projector(settings.log_path, settings.projections_dir, config)

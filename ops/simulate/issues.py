@@ -1,6 +1,6 @@
 """Simulated issue events.
 
-Actions follow the contract of :mod:`ops._simulate_people`: mutate the world,
+Actions follow the contract of :mod:`ops.simulate.people`: mutate the world,
 return the event or None when the precondition does not hold right now.
 Issues picked for an action are skewed to recent ones, like real trackers.
 """

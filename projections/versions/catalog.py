@@ -224,7 +224,7 @@ class Versions:
         until a rebuild promotes one; the directory is kept for inspection.
         An empty ``v<N>`` in state ``building`` takes its place, marked as a
         reincarnation: its changes must not reuse the message ids the damaged
-        one may have published (see :mod:`workers.changes_lane`).
+        one may have published (see :mod:`workers.changefeed.lane`).
         """
         previous = self._meta(version).get("previous")  # kept: rollback still goes there
         if self.active() == version:

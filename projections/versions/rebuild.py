@@ -7,7 +7,7 @@ Phases, each resumable because every batch commits with its checkpoint:
    are most of the peak RSS: at a million events 10k-event batches peaked
    at 440 MB against 520 MB, and ran about 20 % slower). Planner processes
    read, decode and run the pure apply step ahead of the store
-   (:mod:`.pipeline`); the store applies each batch in an overlay without
+   (:mod:`projections.fold.pipeline`); the store applies each batch in an overlay without
    read-before-write where the result cannot depend on it, sorts every
    table's writes and puts them with one ``putmulti`` per table, appending
    past the table's last key (new nodes have increasing ids, so most of a
