@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from events.log import EventLog
-from workers.ingest.consumer import IngestConfig
+from workers.ingest.config import IngestConfig
 from workers.ingest.writer import BatchWriter, WriterProcess
 from workers.natsio.streams import StreamSpec
 

@@ -23,7 +23,8 @@ from projections.versions.catalog import Versions, parse_version
 from projections.versions.digest import digest
 from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
 from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
-from workers.projector.loop import Projector, ProjectorConfig, run_rebuild
+from workers.projector.loop import Projector, ProjectorConfig
+from workers.projector.telemetry import run_rebuild
 
 from ..logs import configure_logging
 from ..runner import run_until_signal

@@ -63,68 +63,26 @@ from dataclasses import dataclass, field
 import msgspec
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import trace
 
 from events.chain import RowChain, Tail, rechain
 from events.codec import decode_event
 from events.errors import InvalidEvent, StreamBehindLog
 from events.log import Accepted, Rejected, id_key, now_iso
+from workers.ingest import telemetry
+from workers.ingest.config import IngestConfig, IngestStats
 from workers.ingest.writer import BatchWriter, PreparedBatch, WriterProcess
 from workers.natsio.client import LOG_APPENDED_SUBJECT, FleetClient
-from workers.natsio.streams import StreamSpec, ensure_stream
+from workers.natsio.streams import ensure_stream
 
-__all__ = ["IngestConfig", "IngestStats", "IngestWorker", "ack_seqs"]
+__all__ = ["IngestWorker", "ack_seqs"]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-meter = metrics.get_meter(__name__)
-_events_counter = meter.create_counter("fleet.ingest.events", unit="{event}",
-                                       description="Events handled by ingest, by outcome")
-_commit_hist = meter.create_histogram("fleet.ingest.batch.commit", unit="ms",
-                                      description="Latency of one batch commit")
 _iso = msgspec.json.Encoder().encode  # RFC 3339, ~10x cheaper than datetime.isoformat
-_rewinds_counter = meter.create_counter("fleet.ingest.rewinds", unit="{rewind}",
-                                        description="Consumer rewinds after deliveries lost in flight")
-_gone_counter = meter.create_counter(
-    "fleet.ingest.gone", unit="{message}",
-    description="Stream messages dropped (stream limits, deletes) before ingest read them")
 _IDLE_POLL_SECS = 0.1  # how often an idle worker re-checks its pull requests and the stop flag
 _REWIND_RETRY_SECS = 1.0  # after a rewind that failed (NATS unreachable)
 _FRAME_SLACK = 64 * 1024  # a delivery's subject, reply and headers on top of its payload
-
-
-@dataclass(frozen=True, kw_only=True)
-class IngestConfig:
-    """How the ingest worker consumes (built from Settings in ``ops``)."""
-
-    stream: StreamSpec
-    durable: str = "ingest"
-    batch_max: int = 20_000
-    max_event_bytes: int = 1024 * 1024
-    ack_wait_secs: float = 30
-    pull_expires_secs: float = 2
-    #: bytes requested at a time, across open pull requests (each request may
-    #: still ask for one message of the server's ``max_payload``)
-    inflight_bytes: int = 32 * 1024 * 1024
-    #: tests only - "after_commit": SIGKILL between a commit and its ack; "before_commit":
-    #: SIGKILL as the second batch is about to commit, with more deliveries in flight
-    failpoint: str | None = None
-
-
-@dataclass
-class IngestStats:
-    """Counters of one worker run (also exported as metrics)."""
-
-    appended: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    batches: int = 0
-    head: int = 0
-    rewinds: int = 0
-    gone: int = 0  # stream messages dropped before they were read (stream limits, deletes)
-    last_commit_ms: float = 0.0
-    # The latest batch latencies only: a long-running worker must not grow without bound.
-    commit_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
 def ack_seqs(reply: bytes) -> tuple[int, int]:
@@ -271,7 +229,7 @@ class IngestWorker:
         self._last_request_at = 0.0
         self._rewind_reason = None
         self.stats.rewinds += 1
-        _rewinds_counter.add(1)
+        telemetry.rewinds.add(1)
 
     # -- receiving --------------------------------------------------------
 
@@ -362,7 +320,7 @@ class IngestWorker:
     def _gone(self, first: int, last: int) -> None:
         count = last - first + 1
         self.stats.gone += count
-        _gone_counter.add(count)
+        telemetry.gone.add(count)
         log.warning("stream messages were gone before ingest read them (stream limits or deletes)",
                     extra={"first_seq": first, "last_seq": last, "count": count,
                            "stream": self._config.stream.name})
@@ -438,7 +396,7 @@ class IngestWorker:
             span.set_attribute("fleet.log.head", result.head)
         self._floor = max(self._floor, prepared.top_seq)
         self._tail = result.tail
-        _trace_events(batch.traced, result.head)
+        telemetry.trace_events(batch.traced, result.head)
         if self._config.failpoint == "after_commit":
             os.kill(os.getpid(), signal.SIGKILL)
         await self._nc.publish(batch.top_reply.decode(), b"+ACK")
@@ -456,13 +414,7 @@ class IngestWorker:
         self._progress_at = time.time()
         stats.last_commit_ms = elapsed_ms
         stats.commit_ms.append(elapsed_ms)
-        _commit_hist.record(elapsed_ms)
-        _events_counter.add(result.appended, {"outcome": "appended"})
-        if result.duplicates:
-            _events_counter.add(result.duplicates, {"outcome": "duplicate"})
-        if result.quarantined:
-            _events_counter.add(result.quarantined, {"outcome": "quarantined"})
-            log.warning("input quarantined", extra={"count": result.quarantined, "head": result.head})
+        telemetry.record_commit(result, elapsed_ms)
 
     # -- main loop --------------------------------------------------------
 
@@ -522,14 +474,3 @@ class IngestWorker:
             return False
         info = await self._js.consumer_info(self._config.stream.name, self._config.durable)
         return info.num_pending == 0 and info.num_ack_pending == 0
-
-
-def _trace_events(traced: list[tuple[dict[str, str], str]], head: int) -> None:
-    """Continue the trace of every event that arrived with a ``traceparent``."""
-    for headers, subject in traced:
-        parent = propagate.extract(headers)
-        span = tracer.start_span("sdlc.ingest", context=parent, kind=trace.SpanKind.CONSUMER)
-        span.set_attribute("messaging.message.id", headers.get("Nats-Msg-Id", ""))
-        span.set_attribute("messaging.destination.name", subject)
-        span.set_attribute("fleet.log.head", head)
-        span.end()

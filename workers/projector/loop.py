@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import trace
 
 from events.errors import FleetError, NotFound
 from events.log import EventLog
@@ -58,27 +58,13 @@ from projections.store.lock import WriterLock
 from projections.versions.catalog import BUILDING, READY, RETIRED, Versions
 from projections.versions.lanes import prunable
 from projections.versions.pointer import ActivePointer
-from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress, RebuildResult, rebuild
+from projections.versions.rebuild import REBUILD_BATCH_EVENTS
+from workers.projector import telemetry
 
-__all__ = ["Projector", "ProjectorConfig", "ProjectorStats", "run_rebuild"]
+__all__ = ["Projector", "ProjectorConfig", "ProjectorStats"]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-meter = metrics.get_meter(__name__)
-_events = meter.create_counter("fleet.projector.events", unit="{event}",
-                               description="Log entries handled by the projector, by outcome")
-_batch_ms = meter.create_histogram("fleet.projector.batch.duration", unit="ms",
-                                   description="Latency of one projector batch (read, apply, commit)")
-_lag = meter.create_gauge("fleet.projector.lag", unit="{event}",
-                          description="Log head minus the active version's checkpoint")
-_rebuild_position = meter.create_gauge("fleet.projection.rebuild.position", unit="{event}",
-                                       description="Log position a running rebuild has reached")
-_rebuild_rate = meter.create_gauge("fleet.projection.rebuild.rate", unit="{event}/s",
-                                   description="Events per second of a running rebuild")
-_pruned = meter.create_counter("fleet.changes.outbox.pruned", unit="{change}",
-                               description="Published outbox records deleted by the projector")
-
-
 @dataclass(frozen=True, kw_only=True)
 class ProjectorConfig:
     """How the projector runs (built from Settings in ``ops``)."""
@@ -111,25 +97,6 @@ class ProjectorStats:
     @property
     def lag(self) -> int:
         return max(0, self.head - self.position)
-
-
-def run_rebuild(log_path: Path, projections_dir: Path, **kwargs) -> RebuildResult:
-    """:func:`projections.versions.rebuild.rebuild` with a span and progress metrics."""
-    user_progress = kwargs.pop("progress", None)
-
-    def progress(p: RebuildProgress) -> None:
-        attrs = {"projection": NAME, "version": p.version, "phase": p.phase}
-        _rebuild_position.set(p.position, attrs)
-        _rebuild_rate.set(p.events_per_sec, attrs)
-        if user_progress is not None:
-            user_progress(p)
-
-    with tracer.start_as_current_span("projection.rebuild") as span:
-        result = rebuild(log_path, projections_dir, progress=progress, **kwargs)
-        span.set_attribute("projection.version", result.version)
-        span.set_attribute("projection.position", result.position)
-        span.set_attribute("projection.resumed_from", result.resumed_from)
-        return result
 
 
 class Projector:
@@ -251,11 +218,11 @@ class Projector:
                 result = self._applier.apply(plan_rows(rows))
                 self._checkpoint = result.checkpoint
                 self._record(result, started, span)
-                _trace_applied(event_log, rows[0][0], rows[-1][0], self.stats.version)
+                telemetry.trace_applied(event_log, rows[0][0], rows[-1][0], self.stats.version)
         # A short batch read up to the head: no second query to learn it.
         head = event_log.head if len(rows) >= batch_max else self._checkpoint
         self.stats.position, self.stats.head = self._checkpoint, head
-        _lag.set(max(0, head - self._checkpoint), {"projection": self.name, "version": self.stats.version})
+        telemetry.lag.set(max(0, head - self._checkpoint), {"projection": self.name, "version": self.stats.version})
         if result is not None and self._on_commit is not None:
             self._on_commit(result)
         self._prune()
@@ -267,13 +234,13 @@ class Projector:
         span.set_attribute("projector.applied", result.applied)
         span.set_attribute("projector.checkpoint", result.checkpoint)
         span.set_attribute("projector.outbox", result.outbox)
-        _batch_ms.record(elapsed_ms, attrs)
-        _events.add(result.applied, attrs | {"outcome": "applied"})
+        telemetry.batch_ms.record(elapsed_ms, attrs)
+        telemetry.events.add(result.applied, attrs | {"outcome": "applied"})
         self.stats.applied += result.applied
         self.stats.batches += 1
         self.stats.outbox += result.outbox
         for poison in result.poisoned:
-            _events.add(1, attrs | {"outcome": "poison"})
+            telemetry.events.add(1, attrs | {"outcome": "poison"})
             self.stats.poisoned += 1
             log.error("poison event skipped", extra={"position": poison.position,
                                                     "event_id": poison.event_id,
@@ -293,7 +260,7 @@ class Projector:
             floor = prune_outbox(self._store, upto=watermark, limit=self.config.outbox_prune_max)
             span.set_attribute("changes.outbox.pruned_upto", floor)
         if floor > self._pruned_upto:
-            _pruned.add(floor - self._pruned_upto, {"projection": self.name, "version": self.stats.version})
+            telemetry.pruned.add(floor - self._pruned_upto, {"projection": self.name, "version": self.stats.version})
             self.stats.pruned += floor - self._pruned_upto
         self._pruned_upto = floor
         # More than one transaction's worth waiting: go on at the next step.
@@ -381,7 +348,7 @@ class Projector:
 
     def _rebuild_thread(self) -> None:
         try:
-            result = run_rebuild(self.log_path, self.projections_dir, name=self.name,
+            result = telemetry.run_rebuild(self.log_path, self.projections_dir, name=self.name,
                                  version=self.version, stop=self._rebuild_stop,
                                  workers=self.config.rebuild_workers,
                                  batch_events=self.config.rebuild_batch_events,
@@ -421,13 +388,3 @@ class Projector:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, extra=extra)
-
-
-def _trace_applied(event_log: EventLog, first: int, last: int, version: int | None) -> None:
-    """Continue the trace of each traced event in the batch with an apply span."""
-    for position, traceparent in event_log.traceparents(first, last).items():
-        parent = propagate.extract({"traceparent": traceparent})
-        span = tracer.start_span("projection.apply", context=parent)
-        span.set_attribute("fleet.log.position", position)
-        span.set_attribute("projection.version", version or 0)
-        span.end()

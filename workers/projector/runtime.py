@@ -36,7 +36,8 @@ from projections.read.reader import GraphReader
 from projections.store.env import sync_mode
 from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
 from workers.natsio.heartbeat import Heartbeat
-from workers.projector.loop import Projector, ProjectorConfig, run_rebuild
+from workers.projector.loop import Projector, ProjectorConfig
+from workers.projector.telemetry import run_rebuild
 
 __all__ = ["RuntimeConfig", "WorkerRuntime"]
 
