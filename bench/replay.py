@@ -37,7 +37,8 @@ from projections.versions.rebuild import REBUILD_BATCH_EVENTS  # noqa: E402 - af
 
 def build_log(log_path: Path, n: int) -> float:
     from events.codec import encode_event
-    from events.log import Accepted, EventLog
+    from events.log import EventLog
+    from events.logrows import Accepted
     from ops.simulate import simulate
 
     started = time.perf_counter()

@@ -12,6 +12,8 @@ Invariants, each enforced by the database and checked by ``fleet verify``:
 
 The file stays inspectable with the ``sqlite3`` shell: ``payload`` is the
 event's JSON text as the producer sent it (upcasting happens on read).
+sqlite-utils creates the tables and reads the quarantine; the triggers, the
+append and the log's reads are plain SQL, the hot paths with no layer between.
 """
 
 from __future__ import annotations
@@ -19,170 +21,22 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import sqlite_utils
 
 from .chain import GENESIS_HASH, Chained, RowChain, Tail, chain_hash, rechain
 from .errors import DuplicateEvent, LogError, NotFound
+from .logrows import Accepted, AppendResult, LogEntry, Rejected, VerifyReport, id_key, now_iso
+from .logschema import create_tables
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "Accepted",
-    "AppendResult",
-    "EventLog",
-    "LogEntry",
-    "Rejected",
-    "VerifyReport",
-    "GENESIS_HASH",
-    "id_key",
-    "now_iso",
-]
+__all__ = ["EventLog"]
 
 _IN_CHUNK = 500  # ids per `IN (...)` look-up; under SQLite's variable limit
 
-
-def id_key(event_id: str) -> bytes:
-    """The uniqueness key of an event id: 16 bytes for a UUID, else UTF-8.
-
-    Packing UUIDs halves the unique index. The mapping stays injective: a
-    non-UUID id of exactly 16 bytes gets a ``0xff`` suffix, a byte UTF-8
-    never contains.
-    """
-    if (
-        len(event_id) == 36
-        and event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-"
-    ):
-        try:
-            return bytes.fromhex(event_id.replace("-", ""))
-        except ValueError:
-            pass
-    key = event_id.encode()
-    return key + b"\xff" if len(key) == 16 else key
-
-
-class Accepted(NamedTuple):
-    """A validated event on its way into the log (a tuple: it crosses process pipes cheaply)."""
-
-    event_id: str
-    type: str
-    source: str
-    occurred_at: str
-    payload: str
-    subject: str | None = None
-    traceparent: str | None = None
-
-
-class Rejected(NamedTuple):
-    """Input that failed validation, bound for the quarantine with its raw bytes."""
-
-    raw: bytes
-    reason: str
-    detail: str
-    subject: str | None = None
-    headers: str | None = None
-    stream_seq: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One committed row of the log.
-
-    ``recorded_at`` is when the fleet took the event in: the arrival in ingest
-    of the first event of its batch, or for an append by hand (quarantine
-    retry), the moment before the commit.
-    """
-
-    position: int
-    event_id: str
-    type: str
-    source: str
-    occurred_at: str
-    recorded_at: str
-    payload: str
-    subject: str | None = None
-    traceparent: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    """What one append transaction did."""
-
-    appended: int
-    duplicates: int
-    quarantined: int
-    head: int
-    head_hash: bytes = GENESIS_HASH  # the chain's hash at ``head``
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    """Outcome of :meth:`EventLog.verify`; ``problems`` is empty when the log is intact."""
-
-    checked: int
-    head: int
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS events (
-        position INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL,
-        type TEXT NOT NULL,
-        source TEXT NOT NULL,
-        subject TEXT,
-        occurred_at TEXT NOT NULL,
-        recorded_at TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        hash BLOB NOT NULL,
-        traceparent TEXT
-    )""",
-    # Only the few traced events are indexed: the projector finds their trace
-    # context without reading the column of every row.
-    """CREATE INDEX IF NOT EXISTS events_traced ON events(position)
-       WHERE traceparent IS NOT NULL""",
-    """CREATE TABLE IF NOT EXISTS event_ids (
-        key BLOB PRIMARY KEY,
-        position INTEGER NOT NULL
-    ) WITHOUT ROWID""",
-    """CREATE TRIGGER IF NOT EXISTS events_dense BEFORE INSERT ON events
-       WHEN NEW.position IS NOT (SELECT ifnull(max(position), 0) + 1 FROM events)
-       BEGIN SELECT RAISE(ABORT, 'log positions must be dense: next position expected'); END""",
-    """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-       BEGIN SELECT RAISE(ABORT, 'the log is immutable: events cannot be updated'); END""",
-    """CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
-       BEGIN SELECT RAISE(ABORT, 'the log is immutable: events cannot be deleted'); END""",
-    """CREATE TRIGGER IF NOT EXISTS event_ids_no_update BEFORE UPDATE ON event_ids
-       BEGIN SELECT RAISE(ABORT, 'the log is immutable: event ids cannot be updated'); END""",
-    """CREATE TRIGGER IF NOT EXISTS event_ids_no_delete BEFORE DELETE ON event_ids
-       BEGIN SELECT RAISE(ABORT, 'the log is immutable: event ids cannot be deleted'); END""",
-    """CREATE TABLE IF NOT EXISTS quarantine (
-        id INTEGER PRIMARY KEY,
-        received_at TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        detail TEXT NOT NULL,
-        subject TEXT,
-        headers TEXT,
-        stream_seq INTEGER,
-        raw BLOB NOT NULL,
-        status TEXT NOT NULL DEFAULT 'open',
-        resolved_at TEXT,
-        resolution TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine(status, id)",
-    """CREATE TABLE IF NOT EXISTS consumer_checkpoints (
-        consumer TEXT PRIMARY KEY,
-        stream_seq INTEGER NOT NULL
-    )""",
-]
 
 # Column order of an `Accepted` tuple, framed by the position and the writer's columns.
 _INSERT_EVENT = ("INSERT INTO events (position, event_id, type, source, occurred_at, payload, subject,"
@@ -191,19 +45,16 @@ _ENTRY_COLUMNS = ("position, event_id, type, source, occurred_at, recorded_at, p
                   " traceparent")
 
 
-def now_iso() -> str:
-    """The current UTC time as the log writes it (``recorded_at``): RFC 3339, microseconds, ``Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 class EventLog:
     """The append-only log in ``path``. One writer per file; readers may be many.
 
     ``sync="full"`` fsyncs the WAL on every commit, so an event acked to
     JetStream survives power loss; ``"normal"`` survives process crashes only.
+    ``db`` is a ``sqlite_utils.Database`` on the log's one connection.
     """
 
-    def __init__(self, path: str | Path, *, sync: str = "full", readonly: bool = False) -> None:
+    def __init__(self, path: str | Path, *, sync: str = "full", readonly: bool = False,
+                 cache_kib: int = 262_144) -> None:
         self.path = Path(path)
         self.readonly = readonly
         if readonly:
@@ -221,15 +72,14 @@ class EventLog:
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
         conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA cache_size = -262144")
+        conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
             # Checkpoints run from `start_checkpoints()`' thread (the log
             # writer starts it), never inside a commit on the hot path.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-            for statement in _SCHEMA:
-                conn.execute(statement)
+            create_tables(self.db)
         self._lock = threading.Lock()
         self._checkpoints: tuple[threading.Event, threading.Thread] | None = None
 
@@ -330,6 +180,7 @@ class EventLog:
                 if rows:
                     conn.executemany(_INSERT_EVENT, rows)
                 if rejected:
+                    # In the append's transaction: no savepoint or table look-ups of Table.insert_all.
                     conn.executemany(
                         "INSERT INTO quarantine (received_at, reason, detail, subject, headers,"
                         " stream_seq, raw) VALUES (?,?,?,?,?,?,?)",
@@ -439,6 +290,27 @@ class EventLog:
             "SELECT position, traceparent FROM events WHERE traceparent IS NOT NULL"
             " AND position >= ? AND position <= ?", (from_position, to_position)))
 
+    def causes(self, positions: list[int]) -> tuple[dict[int, tuple[str, str]], str]:
+        """``position -> (event_id, occurred_at)`` for sorted log ``positions``, and the
+        ``recorded_at`` of the first; :class:`NotFound` when one is not in the log."""
+        found: dict[int, tuple[str, str]] = {}
+        recorded_at = ""
+        for i in range(0, len(positions), _IN_CHUNK):
+            chunk = positions[i:i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for position, event_id, occurred_at, recorded in self._conn.execute(
+                "SELECT position, event_id, occurred_at, recorded_at FROM events"
+                f" WHERE position IN ({marks})", chunk,
+            ):
+                found[position] = (event_id, occurred_at)
+                if position == positions[0]:
+                    recorded_at = recorded
+        missing = len(positions) - len(found)
+        if missing:
+            raise NotFound(f"{missing} causing log positions are not in {self.path}"
+                           f" (first asked: {positions[0]}) - is this the projection's log?")
+        return found, recorded_at
+
     def get(self, ref: int | str) -> LogEntry:
         """One entry by position (int or digits) or by event id."""
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
@@ -523,25 +395,23 @@ class EventLog:
         if status:
             where += " AND status = ?"
             params.append(status)
-        cur = self._conn.execute(
-            "SELECT id, received_at, reason, detail, subject, stream_seq, length(raw), status,"
-            f" resolved_at, resolution FROM quarantine WHERE {where} ORDER BY id LIMIT ?",
-            (*params, limit),
-        )
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, row)) for row in cur]
+        return list(self.db["quarantine"].rows_where(
+            where, params, order_by="id", limit=int(limit),
+            select="id, received_at, reason, detail, subject, stream_seq, length(raw), status,"
+                   " resolved_at, resolution",
+        ))
 
     def quarantine_get(self, item_id: int) -> dict:
         """One quarantined item with its raw bytes."""
-        cur = self._conn.execute("SELECT * FROM quarantine WHERE id = ?", (item_id,))
-        row = cur.fetchone()
-        if row is None:
-            raise NotFound(f"no quarantined item {item_id} - `fleet quarantine list` shows them")
-        return dict(zip([c[0] for c in cur.description], row))
+        try:
+            return self.db["quarantine"].get(item_id)
+        except sqlite_utils.db.NotFoundError as e:
+            raise NotFound(f"no quarantined item {item_id} - `fleet quarantine list` shows them") from e
 
     def quarantine_resolve(self, item_id: int, resolution: str) -> None:
         """Mark a quarantined item handled (``resolution`` says how)."""
         with self._lock:
+            # One statement, a no-op for an unknown id: Table.update() reads first and raises.
             self._conn.execute(
                 "UPDATE quarantine SET status = 'resolved', resolved_at = ?, resolution = ?"
                 " WHERE id = ?",
@@ -550,9 +420,7 @@ class EventLog:
 
     def quarantine_count(self, status: str = "open") -> int:
         """How many quarantined items have ``status``."""
-        return self._conn.execute(
-            "SELECT count(*) FROM quarantine WHERE status = ?", (status,)
-        ).fetchone()[0]
+        return self.db["quarantine"].count_where("status = ?", [status])
 
     def close(self) -> None:
         """Checkpoint (when writing) and close the connection."""

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from events.log import LogEntry
+from events.logrows import LogEntry
 
 from ..settings import Settings
 from ..wiring import open_log

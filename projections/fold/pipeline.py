@@ -37,9 +37,7 @@ _logs: dict[str, EventLog] = {}
 def open_scan_log(log_path: str | Path) -> EventLog:
     """The log opened for one sequential scan: SQLite's page cache would only
     hold pages already read (the default is 256 MB of RSS for nothing)."""
-    event_log = EventLog(log_path, readonly=True)
-    event_log.db.execute("PRAGMA cache_size = -8192")
-    return event_log
+    return EventLog(log_path, readonly=True, cache_kib=8192)
 
 
 def _spawnable() -> bool:

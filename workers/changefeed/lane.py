@@ -29,7 +29,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 from opentelemetry import metrics, propagate, trace
 
-from events.errors import NotFound, TransientError
+from events.errors import TransientError
 from events.log import EventLog
 from projections.changes.contract import (
     change_from_record,
@@ -54,7 +54,6 @@ _round_ms = meter.create_histogram("fleet.changes.publish.duration", unit="ms",
 _delay_ms = meter.create_histogram("fleet.changes.delay", unit="ms",
                                    description="Log commit of a round's oldest causing event -> JetStream's"
                                                " ack of its change")
-_IN_CHUNK = 500
 
 
 @dataclass
@@ -190,7 +189,7 @@ class LanePublisher:
         batch = _Round(head, floor, records)
         if positions:
             event_log = self.shared.event_log()
-            batch.causes, batch.recorded_at = _causes(event_log, positions)
+            batch.causes, batch.recorded_at = event_log.causes(positions)
             batch.parents = event_log.traceparents(positions[0], positions[-1])
         return batch
 
@@ -379,28 +378,6 @@ class LanePublisher:
             self.shared.stats.watermark = seq
         return seq - before
 
-
-
-def _causes(event_log: EventLog, positions: list[int]) -> tuple[dict[int, tuple[str, str]], str]:
-    """``position -> (event_id, occurred_at)`` for the given (sorted) log positions, and
-    the ``recorded_at`` of the first."""
-    found: dict[int, tuple[str, str]] = {}
-    recorded_at = ""
-    for i in range(0, len(positions), _IN_CHUNK):
-        chunk = positions[i:i + _IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for position, event_id, occurred_at, recorded in event_log.db.execute(
-            f"SELECT position, event_id, occurred_at, recorded_at FROM events WHERE position IN ({marks})",
-            chunk,
-        ):
-            found[position] = (event_id, occurred_at)
-            if position == positions[0]:
-                recorded_at = recorded
-    missing = len(positions) - len(found)
-    if missing:
-        raise NotFound(f"{missing} causing log positions are not in {event_log.path}"
-                       f" (first asked: {positions[0]}) - is this the projection's log?")
-    return found, recorded_at
 
 
 def _start_span(traceparent: str, record: dict, projection: str, version: int, msg_id: str,

@@ -68,7 +68,7 @@ from opentelemetry import trace
 from events.chain import RowChain, Tail, rechain
 from events.codec import decode_event
 from events.errors import InvalidEvent, StreamBehindLog
-from events.log import Accepted, Rejected, id_key, now_iso
+from events.logrows import Accepted, Rejected, id_key, now_iso
 from workers.ingest import telemetry
 from workers.ingest.config import IngestConfig, IngestStats
 from workers.ingest.writer import BatchWriter, PreparedBatch, WriterProcess

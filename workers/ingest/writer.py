@@ -29,7 +29,8 @@ import msgspec
 
 from events.chain import Chained, Tail
 from events.errors import LogBusy, LogError
-from events.log import EventLog, Rejected
+from events.log import EventLog
+from events.logrows import Rejected
 from projections.errors import StoreBusy
 from projections.store.lock import WriterLock
 
