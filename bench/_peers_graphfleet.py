@@ -31,14 +31,14 @@ from events.types import Event
 from ops.embedded import NatsServer
 from ops.settings import Settings, load_settings
 from ops.wiring import open_log
-from projections.versions.digest import digest
 from projections.model.keys import format_key, key_type
 from projections.model.ontology import EDGE_TYPES, NAME, NODE_TYPES, VERSION
-from projections.read.reader import GraphReader
 from projections.read.questions import open_issues
-from projections.versions.rebuild import rebuild
+from projections.read.reader import GraphReader
 from projections.store.graph import GraphStore
 from projections.versions.catalog import Versions
+from projections.versions.digest import digest
+from projections.versions.rebuild import rebuild
 from workers.projector.loop import Projector, ProjectorConfig
 
 __all__ = ["IngestResult", "ingest", "live_apply", "run_rebuild", "same_digest", "graph_counts",

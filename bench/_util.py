@@ -49,8 +49,8 @@ async def publish_then_ingest(settings, events, *, idle_secs: float = 0.5):
     from ops.wiring import ingest_config, log_writer, sdlc_stream
     from workers.ingest.consumer import IngestWorker
     from workers.natsio.client import connect
-    from workers.natsio.streams import ensure_stream
     from workers.natsio.publish import publish_events
+    from workers.natsio.streams import ensure_stream
 
     nc = await connect(settings.nats_url, name="bench-publish")
     await ensure_stream(nc.jetstream(), sdlc_stream(settings))

@@ -59,9 +59,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from _util import figure, percentile
-
 import msgspec
+from _util import figure, percentile
 
 from events.log import EventLog
 from ops.embedded import NatsServer
@@ -71,8 +70,8 @@ from projections.store.graph import OUTBOX_SEQ, GraphStore
 from projections.versions.catalog import Versions
 from projections.versions.lanes import read_watermark
 from workers.natsio.client import connect
-from workers.natsio.streams import StreamSpec, ensure_stream
 from workers.natsio.publish import publish_events
+from workers.natsio.streams import StreamSpec, ensure_stream
 
 _FLEET = [sys.executable, "-c", "from ops.cli import main; main()"]
 _SELF = [sys.executable, str(Path(__file__).resolve()), "--role"]

@@ -40,11 +40,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import _peers_graphfleet as gf  # noqa: E402  (after _util puts the repo on sys.path)
 from _util import figure, peak_rss_mb, percentile
 
 from ops.simulate import simulate
-
-import _peers_graphfleet as gf  # noqa: E402  (after _util puts the repo on sys.path)
 
 
 def na(name: str, why: str) -> None:
@@ -205,9 +204,8 @@ def run_queries(gf_dir: Path, tmp: Path, args) -> dict:
     theirs = None
     out: dict = {}
     if not args.skip_kuzu:
-        import kuzu
-
         import _peers_kuzu as kz
+        import kuzu
 
         started = time.perf_counter()
         theirs, timing = kz.load(nodes, edges, tmp / "kuzu")
