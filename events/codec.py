@@ -9,6 +9,7 @@ built once, at import.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -17,9 +18,15 @@ from .errors import InvalidEvent
 from .types import EVENT_TYPES, AnyEvent, Event
 from .upcast import UPCASTERS, Upcasters
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "decode_event", "encode_event", "event_json_schema"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MAX_DEPTH", "check_depth", "decode_event", "encode_event",
+           "event_json_schema"]
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+#: deepest JSON nesting accepted anywhere (objects and arrays; the event itself is level 1)
+MAX_DEPTH = 100
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
 
 _decoder = msgspec.json.Decoder(AnyEvent)
 _any_decoder = msgspec.json.Decoder()
@@ -29,6 +36,27 @@ _encoder = msgspec.json.Encoder()
 def encode_event(event: Event) -> bytes:
     """Canonical JSON bytes of an event (the form producers publish)."""
     return _encoder.encode(event)
+
+
+def check_depth(raw: bytes | str, limit: int = MAX_DEPTH) -> None:
+    """Raise ``InvalidEvent("too_deep")`` when ``raw`` nests objects or arrays past ``limit``.
+
+    Decoders recurse per level, so this runs first. Fewer brackets than the
+    limit cannot nest past it: the scan (strings blanked, then brackets only)
+    runs for the rare input with many.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return
+    depth = 0
+    for m in _BRACKETS.finditer(_STRINGS.sub(b'""', data)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                raise InvalidEvent("too_deep", f"JSON nested deeper than {limit} levels"
+                                   f" (objects and arrays) - flatten the payload")
+        else:
+            depth -= 1
 
 
 def decode_event(
@@ -44,6 +72,7 @@ def decode_event(
             f"event is {len(raw)} bytes, over the limit of {max_bytes} bytes "
             "(FLEET_MAX_EVENT_BYTES)",
         )
+    check_depth(raw)
     try:
         event = _decoder.decode(raw)
     except msgspec.ValidationError as e:

@@ -43,8 +43,9 @@ class InvalidEvent(PermanentError):
     """Input that cannot become a canonical event.
 
     ``reason`` is a short machine-readable code (``not_json``, ``schema``,
-    ``unknown_type``, ``oversized``, ``no_event_id``), ``detail`` the
-    human-readable explanation.
+    ``unknown_type``, ``oversized``, ``no_event_id``, ``too_deep``,
+    ``bad_subject``; README lists them), ``detail`` the human-readable
+    explanation.
     """
 
     def __init__(self, reason: str, detail: str) -> None:

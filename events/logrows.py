@@ -12,20 +12,24 @@ __all__ = ["Accepted", "AppendResult", "LogEntry", "Rejected", "VerifyReport", "
 
 
 def id_key(event_id: str) -> bytes:
-    """The uniqueness key of an event id: 16 bytes for a UUID, else UTF-8.
+    """The uniqueness key of an event id: 16 bytes for a canonical UUID, else UTF-8.
 
-    Packing UUIDs halves the unique index. The mapping stays injective: a
-    non-UUID id of exactly 16 bytes gets a ``0xff`` suffix, a byte UTF-8
-    never contains.
+    Packing UUIDs halves the unique index. Only the UUID form (32 hex digits,
+    dashes at 8, 13, 18 and 23) is packed, so a packed key stands for one UUID
+    (compared case-insensitively, as README says); any other id keeps its
+    UTF-8 bytes, and one of exactly 16 bytes gets a ``0xff`` suffix (a byte
+    UTF-8 never contains) so it cannot pass for a packed key. Distinct ids,
+    distinct keys.
     """
-    if (
-        len(event_id) == 36
-        and event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-"
-    ):
-        try:
-            return bytes.fromhex(event_id.replace("-", ""))
-        except ValueError:
-            pass
+    if len(event_id) == 36 and event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-":
+        digits = event_id.replace("-", "")
+        if len(digits) == 32:
+            try:
+                packed = bytes.fromhex(digits)
+            except ValueError:
+                packed = None
+            if packed is not None and packed.hex() == digits.lower():  # hex digits only
+                return packed
     key = event_id.encode()
     return key + b"\xff" if len(key) == 16 else key
 

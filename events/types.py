@@ -15,7 +15,7 @@ Schema evolution rules (see README, "Event contract"):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
 from msgspec import Meta, Struct
@@ -30,11 +30,26 @@ __all__ = [
 ]
 
 EventId = Annotated[str, Meta(min_length=1, max_length=200)]
-Source = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+# `(?![\s\S])` is the end of the text in Python and ECMA alike (`$` also matches before a final newline).
+Source = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}(?![\s\S])")]
 UtcTime = Annotated[datetime, Meta(tz=True)]
-Id = Annotated[int, Meta(ge=0)]
+#: a signed 64-bit range (what msgspec can bound, and every JSON client can hold)
+Id = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Text = Annotated[str, Meta(max_length=1_000_000)]
 Name = Annotated[str, Meta(max_length=1000)]
+
+
+def _check_utc(value: datetime, field: str) -> None:
+    """A time must stay a time once converted to UTC (``0001-01-01T00:00+23:59`` does not)."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"`{field}` {value.isoformat()} is out of range once converted to UTC") from None
+
+
+def _check_membership(event: "MemberAdded | MemberUpdated | MemberRemoved") -> None:
+    if event.project_id is None and event.group_id is None:
+        raise ValueError("a membership names its project (`project_id`) or its group (`group_id`)")
 
 
 class Actor(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
@@ -55,6 +70,10 @@ class Commit(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     author_id: Id | None = None
     timestamp: UtcTime | None = None
 
+    def __post_init__(self) -> None:
+        if self.timestamp is not None:
+            _check_utc(self.timestamp, "timestamp")
+
 
 class Event(Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type", gc=False):
     """Fields every canonical event carries."""
@@ -63,7 +82,10 @@ class Event(Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="ty
     source: Source
     occurred_at: UtcTime
     actor: Actor | None = None
-    v: int = 1
+    v: Annotated[int, Meta(ge=1)] = 1
+
+    def __post_init__(self) -> None:
+        _check_utc(self.occurred_at, "occurred_at")
 
 
 def _tag(name: str) -> dict:
@@ -153,6 +175,10 @@ class MemberAdded(Event, **_tag("member.added")):
     group_id: Id | None = None
     role: Name | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_membership(self)
+
 
 class MemberUpdated(Event, **_tag("member.updated")):
     user_id: Id
@@ -160,11 +186,19 @@ class MemberUpdated(Event, **_tag("member.updated")):
     group_id: Id | None = None
     role: Name | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_membership(self)
+
 
 class MemberRemoved(Event, **_tag("member.removed")):
     user_id: Id
     project_id: Id | None = None
     group_id: Id | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_membership(self)
 
 
 # --- labels and milestones -----------------------------------------------

@@ -275,12 +275,17 @@ class IngestWorker:
         if seq <= self._floor:
             prepared.skipped += 1  # a redelivery of a committed message: acked with the batch
         else:
+            # Nothing below may raise into the parser: that would stall the connection.
+            text = subject.decode("utf-8", "backslashreplace")
             try:
-                self._validate(batch, subject.decode(), seq, data, hdr)
+                if "\\" in text and text.encode() != subject:
+                    prepared.rejected.append(Rejected(
+                        data, "bad_subject", f"the subject is not UTF-8: {text!r}", text, None, seq))
+                else:
+                    self._validate(batch, text, seq, data, hdr)
             except Exception as e:  # a bug must not kill the parser: keep the input, move on
                 log.exception("validation failed unexpectedly", extra={"stream_seq": seq})
-                batch.prepared.rejected.append(Rejected(data, "internal", repr(e), subject.decode(),
-                                                        None, seq))
+                prepared.rejected.append(Rejected(data, "internal", repr(e), text, None, seq))
         self._wake.set()
 
     def _validate(self, batch: _OpenBatch, subject: str, seq: int, data: bytes, hdr: bytes | None
