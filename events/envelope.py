@@ -1,0 +1,68 @@
+"""What every canonical event shares: the envelope fields, the actor, commits, and field types.
+
+The bounds here are the ones the projection relies on (DESIGN invariant 10):
+ids fit in 63 bits, a time stays a time once converted to UTC, a source is
+one lowercase word.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from msgspec import Meta, Struct
+
+__all__ = ["Actor", "Commit", "Event", "EventId", "Id", "Name", "Source", "Text", "UtcTime"]
+
+EventId = Annotated[str, Meta(min_length=1, max_length=200)]
+# `(?![\s\S])` is the end of the text in Python and ECMA alike (`$` also matches before a final newline).
+Source = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}(?![\s\S])")]
+UtcTime = Annotated[datetime, Meta(tz=True)]
+#: a signed 64-bit range (what msgspec can bound, and every JSON client can hold)
+Id = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Text = Annotated[str, Meta(max_length=1_000_000)]
+Name = Annotated[str, Meta(max_length=1000)]
+
+
+def _check_utc(value: datetime, field: str) -> None:
+    """A time must stay a time once converted to UTC (``0001-01-01T00:00+23:59`` does not)."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"`{field}` {value.isoformat()} is out of range once converted to UTC") from None
+
+
+class Actor(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """Who did it: a user id with the names known at the time."""
+
+    id: Id
+    username: Name | None = None
+    name: Name | None = None
+
+
+class Commit(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """One commit of a push; ``author_id`` is set when the platform knows it."""
+
+    sha: Annotated[str, Meta(min_length=4, max_length=64)]
+    message: Text = ""
+    author_name: Name | None = None
+    author_email: Name | None = None
+    author_id: Id | None = None
+    timestamp: UtcTime | None = None
+
+    def __post_init__(self) -> None:
+        if self.timestamp is not None:
+            _check_utc(self.timestamp, "timestamp")
+
+
+class Event(Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type", gc=False):
+    """Fields every canonical event carries."""
+
+    event_id: EventId
+    source: Source
+    occurred_at: UtcTime
+    actor: Actor | None = None
+    v: Annotated[int, Meta(ge=1)] = 1
+
+    def __post_init__(self) -> None:
+        _check_utc(self.occurred_at, "occurred_at")
