@@ -4,6 +4,8 @@
 :func:`gather` does the I/O. States:
 
 * ``ok`` / ``rebuilding`` (a rebuild in progress is not a failure) - healthy;
+* ``outdated`` - a worker whose code is older than the active version: idle,
+  holding nothing up (the newer release's worker serves), and it says so;
 * ``starting`` - alive but not yet serving;
 * ``stuck`` - work is waiting (backlog or lag > 0) but the process's progress
   marker has not moved for ``stuck_after_secs``;
@@ -32,7 +34,7 @@ from .wiring import open_log
 
 __all__ = ["Component", "HealthReport", "assess", "gather"]
 
-HEALTHY = {"ok", "rebuilding"}
+HEALTHY = {"ok", "rebuilding", "outdated"}
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ def assess(
         if beat.details.get("queries_failed"):
             detail += (f", {beat.details['queries_failed']} of {beat.details.get('queries')} graph"
                        " queries failed (500; the api's log has the tracebacks)")
+        if beat.details.get("outdated"):
+            detail += f", outdated: {beat.details['outdated']}"
         if beat.details.get("gone"):
             detail += (f", {beat.details['gone']} stream messages were gone before it read them"
                        " (stream limits or deletes)")

@@ -5,6 +5,7 @@ Layout under ``<projections_dir>/<name>/``::
     ACTIVE          "v2\\n": the version readers use (replaced atomically)
     ACTIVE.stamp    8 bytes rewritten in place after each switch of ACTIVE:
                     readers map it and notice a switch without a system call
+    ACTIVE.lock     flock held while a promotion or rollback checks and switches
     v1/             an LMDB environment (data.mdb, lock.mdb) ...
     v1/version.json its bookkeeping: state, timestamps, the version it replaced
     v1/writer.lock  flock held by the one process writing the version
@@ -24,8 +25,10 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from projections.errors import UnknownVersion, VersionStateError
 from projections.store.files import fsync_dir, write_atomic
@@ -180,42 +183,65 @@ class Versions:
         """Record that ``version`` is being (re)built."""
         self._update(version, state=BUILDING)
 
+    @contextmanager
+    def _switching(self) -> Iterator[None]:
+        """Hold the pointer's lock: one check-and-switch of ACTIVE at a time, across processes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(self.root, name="ACTIVE.lock", what=f"{self.name}'s ACTIVE pointer")
+        lock.acquire(wait_secs=10)
+        try:
+            yield
+        finally:
+            lock.release()
+
     def promote(self, version: int) -> int | None:
-        """Make ``version`` active (one atomic pointer switch); returns the previous one."""
-        info = self.info(version)
-        if info.state == BUILDING:
-            raise VersionStateError(
-                f"{self.name} v{version} is still building - `fleet replay {self.name}` finishes it"
-            )
-        previous = self.active()
-        if previous == version:
+        """Make ``version`` active (one atomic pointer switch); returns the previous one.
+
+        A compare-and-set: it never replaces a newer active version (only
+        :meth:`rollback`, an operator's decision, goes back).
+        """
+        with self._switching():
+            info = self.info(version)
+            if info.state == BUILDING:
+                raise VersionStateError(
+                    f"{self.name} v{version} is still building - `fleet replay {self.name}` finishes it"
+                )
+            previous = self.active()
+            if previous == version:
+                return previous
+            if previous is not None and previous > version:
+                raise VersionStateError(
+                    f"{self.name} v{previous} is active and newer than v{version} - a promotion never"
+                    f" replaces a newer version; `fleet rollback {self.name}` is the way back")
+            self._update(version, state=ACTIVE, promoted_at=time.time(),
+                         previous=previous if previous is not None else info.previous)
+            write_atomic(self.root / ACTIVE_FILE, f"v{version}\n")
+            stamp_switch(self.root)
+            if previous is not None and self.exists(previous):
+                self._update(previous, state=RETIRED, retired_at=time.time())
             return previous
-        self._update(version, state=ACTIVE, promoted_at=time.time(),
-                     previous=previous if previous is not None else info.previous)
-        write_atomic(self.root / ACTIVE_FILE, f"v{version}\n")
-        stamp_switch(self.root)
-        if previous is not None and self.exists(previous):
-            self._update(previous, state=RETIRED, retired_at=time.time())
-        return previous
 
     def rollback(self) -> tuple[int, int]:
         """Re-activate the version the active one replaced; returns (from, to)."""
-        current = self.active()
-        if current is None:
-            raise VersionStateError(f"{self.name} has no active version to roll back from")
-        previous = self.info(current).previous
-        if previous is None or not self.exists(previous):
-            raise VersionStateError(
-                f"{self.name} v{current} replaced no version that is still on disk - nothing to"
-                " roll back to"
-            )
-        if self.info(previous).state == BUILDING:
-            raise VersionStateError(f"{self.name} v{previous} never finished building")
-        self._update(previous, state=ACTIVE, promoted_at=time.time())
-        write_atomic(self.root / ACTIVE_FILE, f"v{previous}\n")
-        stamp_switch(self.root)
-        self._update(current, state=RETIRED, retired_at=time.time())
-        return current, previous
+        with self._switching():
+            current = self.active()
+            if current is None:
+                raise VersionStateError(
+                    f"{self.name} has no active version to roll back from - `fleet replay"
+                    f" {self.name}` builds and promotes the first one")
+            previous = self.info(current).previous
+            if previous is None or not self.exists(previous):
+                raise VersionStateError(
+                    f"{self.name} v{current} replaced no version that is still on disk - nothing to"
+                    f" roll back to (`fleet projections` lists the versions on disk)"
+                )
+            if self.info(previous).state == BUILDING:
+                raise VersionStateError(f"{self.name} v{previous} never finished building")
+            self._update(previous, state=ACTIVE, promoted_at=time.time())
+            write_atomic(self.root / ACTIVE_FILE, f"v{previous}\n")
+            stamp_switch(self.root)
+            self._update(current, state=RETIRED, retired_at=time.time())
+            return current, previous
 
     def set_aside(self, version: int) -> Path:
         """Move a damaged version out of the way, to ``v<N>.damaged-<unix time>``.

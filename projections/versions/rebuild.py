@@ -124,6 +124,10 @@ def rebuild(
     """Build ``version`` of projection ``name`` from the log, then promote it."""
     versions = Versions(projections_dir, name)
     active = versions.active()
+    if active is not None and active > version:
+        raise VersionStateError(
+            f"{name} v{active} is active and newer than v{version} - a rebuild never replaces a"
+            f" newer version (a stale request?); `fleet rollback {name}` is the operator's way back")
     if active == version:
         raise VersionStateError(
             f"{name} v{version} is already active - the projector keeps it current;"

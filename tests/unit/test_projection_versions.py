@@ -153,3 +153,41 @@ def test_a_rebuild_without_a_log_says_so_and_leaves_the_version_unlocked(tmp_pat
         rebuild(tmp_path / "missing.db", tmp_path / "projections", version=1)
     lock = WriterLock(Versions(tmp_path / "projections").path(1)).acquire()
     lock.release()
+
+
+def test_a_stale_rebuild_of_an_older_version_never_moves_active(log_path, tmp_path):
+    """A redelivered rebuild of v1 after v2's promotion is refused; ACTIVE stays on v2."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj, version=V + 1, workers=0)
+    with pytest.raises(VersionStateError, match="newer than"):
+        rebuild(log_path, proj, version=V, workers=0)
+    with pytest.raises(VersionStateError, match="never replaces a newer version"):
+        Versions(proj).promote(V)
+    assert Versions(proj).active() == V + 1
+
+
+def test_a_worker_runtime_settles_a_rebuild_task_for_another_version(log_path, tmp_path):
+    """The graph.rebuild actor of a v2 worker given a v1 task does nothing, and says so."""
+    from workers.projector.runtime import RuntimeConfig, WorkerRuntime
+
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, version=V + 1, workers=0)
+    config = RuntimeConfig(log_path=log_path, projections_dir=proj, nats_url="nats://127.0.0.1:1",
+                           poll_interval_secs=60, heartbeat_interval_secs=60)
+    runtime = WorkerRuntime(config)
+    runtime.rebuild(V)  # the code's version is V: a task for V is built, but V + 1 is newer
+    runtime.rebuild(V + 7)  # not this code's version at all
+    assert Versions(proj).active() == V + 1
+    assert not Versions(proj).exists(V) and not Versions(proj).exists(V + 7)
+
+
+def test_an_outdated_projector_stays_idle_and_says_so(log_path, tmp_path):
+    """Code v1 beside an active v2: it neither rebuilds nor writes, and reports outdated."""
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, version=V + 1, workers=0)
+    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0, poll_interval_ms=20),
+                          version=V)
+    assert projector.step() == 0
+    assert projector.stats.outdated_by == V + 1 and projector.stats.rebuilds == []
+    assert Versions(proj).active() == V + 1 and not Versions(proj).exists(V)

@@ -93,6 +93,8 @@ class ProjectorStats:
     head: int = 0
     rebuilds: list[dict] = field(default_factory=list)
     rebuild_error: str | None = None
+    #: the active version when it is newer than this code's (None: not outdated)
+    outdated_by: int | None = None
 
     @property
     def lag(self) -> int:
@@ -282,8 +284,17 @@ class Projector:
         """Hold the store of the version to write; False when there is none right now."""
         active = self._active.read()
         if active == self.version:
+            self.stats.outdated_by = None
             return self._open(active)
         self._close_store()
+        if active is not None and active > self.version:
+            # A newer release runs the active version: this one holds nothing up.
+            self.stats.outdated_by = active
+            self._warn_once(f"outdated{active}", "this worker's code is older than the active"
+                            " version: deploy the new code or roll back",
+                            code_version=self.version, active=active)
+            return False
+        self.stats.outdated_by = None
         if not self.rebuilding and self._should_rebuild():
             if self._request_rebuild is not None:
                 self._request_rebuild(self.version)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from events.errors import FleetError
+from projections.errors import VersionStateError
 from projections.fold.applier import BatchResult
 from projections.read.reader import GraphReader
 from projections.store.env import sync_mode
@@ -104,7 +105,15 @@ class WorkerRuntime:
             self.publisher.notify()
 
     def rebuild(self, version: int) -> None:
-        """Build ``version`` from the log, resumably, and promote it."""
+        """Build ``version`` from the log, resumably, and promote it.
+
+        Only this code's version: a task for another one (redelivered from a
+        worker of another release) is settled without effect.
+        """
+        if version != self.projector.version:
+            log.warning("rebuild task for another code version settled without effect",
+                        extra={"version": version, "code_version": self.projector.version})
+            return
         self._rebuilding.add(version)
         try:
             result = run_rebuild(self.config.log_path, self.config.projections_dir,
@@ -112,6 +121,9 @@ class WorkerRuntime:
                                  batch_events=self.config.projector.rebuild_batch_events,
                                  map_size=self.config.projector.map_size)
             log.info("rebuild done", extra=result.as_dict())
+        except VersionStateError as e:  # a newer version is active: nothing to retry
+            log.warning("rebuild task settled without effect", extra={"version": version,
+                                                                     "reason": str(e)})
         except FleetError as e:
             self.projector.stats.rebuild_error = str(e)
             log.error("rebuild failed", extra={"version": version, "error": str(e)})
@@ -216,4 +228,11 @@ class WorkerRuntime:
         if self.publisher is not None:
             details["changes"] = self.publisher.health()[1]
         state = "rebuilding" if self._rebuilding else "ok"
+        if stats.outdated_by is not None:
+            # The process that runs the active version's code reports it; this one only says why
+            # it is idle.
+            state = "outdated"
+            details.update(projections=[], backlog=0, outdated=(
+                f"code v{self.projector.version}, active v{stats.outdated_by}: deploy the new code"
+                " or roll back"))
         return state, details
