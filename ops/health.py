@@ -4,6 +4,7 @@
 :func:`gather` does the I/O. States:
 
 * ``ok`` / ``rebuilding`` (a rebuild in progress is not a failure) - healthy;
+* ``failed`` - the worker's projector thread died (the worker exits non-zero);
 * ``outdated`` - a worker whose code is older than the active version: idle,
   holding nothing up (the newer release's worker serves), and it says so;
 * ``starting`` - alive but not yet serving;
@@ -114,6 +115,8 @@ def assess(
         if beat.details.get("queries_failed"):
             detail += (f", {beat.details['queries_failed']} of {beat.details.get('queries')} graph"
                        " queries failed (500; the api's log has the tracebacks)")
+        if beat.details.get("failure"):
+            detail += f", {beat.details['failure']}"
         if beat.details.get("outdated"):
             detail += f", outdated: {beat.details['outdated']}"
         if beat.details.get("gone"):

@@ -70,12 +70,16 @@ def _bar(p: RebuildProgress) -> str:
               show_default=True,
               help="Events per bulk-load transaction (20000: ~25% faster, ~100 MB more memory at 1M events).")
 @click.option("--no-promote", is_flag=True, help="Build and catch up, but leave ACTIVE alone.")
+@click.option("--strict", is_flag=True,
+              help="Stop at the first logged event that cannot be applied (default: record it as"
+                   " poison and skip it, as the live projector does).")
 @click.option("--emit-diff", is_flag=True,
               help="After promotion, send the differences from the old version as ordinary changes.")
 @json_option
 @click.pass_obj
 def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers: int | None,
-               batch_events: int, no_promote: bool, emit_diff: bool, as_json: bool) -> None:
+               batch_events: int, no_promote: bool, strict: bool, emit_diff: bool, as_json: bool
+               ) -> None:
     """Build the code's version of PROJECTION from log position 0, then promote it.
 
     The new version is built beside the active one (queries keep answering
@@ -99,7 +103,7 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
 
     result = run_rebuild(settings.log_path, settings.projections_dir, from_scratch=from_scratch,
                          workers=workers, batch_events=batch_events, promote=not no_promote,
-                         progress=progress)
+                         strict=strict, progress=progress)
     if interactive:
         click.echo("", err=True)
     summary = result.as_dict()
@@ -120,6 +124,10 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
     click.echo(f"{projection} v{result.version} {state} at position {result.position}"
                f" (resumed from {result.resumed_from}); bulk {summary['bulk_events_per_sec']:,}"
                f" events/s, total {result.total_secs:.1f}s; digest {result.digest}")
+    if result.poisoned:
+        click.echo(f"{result.poisoned} logged events could not be applied and were skipped:"
+                   f" `fleet projections poison {projection} --version {result.version}` lists them",
+                   err=True)
 
 
 def _version_rows(settings: Settings, name: str, with_digest: bool) -> list[dict]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import click
 
@@ -10,6 +12,7 @@ from ..logs import configure_logging
 from ..runner import block_stop_signals, wait_for_stop_signal
 from ..settings import Settings
 from ..telemetry import setup_telemetry
+from .exits import EXIT_PROBLEM
 
 
 @click.command("worker")
@@ -52,7 +55,8 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     broker.add_middleware(OpenTelemetryMiddleware())
     dramatiq.set_broker(broker)
     runtime = WorkerRuntime(runtime_config(settings), metrics=telemetry.snapshot,
-                            publisher_factory=lambda nc: change_publisher(nc, settings))
+                            publisher_factory=lambda nc: change_publisher(nc, settings),
+                            on_failure=lambda: os.kill(os.getpid(), signal.SIGTERM))
     runtime.actors = declare_actors(broker, apply=runtime.apply, rebuild=runtime.rebuild,
                                     publish=runtime.publish)
     worker = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads)
@@ -66,6 +70,9 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
         runtime.stop()
         broker.close()
         telemetry.shutdown()
+    if runtime.failure is not None:
+        click.echo(f"error: the projector stopped: {runtime.failure}", err=True)
+        raise click.exceptions.Exit(EXIT_PROBLEM)
 
 
 def register(cli: click.Group) -> None:

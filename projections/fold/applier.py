@@ -30,7 +30,7 @@ import lmdb
 import msgspec
 
 from events.codec import decode_event
-from events.errors import InvalidEvent
+from events.errors import FleetError, InvalidEvent
 from projections.changes.outbox import append_changes
 from projections.errors import PoisonEvent, StoreError
 from projections.fold.apply import apply
@@ -178,11 +178,41 @@ class Applier:
                 continue
             except lmdb.Error as e:
                 raise StoreError(f"LMDB failed writing {self.store.path}: {e}") from e
+            except FleetError:
+                raise
+            except Exception as e:  # noqa: BLE001 - raised writing the batch, not by one event
+                result = self._one_by_one(items, skip, e)
             break
         result.seconds = time.perf_counter() - started
         if stop is not None:
             raise stop
         return result
+
+    def _one_by_one(self, items: list[Planned], skip: dict[int, PoisonEvent], error: Exception
+                    ) -> BatchResult:
+        """Apply a batch whose write failed one event per transaction: the event the
+        failure follows is poison like any other, wherever in the step it was raised."""
+        if len(items) == 1:
+            position = items[0][0]
+            if items[0][1] is None:  # no event's work in it: the failure is the store's
+                raise StoreError(f"writing {self.store.path} failed at position {position}:"
+                                 f" {type(error).__name__}: {error}") from error
+            poison = self._named(position, f"{type(error).__name__}: {error}")
+            if self.strict:
+                raise poison from error
+            return self._apply([(position, None, poison.event_id, poison.event_type, poison.reason)])
+        log.warning("a batch failed to write; applying its events one by one to find the cause",
+                    extra={"path": str(self.store.path), "first": items[0][0], "error": repr(error)})
+        total = BatchResult()
+        for item in items:
+            one = skip.get(item[0])
+            part = self._apply([item] if one is None else [(item[0], None, one.event_id,
+                                                             one.event_type, one.reason)])
+            total.checkpoint = max(total.checkpoint, part.checkpoint)
+            total.applied += part.applied
+            total.outbox += part.outbox
+            total.poisoned.extend(part.poisoned)
+        return total
 
     def _named(self, position: int, reason: str) -> PoisonEvent:
         event_id = event_type = None

@@ -85,6 +85,8 @@ class RebuildResult:
     promoted: bool
     interrupted: bool
     digest: str | None
+    #: logged events that could not be applied: recorded and skipped, as live apply does
+    poisoned: int = 0
 
     @property
     def bulk_events_per_sec(self) -> float:
@@ -120,8 +122,13 @@ def rebuild(
     catch_up_batch: int = 10_000,
     map_size: int = DEFAULT_MAP_SIZE,
     with_digest: bool = True,
+    strict: bool = False,
 ) -> RebuildResult:
-    """Build ``version`` of projection ``name`` from the log, then promote it."""
+    """Build ``version`` of projection ``name`` from the log, then promote it.
+
+    An event that cannot be applied is poison, recorded and skipped as the
+    live projector does, so that both stay equal; ``strict`` stops at it.
+    """
     versions = Versions(projections_dir, name)
     active = versions.active()
     if active is not None and active > version:
@@ -167,7 +174,7 @@ def rebuild(
                     progress=progress, stop=stop,
                     workers=default_workers() if workers is None else workers,
                     batch_events=batch_events, plan_chunk=plan_chunk,
-                    catch_up_batch=catch_up_batch, with_digest=with_digest)
+                    catch_up_batch=catch_up_batch, with_digest=with_digest, strict=strict)
     finally:
         event_log.close()
         store.close()
@@ -178,13 +185,25 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
          event_log: EventLog, log_path: Path, *, promote: bool,
          progress: Callable[[RebuildProgress], None] | None, stop: threading.Event | None,
          workers: int, batch_events: int, plan_chunk: int, catch_up_batch: int,
-         with_digest: bool) -> RebuildResult:
+         with_digest: bool, strict: bool) -> RebuildResult:
     started = time.perf_counter()
     resumed_from = store.checkpoint()
     target = event_log.head
-    applier = Applier(store, precise=False, strict=True, outbox=False,
+    applier = Applier(store, precise=False, strict=strict, outbox=False,
                       describe=_describe(event_log), release_pages=True)
     position = resumed_from
+    poisoned = 0
+
+    def apply(planned: list) -> int:
+        nonlocal poisoned
+        result = applier.apply(planned)
+        poisoned += len(result.poisoned)
+        for poison in result.poisoned:
+            log.warning("poison event skipped", extra={
+                "projection": versions.name, "version": version, "position": poison.position,
+                "event_id": poison.event_id, "event_type": poison.event_type, "reason": poison.reason})
+        return result.checkpoint
+
     log.info("rebuild started", extra={"projection": versions.name, "version": version,
                                        "resumed_from": resumed_from, "target": target,
                                        "workers": workers})
@@ -201,7 +220,7 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
         elapsed = time.perf_counter() - started
         return RebuildResult(versions.name, version, active, resumed_from, position,
                              position - resumed_from, position - resumed_from, elapsed, elapsed,
-                             False, True, None)
+                             False, True, None, poisoned)
 
     batch: list = []
     if position < target:
@@ -209,13 +228,13 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
                                       workers=workers):
             batch.extend(planned)
             if len(batch) >= batch_events:
-                position = applier.apply(batch).checkpoint
+                position = apply(batch)
                 batch = []
                 report("bulk", target)
                 if stop is not None and stop.is_set():
                     return interrupted()
         if batch:
-            position = applier.apply(batch).checkpoint
+            position = apply(batch)
             report("bulk", target)
     bulk_secs = time.perf_counter() - started
     bulk_events = position - resumed_from
@@ -227,7 +246,7 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
         if stop is not None and stop.is_set():
             return interrupted()
         rows = next(event_log.read_payloads(position + 1, batch_size=catch_up_batch), [])
-        position = applier.apply(plan_rows(rows)).checkpoint
+        position = apply(plan_rows(rows))
         report("catch-up", head)
     versions.mark_ready(version)
     store.env.env.sync(True)
@@ -249,5 +268,5 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
                                         if bulk_secs else None})
     return RebuildResult(versions.name, version, active, resumed_from, position,
                          position - resumed_from, bulk_events, bulk_secs, total, promoted, False,
-                         result_digest)
+                         result_digest, poisoned)
 

@@ -157,6 +157,50 @@ def test_live_poison_is_recorded_and_skipped(tmp_path):
             assert txn.stat(store.env.poison)["entries"] == 2
 
 
+def test_live_apply_and_a_rebuild_skip_the_same_poison_and_agree(tmp_path):
+    """A logged event that cannot be applied: both record and skip it; the digests are equal."""
+    log_path = tmp_path / "log.db"
+    orphan = json.dumps({"type": "member.removed", "event_id": "orphan-2", "source": "gitlab",
+                         "occurred_at": "2026-01-01T00:00:00Z", "user_id": 1})
+    append(log_path, [ev("user.created", user_id=1, username="ann"), garbage(3),
+                      Accepted("orphan-2", "member.removed", "gitlab", "2026-01-01T00:00:00Z", orphan),
+                      ev("project.created", project_id=4, name="P", path="p"),
+                      ev("member.added", user_id=1, project_id=4)])
+    result = rebuild(log_path, tmp_path / "proj", workers=0)
+    assert result.promoted and result.poisoned == 2 and result.position == 5
+    with GraphStore(tmp_path / "live", create=True) as live, \
+            GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as built:
+        [live_result] = _apply_log(live, log_path, batch=100)
+        assert [p.position for p in live_result.poisoned] == [2, 3]
+        assert digest(live).hexdigest == digest(built).hexdigest
+        with built.env.read() as txn:
+            assert txn.stat(built.env.poison)["entries"] == 2
+
+
+def test_a_failure_writing_a_batch_is_pinned_on_its_event(tmp_path, monkeypatch):
+    """An exception outside one event's apply (writing the batch) makes that event poison only."""
+    from projections.fold import applier as applier_module
+
+    real = applier_module.build_writeset
+
+    def failing(overlay):
+        if any(isinstance(v, dict) and v.get("username") == "boom" for v in overlay.nodes.values()):
+            raise OverflowError("simulated: a value the encoder cannot take")
+        return real(overlay)
+
+    monkeypatch.setattr(applier_module, "build_writeset", failing)
+    log_path = tmp_path / "log.db"
+    append(log_path, [ev("user.created", user_id=1, username="ann"),
+                      ev("user.created", user_id=2, username="boom"),
+                      ev("user.created", user_id=3, username="cy")])
+    with GraphStore(tmp_path / "v", create=True) as store:
+        [result] = _apply_log(store, log_path, batch=100)
+        assert result.checkpoint == 3 and result.applied == 2
+        assert [p.position for p in result.poisoned] == [2]
+        assert "OverflowError: simulated" in result.poisoned[0].reason
+        assert set(export(store).nodes) == {"user:gitlab:1", "user:gitlab:3"}
+
+
 def test_poison_inside_the_overlay_rolls_back_that_event_only(tmp_path, monkeypatch):
     """An event that fails half-applied is skipped whole; its neighbours in the batch apply."""
     real_merge = overlay_module.Overlay.merge
@@ -189,7 +233,7 @@ def test_rebuild_stops_on_poison_naming_position_and_event(tmp_path):
                       ev("user.created", user_id=2, username="bob"), garbage(7),
                       ev("user.created", user_id=3, username="cy")])
     with pytest.raises(PoisonEvent) as caught:
-        rebuild(log_path, tmp_path / "proj", workers=0)
+        rebuild(log_path, tmp_path / "proj", workers=0, strict=True)
     error = caught.value
     assert error.position == 3 and error.event_id == "poison-7"
     assert "log position 3" in str(error) and "poison-7" in str(error)

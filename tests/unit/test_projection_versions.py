@@ -191,3 +191,24 @@ def test_an_outdated_projector_stays_idle_and_says_so(log_path, tmp_path):
     assert projector.step() == 0
     assert projector.stats.outdated_by == V + 1 and projector.stats.rebuilds == []
     assert Versions(proj).active() == V + 1 and not Versions(proj).exists(V)
+
+
+def test_a_dead_projector_thread_fails_the_worker(log_path, tmp_path):
+    """An exception that kills the projector's thread is reported, not hidden behind ok."""
+    from workers.projector.runtime import RuntimeConfig, WorkerRuntime
+
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    config = RuntimeConfig(log_path=log_path, projections_dir=proj, nats_url="nats://127.0.0.1:1",
+                           poll_interval_secs=0.01, heartbeat_interval_secs=60)
+    failed = []
+    runtime = WorkerRuntime(config, on_failure=lambda: failed.append(True))
+
+    def broken_step() -> int:
+        raise RuntimeError("simulated: disk gone")
+
+    runtime.projector.step = broken_step
+    runtime._serve_projector()  # what the projector thread runs
+    assert failed == [True]
+    state, details = runtime.health()
+    assert state == "failed" and "RuntimeError: simulated: disk gone" in details["failure"]

@@ -69,7 +69,9 @@ class WorkerRuntime:
     """Projector + change publisher + heartbeat for one worker process."""
 
     def __init__(self, config: RuntimeConfig, *, metrics: Callable[[], dict] | None = None,
-                 publisher_factory: Callable[[Any], Any] | None = None) -> None:
+                 publisher_factory: Callable[[Any], Any] | None = None,
+                 on_failure: Callable[[], None] | None = None) -> None:
+        """``on_failure`` runs when the projector thread dies (the process: stop itself)."""
         self.config = config
         projector_config = replace(config.projector,
                                    poll_interval_ms=round(config.poll_interval_secs * 1000))
@@ -82,8 +84,11 @@ class WorkerRuntime:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="worker-nats", daemon=True)
         self._stop = threading.Event()
-        self._projector_thread = threading.Thread(target=self.projector.serve, args=(self._stop,),
+        self._projector_thread = threading.Thread(target=self._serve_projector,
                                                   name="worker-projector", daemon=True)
+        self._on_failure = on_failure
+        #: why the projector thread died (None while it runs or after a clean stop)
+        self.failure: str | None = None
         self._publisher_stop: asyncio.Event | None = None
         self._publisher_task: asyncio.Task | None = None
         self._nc = None
@@ -151,6 +156,16 @@ class WorkerRuntime:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start_nats(), self._loop).result()
         self._projector_thread.start()
+
+    def _serve_projector(self) -> None:
+        try:
+            self.projector.serve(self._stop)
+        except BaseException as e:  # noqa: BLE001 - a dead projector must not look alive
+            self.failure = f"{type(e).__name__}: {e}"
+            log.critical("the projector thread died; the worker stops", exc_info=True,
+                         extra={"error": self.failure})
+            if self._on_failure is not None:
+                self._on_failure()
 
     async def _start_nats(self) -> None:
         self._nc = await connect(self.config.nats_url, name="fleet-worker", wait_for_server_secs=30)
@@ -228,7 +243,10 @@ class WorkerRuntime:
         if self.publisher is not None:
             details["changes"] = self.publisher.health()[1]
         state = "rebuilding" if self._rebuilding else "ok"
-        if stats.outdated_by is not None:
+        if self.failure is not None:
+            state = "failed"
+            details["failure"] = f"the projector thread died: {self.failure}"
+        elif stats.outdated_by is not None:
             # The process that runs the active version's code reports it; this one only says why
             # it is idle.
             state = "outdated"
