@@ -70,6 +70,9 @@ def _bar(p: RebuildProgress) -> str:
               show_default=True,
               help="Events per bulk-load transaction (20000: ~25% faster, ~100 MB more memory at 1M events).")
 @click.option("--no-promote", is_flag=True, help="Build and catch up, but leave ACTIVE alone.")
+@click.option("--check", is_flag=True,
+              help="Rebuild the active version beside it (live fleet welcome) and compare digests at"
+                   " the same log position; promote nothing. Exit 1 when they differ.")
 @click.option("--strict", is_flag=True,
               help="Stop at the first logged event that cannot be applied (default: record it as"
                    " poison and skip it, as the live projector does).")
@@ -78,8 +81,8 @@ def _bar(p: RebuildProgress) -> str:
 @json_option
 @click.pass_obj
 def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers: int | None,
-               batch_events: int, no_promote: bool, strict: bool, emit_diff: bool, as_json: bool
-               ) -> None:
+               batch_events: int, no_promote: bool, check: bool, strict: bool, emit_diff: bool,
+               as_json: bool) -> None:
     """Build the code's version of PROJECTION from log position 0, then promote it.
 
     The new version is built beside the active one (queries keep answering
@@ -91,6 +94,7 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
     Example:
       fleet replay graph
       fleet replay graph --from-scratch --json
+      fleet replay graph --check          # is the live version what its code builds?
     """
     _require_log(settings)
     interactive = sys.stderr.isatty() and not as_json
@@ -101,6 +105,23 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
             last[0] = time.monotonic()
             click.echo(_bar(p), nl=False, err=True)
 
+    if check:
+        from projections.versions.check import check_active
+
+        checked = check_active(settings.log_path, settings.projections_dir, name=projection,
+                               workers=workers, progress=progress)
+        if interactive:
+            click.echo("", err=True)
+        if as_json:
+            echo_json(checked.as_dict())
+        else:
+            verdict = "equal" if checked.equal else "DIFFERENT"
+            click.echo(f"{projection} v{checked.version} at position {checked.position}: live digest"
+                       f" {checked.live_digest}, fresh build {checked.fresh_digest}: {verdict}"
+                       f" ({checked.secs:.1f}s)")
+        if not checked.equal:
+            sys.exit(EXIT_PROBLEM)
+        return
     result = run_rebuild(settings.log_path, settings.projections_dir, from_scratch=from_scratch,
                          workers=workers, batch_events=batch_events, promote=not no_promote,
                          strict=strict, progress=progress)

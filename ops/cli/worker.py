@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 
 import click
 
@@ -72,7 +73,7 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
         telemetry.shutdown()
     if runtime.failure is not None:
         click.echo(f"error: the projector stopped: {runtime.failure}", err=True)
-        raise click.exceptions.Exit(EXIT_PROBLEM)
+        sys.exit(EXIT_PROBLEM)
 
 
 def register(cli: click.Group) -> None:

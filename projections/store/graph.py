@@ -164,6 +164,12 @@ class GraphStore:
         with self.env.read() as txn:
             return tuple(self.meta_int(txn, key) for key in keys)
 
+    def copy_to(self, path: Path) -> None:
+        """A consistent copy of the environment into the empty folder ``path`` (readers and
+        the writer go on meanwhile: LMDB copies one read transaction's view)."""
+        path.mkdir(parents=True, exist_ok=True)
+        self.env.env.copy(str(path))
+
     def checkpoint(self) -> int:
         """The last applied log position (0 for an empty projection)."""
         with self.env.read() as txn:

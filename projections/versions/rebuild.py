@@ -123,11 +123,13 @@ def rebuild(
     map_size: int = DEFAULT_MAP_SIZE,
     with_digest: bool = True,
     strict: bool = False,
+    until: int | None = None,
 ) -> RebuildResult:
     """Build ``version`` of projection ``name`` from the log, then promote it.
 
     An event that cannot be applied is poison, recorded and skipped as the
     live projector does, so that both stay equal; ``strict`` stops at it.
+    ``until`` stops at that log position instead of the head (a check).
     """
     versions = Versions(projections_dir, name)
     active = versions.active()
@@ -174,7 +176,8 @@ def rebuild(
                     progress=progress, stop=stop,
                     workers=default_workers() if workers is None else workers,
                     batch_events=batch_events, plan_chunk=plan_chunk,
-                    catch_up_batch=catch_up_batch, with_digest=with_digest, strict=strict)
+                    catch_up_batch=catch_up_batch, with_digest=with_digest, strict=strict,
+                    until=until)
     finally:
         event_log.close()
         store.close()
@@ -185,10 +188,10 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
          event_log: EventLog, log_path: Path, *, promote: bool,
          progress: Callable[[RebuildProgress], None] | None, stop: threading.Event | None,
          workers: int, batch_events: int, plan_chunk: int, catch_up_batch: int,
-         with_digest: bool, strict: bool) -> RebuildResult:
+         with_digest: bool, strict: bool, until: int | None) -> RebuildResult:
     started = time.perf_counter()
     resumed_from = store.checkpoint()
-    target = event_log.head
+    target = event_log.head if until is None else min(until, event_log.head)
     applier = Applier(store, precise=False, strict=strict, outbox=False,
                       describe=_describe(event_log), release_pages=True)
     position = resumed_from
@@ -240,12 +243,13 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
     bulk_events = position - resumed_from
 
     while True:
-        head = event_log.head
+        head = event_log.head if until is None else until
         if position >= head:
             break
         if stop is not None and stop.is_set():
             return interrupted()
-        rows = next(event_log.read_payloads(position + 1, batch_size=catch_up_batch), [])
+        rows = next(event_log.read_payloads(position + 1, batch_size=min(catch_up_batch, head - position)),
+                    [])
         position = apply(plan_rows(rows))
         report("catch-up", head)
     versions.mark_ready(version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -111,3 +112,33 @@ def test_every_command_has_help_with_an_example(monkeypatch, capsys):
     for command in commands:
         code, out, _ = fleet(monkeypatch, capsys, *command, "--help")
         assert code == 0 and "Example" in out, command
+
+
+def test_replay_check_compares_the_live_version_with_a_fresh_build(monkeypatch, capsys, data_dir):
+    """--check on a live version: equal digests at one position, nothing promoted; a live
+    version that drifted from its log exits 1."""
+    from events.types import Actor
+    from projections.store.graph import GraphStore
+    from projections.store.writeset import encode_props
+    from projections.versions.catalog import Versions
+    from tests.support.projection import ev
+    from workers.projector.loop import Projector, ProjectorConfig
+
+    base = ("--data-dir", str(data_dir))
+    fleet(monkeypatch, capsys, *base, "replay", "graph", "--workers", "0")
+    append(data_dir / "log.db", [ev("user.created", user_id=77, username="late", actor=Actor(id=1))])
+    projector = Projector(data_dir / "log.db", data_dir / "projections", ProjectorConfig())
+    stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 30))
+    assert stats.applied == 1  # the live projector applied what came after the build
+    code, out, _ = fleet(monkeypatch, capsys, *base, "replay", "graph", "--check", "--json",
+                         "--workers", "0")
+    result = json.loads(out)
+    assert code == 0 and result["equal"] and result["position"] == 16
+    assert [v.state for v in Versions(data_dir / "projections").list()] == ["active"]
+    with GraphStore(Versions(data_dir / "projections").path(V)) as store, store.env.write() as txn:
+        key = next(iter(txn.cursor(store.env.nodes[next(iter(store.env.nodes))]).iternext(values=False)))
+        txn.put(key, encode_props({"tampered": True}), db=store.env.nodes[key[0]])
+        txn.commit()
+    code, out, _ = fleet(monkeypatch, capsys, *base, "replay", "graph", "--check", "--workers", "0")
+    assert code == 1 and "DIFFERENT" in out, out
+    assert not list((data_dir / "projections" / "graph").glob(".check-*"))
