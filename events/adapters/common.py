@@ -47,6 +47,7 @@ __all__ = [
     "Builder",
     "Mapped",
     "Pending",
+    "construct",
     "event_id",
     "ignored",
     "parse_timestamp",
@@ -60,6 +61,7 @@ NAMESPACES: dict[str, uuid.UUID] = {
 }
 
 E = TypeVar("E", bound=Event)
+S = TypeVar("S", bound=msgspec.Struct)
 Candidate = tuple["Node", str]
 #: Events a mapping decided on, not yet stamped: (event class, its own fields).
 Pending = list[tuple[type[Event], dict[str, Any]]]
@@ -120,7 +122,11 @@ def parse_timestamp(value: str | int | float) -> datetime:
         parsed = datetime.fromisoformat(f"{date}T{clock}{zone}")
     except ValueError as e:
         raise ValueError(f"invalid timestamp {value!r}: {e}") from e
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp {value!r} is out of range once converted to UTC "
+                         "(years 1 to 9999)") from None
 
 
 def payload_digest(payload: Mapping[str, Any]) -> str:
@@ -130,6 +136,16 @@ def payload_digest(payload: Mapping[str, Any]) -> str:
     except (TypeError, msgspec.EncodeError) as e:
         raise InvalidEvent("schema", f"payload is not JSON-serialisable: {e}") from e
     return hashlib.sha256(raw).hexdigest()
+
+
+def construct(cls: type[S], **fields: Any) -> S:
+    """``cls(**fields)`` for values read from a payload: a check of the Struct's own
+    (``__post_init__``) fails as :class:`InvalidEvent` ``schema``, not as a bug."""
+    try:
+        return cls(**fields)
+    except ValueError as e:  # msgspec.ValidationError is a ValueError too
+        tag = cls.__struct_config__.tag or cls.__name__
+        raise InvalidEvent("schema", f"{tag} built from this payload: {e}") from e
 
 
 def event_id(source: str, key: str, index: int) -> str:
@@ -182,7 +198,8 @@ class Builder:
         """Append one canonical event; ``when`` must have been called first."""
         if self.occurred_at is None:
             raise RuntimeError("Builder.when() must run before emit()")
-        event = cls(
+        event = construct(
+            cls,
             event_id=event_id(self.source, self.key, len(self.events)),
             source=self.source,
             occurred_at=self.occurred_at,

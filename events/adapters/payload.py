@@ -1,4 +1,4 @@
-"""A path-aware reader over a decoded webhook payload.
+"""Decoding a webhook body, and a path-aware reader over the decoded payload.
 
 Adapters read platform JSON through :class:`Node` so that every malformed
 payload fails the same way: :class:`~events.errors.InvalidEvent` with reason
@@ -10,12 +10,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
+import msgspec
+
+from ..codec import check_depth
+from ..envelope import Id
 from ..errors import InvalidEvent
 from .common import parse_timestamp
 
-__all__ = ["Node", "type_name"]
+__all__ = ["ID_MAX", "Node", "decode_payload", "type_name"]
+
+#: the largest id a canonical event holds (the bound of :data:`events.envelope.Id`)
+ID_MAX: int = get_args(Id)[1].le
+_json = msgspec.json.Decoder()
+
+
+def decode_payload(body: bytes) -> Any:
+    """The JSON value of a webhook body.
+
+    Raises :class:`~events.errors.InvalidEvent`: ``too_deep`` past
+    :data:`~events.codec.MAX_DEPTH` levels (checked before the decoder
+    recurses), ``not_json`` for a body that is not JSON (truncated, empty),
+    ``schema`` for a number no decoder can hold (over 4,300 digits).
+    """
+    check_depth(body)
+    try:
+        return _json.decode(body)
+    except msgspec.ValidationError as e:
+        raise InvalidEvent("schema", f"{e} - numbers in a webhook body must fit in 64 bits") from e
+    except msgspec.DecodeError as e:
+        hint = " - the body is empty" if not body else ""
+        raise InvalidEvent("not_json", f"body is not valid JSON ({len(body)} bytes): {e}{hint}") from e
 
 
 def type_name(value: Any) -> str:
@@ -80,8 +106,8 @@ class Node:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._wrong(key, "int")
-        if value < 0:
-            raise InvalidEvent("schema", f"Expected `int` >= 0, got {value} - at `{self.at(key)}`")
+        if not 0 <= value <= ID_MAX:
+            raise InvalidEvent("schema", _out_of_range(value, self.at(key)))
         return value
 
     def id(self, key: str) -> int:
@@ -162,14 +188,24 @@ class Node:
         """An array of non-negative integer ids; empty when absent or null."""
         out = []
         for i, item in enumerate(self._array(key)):
-            if isinstance(item, bool) or not isinstance(item, int) or item < 0:
+            if isinstance(item, bool) or not isinstance(item, int):
                 raise InvalidEvent(
                     "schema",
                     f"Expected `int` >= 0, got `{type_name(item)}` - at `{self.at(key)}[{i}]`",
                 )
+            if not 0 <= item <= ID_MAX:
+                raise InvalidEvent("schema", _out_of_range(item, f"{self.at(key)}[{i}]"))
             out.append(item)
         return out
 
     def object_ids(self, key: str) -> list[int]:
         """The ``id`` of every object in an array (labels, users); empty when absent."""
         return [item.id("id") for item in self.objs(key)]
+
+
+def _out_of_range(value: int, path: str) -> str:
+    bound = ">= 0" if value < 0 else f"<= {ID_MAX}"
+    shown = str(value)
+    if len(shown) > 40:
+        shown = f"{shown[:20]}... ({len(shown.lstrip('-'))} digits)"
+    return f"Expected `int` {bound}, got {shown} - at `{path}`"

@@ -20,7 +20,7 @@ from typing import Literal
 
 from ..gitrefs import is_zero_sha
 from ..types import Commit, CommitsPushed, RefCreated, RefDeleted
-from .common import Pending
+from .common import Pending, construct
 from .payload import Node
 
 __all__ = ["commit_of", "push_events"]
@@ -33,7 +33,8 @@ def commit_of(node: Node) -> Commit:
     """One commit of a push payload (GitLab and GitHub use the same shape)."""
     author = node.opt_obj("author")
     email = author.opt_text("email") if author is not None else None
-    return Commit(
+    return construct(
+        Commit,
         sha=node.text("id"),
         message=node.opt_text("message") or "",
         author_name=author.opt_text("name") if author is not None else None,

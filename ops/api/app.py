@@ -17,7 +17,9 @@ resources through :func:`context`::
 The NATS connection and the SDLC stream are set up on start-up (the first
 cleanup context, so every later start-up hook sees them) and drained on
 clean-up, after the server stopped accepting requests and the ones in flight
-finished.
+finished. Every error is JSON ``{"error", "detail"}``: the :func:`json_errors`
+middleware turns aiohttp's own (no such route, method not allowed) and any
+exception a route let through into that shape.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import importlib
 import logging
 import pkgutil
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
 import nats.errors
 from aiohttp import web
@@ -35,6 +37,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError
+from opentelemetry import metrics
 
 from events.codec import encode_event
 from events.errors import ConfigError
@@ -47,10 +50,13 @@ from ..settings import Settings
 from ..telemetry import Telemetry
 from ..wiring import sdlc_stream
 
-__all__ = ["ApiContext", "EventSink", "Setup", "context", "create_app", "route_setups", "run_api",
-           "serve_api"]
+__all__ = ["ApiContext", "EventSink", "Setup", "context", "create_app", "json_errors",
+           "route_setups", "run_api", "serve_api"]
 
 log = logging.getLogger(__name__)
+_failures = metrics.get_meter(__name__).create_counter(
+    "fleet.api.failures", unit="{request}",
+    description="Requests answered 500 because a route raised, by route and method")
 
 #: A route module's entry point: adds routes (and hooks) to the application.
 Setup = Callable[[web.Application], None]
@@ -143,7 +149,7 @@ def create_app(settings: Settings, *, nc: Client | None = None,
     connection on clean-up. ``setups`` replaces the discovered route modules
     (tests mount one module alone).
     """
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
     app[_CONTEXT] = ApiContext(settings=settings, telemetry=telemetry)
     app.cleanup_ctx.append(_nats_lifecycle(nc))
     app.router.add_get("/healthz", healthz)
@@ -170,6 +176,56 @@ def _nats_lifecycle(given: Client | None) -> Callable[[web.Application], AsyncIt
                 log.info("nats drained", extra={"client": "fleet-api"})
 
     return lifecycle
+
+
+@web.middleware
+async def json_errors(request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
+    """Answer every error as JSON ``{"error", "detail"}``.
+
+    aiohttp's own 4xx (no such route, method not allowed) keep their status
+    and headers; an exception a route let through is a 500 ``internal``,
+    logged with its traceback and counted in ``fleet.api.failures``. Routes
+    answer the errors they expect themselves (and count them in their metrics).
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return _http_error(request, e)
+    except Exception:
+        route = _route(request)
+        log.exception("request failed", extra={"method": request.method, "path": request.path,
+                                                "route": route})
+        _failures.add(1, {"route": route, "method": request.method})
+        return web.json_response(
+            {"error": "internal",
+             "detail": f"{request.method} {route} failed; the api's log has the traceback"},
+            status=500)
+
+
+def _route(request: web.Request) -> str:
+    """The route template a request matched (``/graph/nodes/{id}``): few values, for metrics."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
+
+
+def _http_error(request: web.Request, error: web.HTTPException) -> web.Response:
+    path = request.path if len(request.path) <= 200 else f"{request.path[:200]}..."
+    served = sorted({f"{r.method} {r.resource.canonical}" for r in request.app.router.routes()
+                     if r.resource is not None and r.method != "HEAD"})
+    if isinstance(error, web.HTTPNotFound):
+        code, detail = "not_found", f"no route {request.method} {path} - the api serves " + ", ".join(served)
+    elif isinstance(error, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(error.allowed_methods - {"HEAD"}))
+        code, detail = "method_not_allowed", f"{request.method} {path} is not served - use {allowed}"
+    else:
+        code = error.reason.lower().replace(" ", "_")
+        detail = f"{request.method} {path}: {error.text or error.reason}"
+    headers = {k: v for k, v in error.headers.items() if k not in ("Content-Type", "Content-Length")}
+    return web.json_response({"error": code, "detail": detail}, status=error.status, headers=headers)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -9,8 +9,9 @@ A request goes through these steps; the first that fails answers:
       reading, so an oversized body is never held in memory)
 401   GitHub: ``X-Hub-Signature-256`` is missing or is not the HMAC-SHA256 of
       the body under FLEET_GITHUB_SECRET
-400   no ``X-GitHub-Event``; the body is not JSON (or GitHub's form-encoded
-      ``payload=``); the adapter rejects the payload
+400   no ``X-GitHub-Event``; a delivery id that is not ASCII; the body is not
+      JSON (or GitHub's form-encoded ``payload=``) or nests past 100 levels;
+      the adapter rejects the payload
 202   ``{"status": "ignored", "reason": ...}``: nothing the graph uses
 503   JetStream did not acknowledge every event (the platform redelivers)
 200   ``{"status": "accepted", "events": N, "event_ids": [...], ...}``
@@ -34,12 +35,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from opentelemetry import metrics, propagate, trace
 
 from events.adapters import Mapped, map_github, map_gitlab
+from events.adapters.payload import decode_payload
 from events.errors import InvalidEvent
 
 from ..settings import Settings
@@ -59,7 +60,6 @@ _events = _meter.create_counter(
     description="Canonical events published from webhooks, by platform")
 _duration = _meter.create_histogram(
     "fleet.api.webhook.duration", unit="s", description="Webhook request handling time")
-_json = msgspec.json.Decoder()
 
 
 class Rejected(Exception):
@@ -148,7 +148,7 @@ def _endpoint(platform: _Platform) -> Callable[[web.Request], Any]:
                 response, outcome = e.response(), e.outcome
                 log.warning("webhook rejected", extra={
                     "platform": platform.name, "status": e.status, "error": e.error,
-                    "detail": e.detail, "delivery": _delivery_id(request, platform)})
+                    "detail": e.detail, "delivery": _delivery_header(request, platform)[1]})
             except Exception:
                 log.exception("webhook failed", extra={"platform": platform.name})
                 response, outcome = Rejected(
@@ -216,11 +216,23 @@ async def _receive(request: web.Request, platform: _Platform) -> tuple[web.Respo
                               "duplicates": report.duplicates}), "accepted"
 
 
-def _delivery_id(request: web.Request, platform: _Platform) -> str | None:
+def _delivery_header(request: web.Request, platform: _Platform) -> tuple[str, str | None]:
+    """The first delivery id header present, and its value (None when there is none)."""
     for header in platform.delivery_headers:
         if value := request.headers.get(header, "").strip():
-            return value
-    return None
+            return header, value
+    return platform.delivery_headers[0], None
+
+
+def _delivery_id(request: web.Request, platform: _Platform) -> str | None:
+    """The delivery id, which the event ids derive from; :class:`Rejected` (400) unless ASCII."""
+    header, value = _delivery_header(request, platform)
+    if value is not None and not value.isascii():
+        raw = value.encode("utf-8", "surrogateescape")  # the bytes as sent
+        shown = repr(raw[:64]) + ("..." if len(raw) > 64 else "")
+        raise Rejected(400, "bad_header", f"{header} {shown} is not ASCII - send the delivery id "
+                       f"{platform.name} generated (a UUID), or no {header} at all", "bad_request")
+    return value
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -250,8 +262,9 @@ def _too_large(what: str, limit: int) -> Rejected:
 def parse_body(body: bytes, content_type: str) -> Any:
     """The decoded JSON payload of a webhook body, JSON or GitHub's form encoding.
 
-    Raises :class:`~events.errors.InvalidEvent` (``not_json``) saying what is
-    wrong: truncated, not JSON, a form without its ``payload`` field.
+    Raises :class:`~events.errors.InvalidEvent` saying what is wrong:
+    ``not_json`` (truncated, not JSON, a form without its ``payload`` field),
+    ``too_deep`` (nested past :data:`~events.codec.MAX_DEPTH`).
     """
     if content_type == "application/x-www-form-urlencoded":
         fields = urllib.parse.parse_qs(body.decode("utf-8", errors="replace"))
@@ -259,8 +272,4 @@ def parse_body(body: bytes, content_type: str) -> Any:
             raise InvalidEvent("not_json", "form-encoded body has no `payload` field - set the "
                                "webhook's content type to application/json")
         body = fields["payload"][0].encode()
-    try:
-        return _json.decode(body)
-    except msgspec.DecodeError as e:
-        hint = " - the body is empty" if not body else ""
-        raise InvalidEvent("not_json", f"body is not valid JSON ({len(body)} bytes): {e}{hint}") from e
+    return decode_payload(body)

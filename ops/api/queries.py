@@ -14,7 +14,9 @@ then means the search gave up at ``max_nodes`` visited nodes (a path may
 still exist), false that there is no path of at most ``max_depth`` edges.
 
 Ids are the graph's text ids (``issue:gitlab:12``) or the resolvable paths the
-CLI accepts (``gitlab:group/project#12``). Errors are JSON
+CLI accepts (``gitlab:group/project#12``), at most ``MAX_ID_CHARS`` long.
+Filter values of ASCII digits are integers (64-bit), ``true``/``false``/``null``
+what JSON makes of them, anything else text. Errors are JSON
 ``{"error", "detail"}``: 404 unknown node, 400 bad parameter, 503 no active
 version yet, 500 ``internal`` for anything else (logged with its traceback).
 LMDB reads are fast and release the GIL, but queries run in a thread so a
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -44,7 +47,7 @@ from projections.read.reader import PATH_MAX_NODES, GraphReader
 
 from .app import context
 
-__all__ = ["QueryStats", "query_stats", "setup"]
+__all__ = ["MAX_ID_CHARS", "QueryStats", "query_stats", "setup"]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -68,6 +71,13 @@ _READER = web.AppKey("graph_reader", GraphReader)
 _STATS = web.AppKey("graph_query_stats", QueryStats)
 _encode = msgspec.json.Encoder().encode
 _RESERVED = {"limit", "after", "source"}
+#: longest node id or path a request may name: longer ones name no node (an LMDB key
+#: holds at most 511 bytes), and a number past 4,300 digits is more than int() reads
+MAX_ID_CHARS = 1024
+#: integers filter values may be: what 64 bits hold, signed or not
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+#: ASCII only: int() also reads "٣", and isdigit() admits "²", which int() refuses
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def setup(app: web.Application) -> None:
@@ -101,10 +111,31 @@ def _int(request: web.Request, name: str, default: int, low: int = 1, high: int 
     try:
         value = int(raw)
     except ValueError:
-        raise QueryError(f"{name}={raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise QueryError(f"{name}={value} is out of range {low}..{high}")
+        if not raw.strip().lstrip("+-").isdecimal():
+            raise QueryError(f"{name}={_shown(raw)!r} is not an integer - give one in "
+                             f"{low}..{high}") from None
+        value = None  # more digits than int() reads
+    if value is None or not low <= value <= high:
+        raise QueryError(f"{name}={_shown(raw)} is out of range {low}..{high}")
     return value
+
+
+def _ref(name: str, raw: str | None) -> str | None:
+    """The node id or path in parameter ``name``, refused when longer than any can be."""
+    if raw is not None and len(raw) > MAX_ID_CHARS:
+        raise QueryError(f"{name} is {len(raw)} characters long, over the limit of {MAX_ID_CHARS}"
+                         " - node ids are type:source:id (issue:gitlab:12) or paths"
+                         " (gitlab:group/project#12)")
+    return raw
+
+
+def _shown(raw: str) -> str:
+    """A parameter's value for an error message, cut short: some are thousands of characters."""
+    if len(raw) <= 40:
+        return raw
+    digits = raw.lstrip("+-")
+    unit = f"{len(digits)} digits" if digits.isdecimal() else f"{len(raw)} characters"
+    return f"{raw[:20]}... ({unit})"
 
 
 def _error(status: int, error: str, detail: str) -> web.Response:
@@ -152,14 +183,14 @@ async def counts(request: web.Request) -> web.Response:
 
 
 async def node(request: web.Request) -> web.Response:
-    return await _answer(request, "node", lambda r: r.node(request.match_info["id"]))
+    return await _answer(request, "node", lambda r: r.node(_ref("id", request.match_info["id"])))
 
 
 async def neighbors(request: web.Request) -> web.Response:
     q = request.query
     return await _answer(request, "neighbors", lambda r: {"neighbors": [
         n.as_dict() for n in r.neighbors(
-            request.match_info["id"], edges=q.getall("edge", None),
+            _ref("id", request.match_info["id"]), edges=q.getall("edge", None),
             direction=q.get("direction", "both"), limit=_int(request, "limit", 100),
             with_props=True)]})
 
@@ -167,13 +198,14 @@ async def neighbors(request: web.Request) -> web.Response:
 async def hops(request: web.Request) -> web.Response:
     q = request.query
     return await _answer(request, "hops", lambda r: r.hops(
-        request.match_info["id"], _int(request, "depth", 2, high=10), edges=q.getall("edge", None),
-        direction=q.get("direction", "both"), max_nodes=_int(request, "max_nodes", 1000)))
+        _ref("id", request.match_info["id"]), _int(request, "depth", 2, high=10),
+        edges=q.getall("edge", None), direction=q.get("direction", "both"),
+        max_nodes=_int(request, "max_nodes", 1000)))
 
 
 async def path(request: web.Request) -> web.Response:
     def query(r: GraphReader):
-        src, dst = request.query.get("from"), request.query.get("to")
+        src, dst = _ref("from", request.query.get("from")), _ref("to", request.query.get("to"))
         if not src or not dst:
             raise QueryError("give both ?from=ID&to=ID")
         return r.path(src, dst, edges=request.query.getall("edge", None),
@@ -186,14 +218,18 @@ async def path(request: web.Request) -> web.Response:
 
 async def find(request: web.Request) -> web.Response:
     q = request.query
-    filters = {k: _value(v) for k, v in q.items() if k not in _RESERVED}
     return await _answer(request, "find", lambda r: r.find(
-        request.match_info["type"], filters, source=q.get("source"),
-        limit=_int(request, "limit", 50, high=1000), after=q.get("after")))
+        request.match_info["type"], {k: _value(k, v) for k, v in q.items() if k not in _RESERVED},
+        source=q.get("source"), limit=_int(request, "limit", 50, high=1000),
+        after=_ref("after", q.get("after"))))
 
 
-def _value(raw: str) -> Any:
+def _value(name: str, raw: str) -> Any:
     """Query-string values: integers and true/false/null as JSON would have them."""
-    if raw.lstrip("-").isdigit():
-        return int(raw)
+    if _INTEGER.fullmatch(raw):
+        value = int(raw) if len(raw) <= 21 else None  # 21 characters hold every 64-bit number
+        if value is None or not _INT_MIN <= value <= _INT_MAX:
+            raise QueryError(f"{name}={_shown(raw)} is past the 64-bit integers properties hold "
+                             f"- filter on a number in {_INT_MIN}..{_INT_MAX}")
+        return value
     return {"true": True, "false": False, "null": None}.get(raw, raw)
