@@ -76,7 +76,7 @@ def _bar(p: RebuildProgress) -> str:
 @click.option("--strict", is_flag=True,
               help="Stop at the first logged event that cannot be applied (default: record it as"
                    " poison and skip it, as the live projector does).")
-@click.option("--emit-diff", is_flag=True,
+@click.option("--emit-diff/--no-diff", default=True, show_default=True,
               help="After promotion, send the differences from the old version as ordinary changes.")
 @json_option
 @click.pass_obj
@@ -124,19 +124,14 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
         return
     result = run_rebuild(settings.log_path, settings.projections_dir, from_scratch=from_scratch,
                          workers=workers, batch_events=batch_events, promote=not no_promote,
-                         strict=strict, progress=progress)
+                         strict=strict, emit_diff=emit_diff, progress=progress)
     if interactive:
         click.echo("", err=True)
     summary = result.as_dict()
-    if emit_diff and result.promoted:
-        from projections.versions.transition import emit_diff as append_diff
-
-        summary["diff"] = append_diff(settings.projections_dir, projection=projection,
-                                      version=result.version).as_dict()
     if as_json:
         echo_json(summary)
         return
-    if "diff" in summary:
+    if summary.get("diff"):
         d = summary["diff"]
         click.echo(f"diff from v{d['previous']}: {d['nodes_upserted']} nodes upserted, "
                    f"{d['nodes_deleted']} deleted, {d['edges_added']} edges added, "
@@ -287,17 +282,21 @@ def rollback_cmd(settings: Settings, projection: str, as_json: bool) -> None:
     """Re-activate the version the active one replaced (kept until dropped).
 
     The re-activated version resumes from where it stopped once a projector
-    running its code version applies the log again.
+    running its code version applies the log again. Subscribers get a
+    ``rebuilt`` notice and the exact difference, as at a promotion.
 
     \b
     Example:
       fleet rollback graph
     """
-    current, previous = Versions(settings.projections_dir, projection).rollback()
+    from projections.versions.transition import rollback
+
+    current, previous, diff = rollback(settings.projections_dir, projection=projection)
     if as_json:
-        echo_json({"projection": projection, "from": current, "to": previous})
+        echo_json({"projection": projection, "from": current, "to": previous, "diff": diff.as_dict()})
     else:
-        click.echo(f"{projection}: v{previous} is active again (v{current} retired)")
+        click.echo(f"{projection}: v{previous} is active again (v{current} retired); subscribers get"
+                   f" a rebuilt notice and {diff.changes} changes of difference")
 
 
 @click.command("project")

@@ -43,6 +43,7 @@ from projections.model.ontology import NAME, VERSION
 from projections.store.env import DEFAULT_MAP_SIZE
 from projections.store.graph import GraphStore
 from projections.store.lock import WriterLock
+from projections.versions import transition
 from projections.versions.catalog import BUILDING, Versions
 from projections.versions.digest import digest
 
@@ -87,6 +88,8 @@ class RebuildResult:
     digest: str | None
     #: logged events that could not be applied: recorded and skipped, as live apply does
     poisoned: int = 0
+    #: what the diff from the replaced version appended after the ``rebuilt`` notice
+    diff: dict | None = None
 
     @property
     def bulk_events_per_sec(self) -> float:
@@ -124,12 +127,16 @@ def rebuild(
     with_digest: bool = True,
     strict: bool = False,
     until: int | None = None,
+    emit_diff: bool = False,
 ) -> RebuildResult:
     """Build ``version`` of projection ``name`` from the log, then promote it.
 
     An event that cannot be applied is poison, recorded and skipped as the
     live projector does, so that both stay equal; ``strict`` stops at it.
     ``until`` stops at that log position instead of the head (a check).
+    ``emit_diff`` appends, after the promotion's ``rebuilt`` notice, the changes
+    that turn the replaced version into this one
+    (:func:`projections.versions.transition.emit_diff`).
     """
     versions = Versions(projections_dir, name)
     active = versions.active()
@@ -177,7 +184,7 @@ def rebuild(
                     workers=default_workers() if workers is None else workers,
                     batch_events=batch_events, plan_chunk=plan_chunk,
                     catch_up_batch=catch_up_batch, with_digest=with_digest, strict=strict,
-                    until=until)
+                    until=until, emit_diff=emit_diff)
     finally:
         event_log.close()
         store.close()
@@ -188,7 +195,7 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
          event_log: EventLog, log_path: Path, *, promote: bool,
          progress: Callable[[RebuildProgress], None] | None, stop: threading.Event | None,
          workers: int, batch_events: int, plan_chunk: int, catch_up_batch: int,
-         with_digest: bool, strict: bool, until: int | None) -> RebuildResult:
+         with_digest: bool, strict: bool, until: int | None, emit_diff: bool) -> RebuildResult:
     started = time.perf_counter()
     resumed_from = store.checkpoint()
     target = event_log.head if until is None else min(until, event_log.head)
@@ -256,6 +263,7 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
     store.env.env.sync(True)
     result_digest = digest(store).hexdigest if with_digest else None
     promoted = False
+    diff = None
     if promote:
         # A version rebuilt after a machine crash replaces its damaged self: subscribers
         # carry their copy of it over, as they would from any previous version.
@@ -265,6 +273,9 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
         versions.promote(version)
         promoted = True
         report("promoted", position)
+        if emit_diff and replaced not in (None, version) and versions.exists(replaced):
+            diff = transition.emit_diff(versions.root.parent, projection=versions.name, version=version,
+                               previous=replaced, map_size=store.env.env.info()["map_size"]).as_dict()
     total = time.perf_counter() - started
     log.info("rebuild finished", extra={"projection": versions.name, "version": version,
                                         "position": position, "promoted": promoted,
@@ -272,5 +283,5 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
                                         if bulk_secs else None})
     return RebuildResult(versions.name, version, active, resumed_from, position,
                          position - resumed_from, bulk_events, bulk_secs, total, promoted, False,
-                         result_digest, poisoned)
+                         result_digest, poisoned, diff)
 

@@ -15,13 +15,15 @@ from pathlib import Path
 import lmdb
 
 from projections.changes.diff import DiffSummary, append_diff
+from projections.changes.outbox import append_rebuilt
 from projections.errors import StoreBusy, UnknownVersion, VersionStateError
 from projections.store.env import DEFAULT_MAP_SIZE
 from projections.store.graph import GraphStore
 from projections.store.lock import WriterLock
-from projections.versions.catalog import ACTIVE, Versions
+from projections.versions.catalog import ACTIVE, BUILDING, Versions
+from projections.versions.digest import digest
 
-__all__ = ["emit_diff"]
+__all__ = ["emit_diff", "rollback"]
 
 log = logging.getLogger(__name__)
 _UNSET: object = object()
@@ -90,3 +92,27 @@ def emit_diff(projections_dir: str | Path, *, projection: str = "graph", version
     summary = DiffSummary(**(asdict(summary) | {"elapsed_secs": time.perf_counter() - started}))
     log.info("diff emitted", extra=summary.as_dict())
     return summary
+
+
+def rollback(projections_dir: str | Path, *, projection: str = "graph", lock_wait_secs: float = 30.0
+             ) -> tuple[int, int, DiffSummary]:
+    """Re-activate the version the active one replaced, and tell subscribers exactly what changed.
+
+    The restored version's outbox gets a ``rebuilt`` notice (``previous``: the
+    version rolled back from) before the switch - nobody publishes a retired
+    version's outbox, so it goes out when the version is active again - and
+    after the switch the diff from the version rolled back from. Returns
+    ``(from, to, diff summary)``.
+    """
+    versions = Versions(projections_dir, projection)
+    current = versions.active()
+    target = versions.info(current).previous if current is not None else None
+    if (current is not None and target is not None and versions.exists(target)
+            and versions.info(target).state != BUILDING):
+        with GraphStore(versions.path(target)) as restored:
+            append_rebuilt(restored, projection=projection, version=target, previous=current,
+                           digest=digest(restored).hexdigest)
+    current, target = versions.rollback()
+    summary = emit_diff(projections_dir, projection=projection, version=target, previous=current,
+                        lock_wait_secs=lock_wait_secs)
+    return current, target, summary

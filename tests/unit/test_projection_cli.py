@@ -96,7 +96,9 @@ def test_rollback_and_drop(monkeypatch, capsys, data_dir):
     rebuild(data_dir / "log.db", data_dir / "projections", version=V + 1, workers=0)
     d = ("--data-dir", str(data_dir))
     code, out, _ = fleet(monkeypatch, capsys, *d, "rollback", "graph", "--json")
-    assert code == 0 and json.loads(out) == {"projection": "graph", "from": V + 1, "to": V}
+    result = json.loads(out)
+    assert code == 0 and (result["projection"], result["from"], result["to"]) == ("graph", V + 1, V)
+    assert result["diff"]["version"] == V and result["diff"]["previous"] == V + 1
     code, _, err = fleet(monkeypatch, capsys, *d, "projections", "drop", "graph", f"v{V}")
     assert code == 1 and "is active" in err
     code, out, _ = fleet(monkeypatch, capsys, *d, "projections", "drop", "graph", f"v{V + 1}")

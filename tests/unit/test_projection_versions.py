@@ -212,3 +212,26 @@ def test_a_dead_projector_thread_fails_the_worker(log_path, tmp_path):
     assert failed == [True]
     state, details = runtime.health()
     assert state == "failed" and "RuntimeError: simulated: disk gone" in details["failure"]
+
+
+def test_a_rollback_tells_subscribers_exactly_what_changed(log_path, tmp_path):
+    """The restored version's outbox gets a rebuilt notice naming the version rolled back
+    from, then the difference from it as ordinary changes."""
+    from projections.changes.outbox import OutboxReader
+    from projections.versions.transition import rollback
+
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    append(log_path, [ev("user.created", user_id=9004, username="v2only")])
+    result = rebuild(log_path, proj, version=V + 1, workers=0, emit_diff=True)
+    assert result.diff["previous"] == V and result.diff["nodes_upserted"] == 1
+    current, restored, diff = rollback(proj)
+    assert (current, restored) == (V + 1, V) and Versions(proj).active() == V
+    reader = OutboxReader(Versions(proj).path(V))
+    _, _, records = reader.read(0, 100)
+    reader.close()
+    first, notice, *changes = records  # v1's own first promotion, then the rollback's notice
+    assert first["kind"] == "rebuilt" and first["previous"] is None
+    assert notice["kind"] == "rebuilt" and notice["previous"] == V + 1 and notice["version"] == V
+    assert len(changes) == diff.changes and all(c["diff"] for c in changes)
+    assert any(c["kind"] == "node_deleted" and c["node"] == "user:gitlab:9004" for c in changes)

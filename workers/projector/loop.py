@@ -363,7 +363,8 @@ class Projector:
                                  version=self.version, stop=self._rebuild_stop,
                                  workers=self.config.rebuild_workers,
                                  batch_events=self.config.rebuild_batch_events,
-                                 map_size=self.config.map_size, with_digest=False)
+                                 map_size=self.config.map_size, with_digest=False,
+                                 emit_diff=True)
             self.stats.rebuilds.append(result.as_dict())
         except StoreBusy as e:
             log.info("rebuild already running elsewhere", extra={"reason": str(e)})

@@ -124,7 +124,7 @@ class WorkerRuntime:
             result = run_rebuild(self.config.log_path, self.config.projections_dir,
                                  version=version, workers=self.config.projector.rebuild_workers,
                                  batch_events=self.config.projector.rebuild_batch_events,
-                                 map_size=self.config.projector.map_size)
+                                 map_size=self.config.projector.map_size, emit_diff=True)
             log.info("rebuild done", extra=result.as_dict())
         except VersionStateError as e:  # a newer version is active: nothing to retry
             log.warning("rebuild task settled without effect", extra={"version": version,
