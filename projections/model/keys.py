@@ -264,10 +264,12 @@ def parse_key(text: str) -> bytes:
         _remember_head(tag, source, t, numeric=False)
         return commit_ref(source, local)
     ref = local.split(":", 2)
-    if len(ref) != 3 or not ref[0].isdigit() or ref[1] not in _KIND_BYTE:
+    if len(ref) != 3 or not ref[0].isdecimal() or ref[1] not in _KIND_BYTE:
         raise QueryError(
             f"ref ids are project:kind:name, got {local!r} in {text!r} - e.g. ref:gitlab:7:branch:main"
         )
+    if len(ref[0]) > 20 or int(ref[0]) >= 1 << 64:
+        raise QueryError(f"project ids are below 2**64, got {ref[0][:40]} in the ref id {text[:80]!r}")
     return ref_key(source, int(ref[0]), ref[1], ref[2])
 
 

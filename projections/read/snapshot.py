@@ -303,8 +303,8 @@ class Snapshot:
         for mark, lookup_kind in (("#", b"i"), ("!", b"m")):
             if mark in text:
                 text, _, tail = text.partition(mark)
-                if not tail.isdigit():
-                    raise QueryError(f"{ref!r}: expected a number after {mark!r}")
+                if not tail.isdecimal() or len(tail) > 20 or int(tail) >= 1 << 64:
+                    raise QueryError(f"{ref[:80]!r}: expected a number below 2**64 after {mark!r}")
                 kind, number = lookup_kind, int(tail)
         s = source_prefix(source)
         segments = [seg for seg in text.split("/") if seg]
