@@ -20,7 +20,7 @@ import msgspec
 
 from events.adapters import Mapped, map_github, map_gitlab
 from events.adapters.gitlab import HEADERS as GITLAB_HEADERS
-from events.codec import encode_event
+from events.codec import check_depth, encode_event
 from events.errors import InvalidEvent
 from events.types import Event
 from workers.natsio.publish import PublishReport, publish_events
@@ -71,6 +71,7 @@ def _gitlab_header(name: str) -> str | None:
 
 def map_file(platform: str, raw: bytes, event_name: str | None) -> Mapped:
     """Map one saved payload; raises :class:`~events.errors.InvalidEvent` saying why not."""
+    check_depth(raw)  # before the decoder recurses, as the gateway does
     try:
         payload = _json.decode(raw)
     except msgspec.DecodeError as e:
