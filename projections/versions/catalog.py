@@ -264,6 +264,10 @@ class Versions:
         fsync_dir(self.root)  # the rename and the new folder
         return target
 
+    def mark_reincarnation(self, version: int, of: str) -> None:
+        """Record that ``version`` is built again after an incarnation that published changes."""
+        self._update(version, reincarnation_of=of)
+
     def reincarnation_of(self, version: int) -> str | None:
         """The damaged copy ``version`` is being rebuilt in place of (None for a first build)."""
         return self._meta(version).get("reincarnation_of")

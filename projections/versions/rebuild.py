@@ -44,7 +44,7 @@ from projections.store.env import DEFAULT_MAP_SIZE
 from projections.store.graph import GraphStore
 from projections.store.lock import WriterLock
 from projections.versions import transition
-from projections.versions.catalog import BUILDING, Versions
+from projections.versions.catalog import BUILDING, Versions, read_meta
 from projections.versions.digest import digest
 
 __all__ = ["REBUILD_BATCH_EVENTS", "RebuildProgress", "RebuildResult", "rebuild"]
@@ -150,10 +150,18 @@ def rebuild(
             " bump the projection VERSION to rebuild, or roll back first"
         )
     path = versions.path(version)
+    published_before = None
     if from_scratch and path.exists():
+        meta = read_meta(path)
+        # An incarnation that was ever promoted may have published message ids: the new one
+        # must not reuse them (its publisher shifts its sequence past the stream's).
+        if meta.get("promoted_at") or meta.get("reincarnation_of"):
+            published_before = f"v{version} replayed from scratch at {int(time.time())}"
         with WriterLock(path, what=f"{name} v{version}"):
             shutil.rmtree(path)
     versions.create(version)
+    if published_before is not None:
+        versions.mark_reincarnation(version, published_before)
     if versions.info(version).state != BUILDING:
         versions.mark_building(version)
     event_log = open_scan_log(log_path)  # before the lock: a missing log must not leave it held

@@ -22,6 +22,7 @@ from projections.versions.catalog import Versions
 from projections.versions.lanes import prunable, read_watermark, write_watermark
 from projections.versions.rebuild import rebuild
 from projections.versions.transition import emit_diff
+from projections.versions.transition import rollback as transition_rollback
 from tests.support.changes import (
     append_events,
     graph_env,
@@ -336,3 +337,27 @@ def test_a_rebuilt_version_starts_above_the_stream_when_another_version_publishe
     assert new and new[0]["kind"] == "rebuilt" and new[0]["version"] == V
     assert new[0]["seq"] == stream_last + 1 > max(_dense(before, V))
     assert [c["seq"] for c in new] == list(range(stream_last + 1, stream_last + 1 + len(new)))
+
+
+def test_a_version_replayed_from_scratch_never_reuses_its_message_ids(settings):
+    """Roll back from v2, replay v2 from scratch, promote it again: the new v2's changes go out
+    after the old v2's on the stream, none dropped as a duplicate of an old id."""
+    s, _ = projected(settings, 300)
+    publish_and_read(s)
+    rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0, emit_diff=True)
+    _, first = publish_and_read(s)
+    old_v2 = _dense(first, NEXT)
+    transition_rollback(s.projections_dir)
+    append_events(s, workload(400, start=300))
+    project(s)
+    publish_and_read(s)
+    result = rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0, from_scratch=True,
+                     emit_diff=True)
+    assert result.promoted and result.previous == V and result.diff["changes"] == 0  # same content
+    stats, messages = publish_and_read(s)
+    assert stats.backlog == 0 and stats.duplicates == 0
+    v2 = _dense(messages, NEXT)
+    assert v2[:len(old_v2)] == old_v2 and len(v2) == len(old_v2) + 1  # nothing swallowed
+    assert len(set(v2)) == len(v2)
+    again = [c for _, _, c in messages if c["version"] == NEXT][len(old_v2)]
+    assert again["kind"] == "rebuilt" and again["previous"] == V and again["seq"] > max(old_v2)
