@@ -20,16 +20,14 @@ How it stays correct:
   re-created at the position stored in the copy, so a crash between the
   commit and the acks (or a kill -9 anywhere) costs neither a change nor a
   wait for JetStream's ack timeout.
-* **Rebuilds.** A new projection version starts with a ``rebuilt`` notice
-  (``seq`` 1). Policy: the new version's copy starts from the copy of the
-  version it replaced (``previous``; an empty copy when it replaced none) and
-  then applies the changes that follow. When the fleet ran
-  ``fleet replay graph --emit-diff``, those begin with the difference between
-  the two versions (``diff: true``), so the copy becomes exactly the new
-  version. Without the diff, parts of the graph the new version computes
-  differently stay as the old version had them until they change again; a
-  service that cannot accept that resyncs from the fleet's query API.
-  Changes of an older version that arrive after the notice are dropped.
+* **Version changes.** A promotion or a rollback starts the new active
+  version's part of the stream with a ``rebuilt`` notice whose ``previous``
+  is the version the copy follows (its ``seq`` is 1 for a first build, and
+  goes on after the version's earlier changes for a rollback or a replay).
+  The copy switches to that version there and applies what follows: first
+  the exact difference between the two versions (``diff: true``), then live
+  changes, so it stays exact without re-reading the graph. Changes of an
+  older version that arrive after the switch are dropped.
 
 Every change carries the full state it leaves (node properties, edge
 properties), so applying is ``INSERT OR REPLACE`` / ``DELETE``.
@@ -165,21 +163,29 @@ def _verdict(position: tuple[int, int, int] | None, change: dict) -> str:
     """``apply``, ``drop`` (a repeat or a stale version) or ``gap``."""
     version, seq = change["version"], change["seq"]
     if position is None:
-        return "apply" if seq == 1 else "gap"
-    if version < position[0] or (version == position[0] and seq <= position[1]):
-        return "drop"
+        return "apply" if seq == 1 or change["kind"] == "rebuilt" else "gap"
     if version == position[0]:
+        if seq <= position[1]:
+            return "drop"
         return "apply" if seq == position[1] + 1 else "gap"
-    return "apply" if seq == 1 and change["kind"] == "rebuilt" else "gap"
+    if change["kind"] == "rebuilt" and change.get("previous") == position[0]:
+        return "apply"  # a version change (promotion or rollback): the copy switches to it here
+    return "drop" if change["kind"] != "rebuilt" and version < position[0] else "gap"
 
 
 async def _consumer(js, args, start_seq: int):
     """(Re-)create the durable pull consumer at ``start_seq`` and bind to it."""
     subject = f"{args.prefix}.{args.projection}.>"
-    try:
-        await js.delete_consumer(args.stream, args.durable)
-    except NotFoundError:
-        pass
+    while True:
+        try:
+            await js.delete_consumer(args.stream, args.durable)
+            break
+        except NotFoundError as e:
+            if "stream" not in str(e).lower():
+                break  # no consumer yet: nothing to delete
+            # The fleet creates the stream when its change publisher first starts.
+            log.info("stream %s does not exist yet; waiting for the fleet to create it", args.stream)
+            await asyncio.sleep(1.0)
     config = ConsumerConfig(
         durable_name=args.durable, ack_policy=AckPolicy.ALL, ack_wait=30,
         max_ack_pending=args.batch * 4, filter_subject=subject,
@@ -205,6 +211,8 @@ async def run(args, stop: asyncio.Event) -> int:
             try:
                 msgs = await sub.fetch(args.batch, timeout=0.5)
             except (NatsTimeoutError, asyncio.TimeoutError):
+                msgs = []
+            if not msgs:
                 idle += 0.5
                 if args.until_idle is not None and idle >= args.until_idle:
                     info = await sub.consumer_info()

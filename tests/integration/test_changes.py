@@ -361,3 +361,25 @@ def test_a_version_replayed_from_scratch_never_reuses_its_message_ids(settings):
     assert len(set(v2)) == len(v2)
     again = [c for _, _, c in messages if c["version"] == NEXT][len(old_v2)]
     assert again["kind"] == "rebuilt" and again["previous"] == V and again["seq"] > max(old_v2)
+
+
+def test_the_example_copy_stays_exact_across_promotion_and_rollback(settings, tmp_path):
+    """Following the README's rules (the example), a copy equals v2 after its promotion and v1
+    again after a rollback, with no resync and no HTTP read."""
+    s, _ = projected(settings, 600)
+    db = tmp_path / "copy.sqlite"
+    publish_and_read(s)
+    run_example(s, db)
+    append_events(s, workload(900, start=600))  # v1 never applies these: v2's diff carries them
+    rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0, emit_diff=True)
+    publish_and_read(s)
+    run_example(s, db)
+    copy = load_example().GraphCopy(db)
+    assert copy.graph() == projection_graph(s, NEXT) and copy.position()[0] == NEXT
+    copy.close()
+    transition_rollback(s.projections_dir)
+    publish_and_read(s)
+    run_example(s, db)
+    copy = load_example().GraphCopy(db)
+    assert copy.graph() == projection_graph(s, V) and copy.position()[0] == V
+    copy.close()
