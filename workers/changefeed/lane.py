@@ -27,7 +27,7 @@ from pathlib import Path
 
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import trace
 
 from events.errors import TransientError
 from events.log import EventLog
@@ -40,22 +40,12 @@ from projections.changes.contract import (
 )
 from projections.changes.outbox import OutboxReader
 from projections.versions.lanes import Lane, WatermarkFile, read_offset, read_watermark, write_offset
+from workers.changefeed import telemetry
 from workers.changefeed.acks import WRONG_LAST_MSG_ID, Ack, AckedSender
 
 __all__ = ["ChangesConfig", "ChangesStats", "LanePublisher", "Shared"]
 
 log = logging.getLogger("workers.changefeed.publisher")
-tracer = trace.get_tracer("workers.changefeed.publisher")
-meter = metrics.get_meter("workers.changefeed.publisher")
-_published = meter.create_counter("fleet.changes.published", unit="{change}",
-                                  description="Changes acknowledged by JetStream, by outcome")
-_round_ms = meter.create_histogram("fleet.changes.publish.duration", unit="ms",
-                                   description="Latency of one publish round (read, publish, all acks)")
-_delay_ms = meter.create_histogram("fleet.changes.delay", unit="ms",
-                                   description="Log commit of a round's oldest causing event -> JetStream's"
-                                               " ack of its change")
-
-
 @dataclass
 class _Round:
     """What one round publishes: outbox records and their causes in the log."""
@@ -266,7 +256,7 @@ class LanePublisher:
                 headers["Nats-Expected-Last-Msg-Id"] = expected
             parent = parents.get(position) if not record.get("diff") else None
             if parent:
-                spans[seq] = _start_span(parent, record, projection, version, msg_id, headers)
+                spans[seq] = telemetry.start_span(parent, record, projection, version, msg_id, headers)
             await sender.send(change_subject(projection, record["kind"], prefix),
                               encode_change(change), headers,
                               ack=i == last or (i + 1) % ack_every == 0)
@@ -290,7 +280,7 @@ class LanePublisher:
         """Ingest's receipt of the round's oldest cause (``recorded_at``) -> JetStream's ack of its change."""
         delay_ms = (time.time() - datetime.fromisoformat(recorded_at).timestamp()) * 1000
         self.shared.stats.delay_ms = round(delay_ms, 3)
-        _delay_ms.record(delay_ms, {"projection": self.shared.projection, "version": self.lane.version})
+        telemetry.delay_ms.record(delay_ms, {"projection": self.shared.projection, "version": self.lane.version})
 
     def _already_stored(self, last_id: str | None) -> int:
         """The sequence the stream already holds for this version (0 if none)."""
@@ -320,11 +310,11 @@ class LanePublisher:
             span.end()
         shared, stats, version = self.shared, self.shared.stats, self.lane.version
         attrs = {"projection": shared.projection, "version": version}
-        _round_ms.record((time.perf_counter() - started) * 1000, attrs)
+        telemetry.round_ms.record((time.perf_counter() - started) * 1000, attrs)
         if stored:
-            _published.add(stored, attrs | {"outcome": "stored"})
+            telemetry.published.add(stored, attrs | {"outcome": "stored"})
         if duplicates:
-            _published.add(duplicates, attrs | {"outcome": "duplicate"})
+            telemetry.published.add(duplicates, attrs | {"outcome": "duplicate"})
         stats.published += stored
         stats.duplicates += duplicates
         moved = 0
@@ -378,26 +368,6 @@ class LanePublisher:
             self.shared.stats.watermark = seq
         return seq - before
 
-
-
-def _start_span(traceparent: str, record: dict, projection: str, version: int, msg_id: str,
-                headers: dict[str, str]):
-    """A producer span continuing the causing event's trace; its context goes in ``headers``."""
-    parent = propagate.extract({"traceparent": traceparent})
-    span = tracer.start_span("graph.change publish", context=parent, kind=trace.SpanKind.PRODUCER,
-                             attributes={"messaging.system": "nats",
-                                         "messaging.message.id": msg_id,
-                                         "fleet.projection": projection,
-                                         "fleet.projection.version": version,
-                                         "fleet.change.seq": record["seq"],
-                                         "fleet.change.kind": record["kind"],
-                                         "fleet.log.position": record.get("position", 0)})
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(span))
-    headers.update(carrier)
-    if "traceparent" not in headers:  # no SDK installed: pass the event's context on as it is
-        headers["traceparent"] = traceparent
-    return span
 
 
 def failpoint_rounds(failpoint: str | None) -> int | None:
