@@ -19,6 +19,7 @@ from . import (
     api,
     changes,
     demo,
+    export,
     health,
     import_webhooks,
     ingest,
@@ -64,8 +65,8 @@ def cli(ctx: click.Context, data_dir: Path | None, nats_url: str | None) -> None
 
 
 
-for _module in (api, changes, demo, health, import_webhooks, ingest, log, nats, projections, publish,
-                quarantine, query, schema, up, worker):
+for _module in (api, changes, demo, export, health, import_webhooks, ingest, log, nats, projections,
+                publish, quarantine, query, schema, up, worker):
     _module.register(cli)
 
 

@@ -17,17 +17,23 @@ follow a ``rebuilt`` notice on top of the previous version's copy, converges
 on the new version. Changes with ``diff: true`` were not caused by one log
 event: ``fleet replay graph --emit-diff`` computed them (old version -> new
 version) right after the ``rebuilt`` notice they follow.
+
+The graph itself has a public form too: one canonical JSON line per node and
+per edge (:func:`node_line`, :func:`edge_line`), what the export streams and
+the digest sums (:mod:`projections.versions.digest`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Union
+from itertools import repeat
+from typing import Annotated, Any, Union
 
 import msgspec
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 __all__ = [
     "CHANGE_SCHEMA_VERSION",
+    "JSON_SCHEMA_DIALECT",
     "AnyChange",
     "Change",
     "EdgeAdded",
@@ -41,11 +47,20 @@ __all__ = [
     "change_msg_id",
     "change_subject",
     "decode_change",
+    "edge_line",
+    "edge_lines",
     "encode_change",
+    "node_line",
+    "node_lines",
     "parse_msg_id",
 ]
 
 CHANGE_SCHEMA_VERSION = 1
+#: the JSON Schema dialect of :func:`change_json_schema`
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+#: an RFC 3339 time (the log's ``occurred_at``: canonical events' times always carry an offset)
+_Time = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 
 
 class Change(Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=True):
@@ -57,7 +72,7 @@ class Change(Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=
     seq: int
     position: int
     event_id: str | None = None
-    occurred_at: str | None = None
+    occurred_at: _Time | None = None
     diff: bool = False  # true: emitted by --emit-diff after `rebuilt`, not caused by one event
 
 
@@ -178,5 +193,67 @@ def change_from_record(record: dict[str, Any], *, projection: str, version: int,
 
 
 def change_json_schema() -> dict[str, Any]:
-    """JSON Schema of every change event (``fleet schema changes``)."""
-    return msgspec.json.schema(AnyChange)
+    """JSON Schema 2020-12 of every change event (``fleet schema changes``).
+
+    msgspec adds an OpenAPI ``discriminator`` to a tagged union; it is no
+    JSON Schema keyword (strict validators refuse it), and each member's
+    ``kind`` enum already tells the members apart, so it is dropped.
+    """
+    schema = msgspec.json.schema(AnyChange)
+    schema.pop("discriminator", None)
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "title": f"graphfleet graph-change event (schema {CHANGE_SCHEMA_VERSION})",
+        "description": "One JSON object per message on the GRAPH stream, subject"
+                       " graph.<projection>.<kind>; `kind` tells the members apart.",
+        **schema,
+    }
+
+
+class _NodeLine(Struct, frozen=True, gc=False):
+    """A node in the export and digest form (fields in sorted order)."""
+
+    id: str
+    props: dict[str, Any]
+    type: str
+
+
+class _EdgeLine(Struct, frozen=True, gc=False):
+    """An edge in the export and digest form (fields in sorted order)."""
+
+    dst: str
+    edge: str
+    props: dict[str, Any]
+    src: str
+
+
+_line_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def node_line(node: str, node_type: str, props: dict[str, Any]) -> bytes:
+    """``{"id":...,"props":{...},"type":...}``: a node as the export and the digest write it.
+
+    Canonical JSON: keys sorted at every level, no whitespace, UTF-8, strings
+    escaped as ``JSON.stringify`` does; ``props`` as the change events carry
+    them. README "Export and digest" defines it for other languages.
+    """
+    return _line_encoder.encode(_NodeLine(node, props, node_type))
+
+
+def edge_line(src: str, edge: str, dst: str, props: dict[str, Any] | None) -> bytes:
+    """``{"dst":...,"edge":...,"props":{...},"src":...}``: an edge as the export and the digest write it.
+
+    An edge without properties has ``"props":{}`` (change events leave ``props`` out then).
+    """
+    return _line_encoder.encode(_EdgeLine(dst, edge, props or {}, src))
+
+
+def node_lines(node_type: str, nodes: list[str], props: list[dict[str, Any]]) -> bytes:
+    """:func:`node_line` of many nodes of one type, each line ending in a newline."""
+    return _line_encoder.encode_lines(list(map(_NodeLine, nodes, props, repeat(node_type))))
+
+
+def edge_lines(edge: str, srcs: list[str], dsts: list[str], props: list[dict[str, Any]] | None) -> bytes:
+    """:func:`edge_line` of many edges of one type (``props`` None: none has any), newline-ended."""
+    return _line_encoder.encode_lines(list(map(_EdgeLine, dsts, repeat(edge),
+                                               repeat({}) if props is None else props, srcs)))

@@ -1,24 +1,41 @@
-"""The whole graph as plain data, and a self-check of its derived tables.
+"""The whole graph out of a version: a snapshot stream for subscribers, plain data for tests.
 
-``export(store)`` reads every node and edge of an LMDB store (or of a
-:class:`~projections.fold.memory.MemoryGraph`) into a :class:`GraphDump` of text
-ids: what tests compare against a reference model, and what an operator can
-diff between two versions. ``check_derived`` verifies that the index and
-lookup tables are exactly what the nodes imply.
+:func:`export_lines` streams a version from ONE read transaction as JSON
+lines: a header naming the version, its checkpoint, the outbox ``seq`` it
+corresponds to and its digest, then one line per node and per edge in the
+digest's form (:mod:`projections.versions.digest`), so summing the body's
+lines gives the header's digest. A subscriber loads it and follows the
+GRAPH stream from ``seq + 1``. :func:`export_stream` is the same for an
+async HTTP handler. ``export(store)`` reads a store (or a
+:class:`~projections.fold.memory.MemoryGraph`) into a :class:`GraphDump` for
+tests; ``check_derived`` verifies the index and lookup tables.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import msgspec
+
+from projections.changes.contract import CHANGE_SCHEMA_VERSION
+from projections.errors import NoActiveVersion, UnknownVersion, VersionStateError
 from projections.fold.memory import MemoryGraph
 from projections.model.indexing import index_keys, lookup_key
 from projections.model.keys import CODES, format_key, key_type
-from projections.model.ontology import EDGE_TYPES, NODE_TYPES
-from projections.store.graph import GraphStore
+from projections.model.ontology import EDGE_TYPES, NAME, NODE_TYPES
+from projections.store.graph import OUTBOX_SEQ, GraphStore
 from projections.store.writeset import EDGE_BYTES, decode_props
+from projections.versions.catalog import Versions
+from projections.versions.digest import digest_in, graph_lines
+from projections.versions.lanes import read_offset
 
-__all__ = ["GraphDump", "export", "check_derived"]
+__all__ = ["ExportHeader", "ExportProgress", "GraphDump", "check_derived", "export", "export_lines",
+           "export_stream", "open_export"]
 
 _EDGE_NAME = {e.code: e.name for e in EDGE_TYPES}
 _COMMIT = CODES["Commit"][0]
@@ -113,3 +130,123 @@ def check_derived(source: GraphStore | MemoryGraph, *, strict_lookups: bool = Tr
             if end not in nodes:
                 problems.append(f"edge {_EDGE_NAME[code]} has a missing endpoint {format_key(end)}")
     return problems
+
+
+# -- the snapshot stream ---------------------------------------------------------------------------
+
+
+class ExportHeader(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="export"):
+    """The first line of an export: which version, where it stands, what follows."""
+
+    schema: int = CHANGE_SCHEMA_VERSION
+    projection: str
+    version: int
+    #: the outbox sequence the snapshot corresponds to: follow the GRAPH stream from ``seq + 1``
+    seq: int
+    #: the version's checkpoint (last applied log position)
+    position: int
+    digest: str
+    nodes: int
+    edges: int
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    """How far an export is: ``phase`` "digest" (the first pass) or "lines" (the second)."""
+
+    phase: str
+    done: int
+    total: int
+    elapsed_secs: float
+
+
+_encode_header = msgspec.json.Encoder().encode
+
+
+def export_lines(store: GraphStore, *, projection: str, version: int, seq_offset: int = 0,
+                 progress: Callable[[ExportProgress], None] | None = None) -> Iterator[bytes]:
+    """The export of ``store`` as blocks of whole JSON lines: the header, then nodes, then edges.
+
+    One read transaction for both passes (the digest, then the lines), so
+    header and body describe one state; memory stays flat whatever the size.
+    ``seq_offset`` shifts ``seq`` as the version's publisher does on the wire.
+    """
+    env = store.env
+    started = time.perf_counter()
+
+    def report(phase: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(ExportProgress(phase, done, total, time.perf_counter() - started))
+
+    with env.read() as txn:
+        try:
+            counts = store.counts(txn)
+            expected = sum(counts["nodes"].values()) + sum(counts["edges"].values())
+            summed = digest_in(store, txn, lambda done: report("digest", done, expected))
+            yield _encode_header(ExportHeader(
+                projection=projection, version=version, seq=store.meta_int(txn, OUTBOX_SEQ) + seq_offset,
+                position=summed.position, digest=summed.hexdigest, nodes=summed.nodes,
+                edges=summed.edges)) + b"\n"
+            done = 0
+            for _, n, lines in graph_lines(store, txn):
+                yield lines
+                done += n
+                report("lines", done, summed.entries)
+        finally:
+            env.release_pages()
+
+
+def open_export(projections_dir: str | Path, name: str = NAME,
+                version: int | None = None) -> tuple[GraphStore, int, int]:
+    """``(store, version, seq_offset)`` of ``version`` (default: the active one); close the store.
+
+    Raises :class:`NoActiveVersion` or :class:`UnknownVersion` (both ``NotFound``), and
+    :class:`VersionStateError` while a reincarnated version has no place on the stream yet.
+    """
+    versions = Versions(projections_dir, name)
+    if version is None:
+        version = versions.active()
+        if version is None:
+            raise NoActiveVersion(f"{name} has no active version to export - run `fleet replay {name}`")
+    elif not versions.exists(version):
+        raise UnknownVersion(f"{name} v{version} does not exist under {versions.root}"
+                             f" - `fleet projections` lists the versions")
+    path = versions.path(version)
+    offset = read_offset(path)
+    if offset is None:
+        raise VersionStateError(
+            f"{name} v{version} was rebuilt after a machine crash and its change publisher has not"
+            " numbered its changes on the stream yet, so no `seq` can be named - retry once"
+            " `fleet changes status` shows it publishing")
+    return GraphStore(path), version, offset
+
+
+async def export_stream(projections_dir: str | Path, name: str = NAME,
+                        version: int | None = None) -> AsyncIterator[bytes]:
+    """:func:`export_lines` of the active version (or ``version``) for an async HTTP handler.
+
+    The first ``__anext__()`` opens the version and yields the header line;
+    it raises ``NotFound`` errors before any byte is sent. LMDB work runs in
+    one thread of its own, one block (about 10,000 lines) at a time.
+    """
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-export")
+    store: GraphStore | None = None
+    blocks: Iterator[bytes] | None = None
+    try:
+        store, number, offset = await loop.run_in_executor(pool, open_export, projections_dir, name,
+                                                           version)
+        blocks = export_lines(store, projection=name, version=number, seq_offset=offset)
+        while (block := await loop.run_in_executor(pool, next, blocks, None)) is not None:
+            yield block
+    finally:
+        # In the export's own thread, after any block still being read: LMDB work stays serial.
+        pool.submit(_close, blocks, store)
+        pool.shutdown(wait=False)
+
+
+def _close(blocks: Iterator[bytes] | None, store: GraphStore | None) -> None:
+    if blocks is not None:
+        blocks.close()  # type: ignore[attr-defined]
+    if store is not None:
+        store.close()
