@@ -229,7 +229,7 @@ class Overlay:
                     self.changes.append((self.position, NODE_DELETED, key, 0, b"", old, None))
             else:
                 if old is None:
-                    changed = sorted(new)
+                    changed = None  # a new node: every property is new (README: absent)
                 else:
                     get = old.get
                     changed = sorted([k for k, v in new.items() if get(k, ABSENT) != v]

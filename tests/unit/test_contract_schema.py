@@ -105,8 +105,6 @@ def test_every_kind_of_real_change_validates_with_format_checking(tmp_path):
         validator.validate({**caused, "kind": "node_renamed"})
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="projections/fold/overlay.py Overlay._write sets `changed` to every"
-                                       " property name for a new node; README says absent")
 def test_changed_is_absent_on_a_new_node_and_names_the_changes_otherwise(tmp_path):
     """README: `changed` lists the changed properties of an existing node, and is absent for a new one."""
     upserts = [c for c in wire_records(tmp_path) if c["kind"] == "node_upserted"]
