@@ -43,6 +43,7 @@ from opentelemetry import metrics, trace
 
 from events.errors import NotFound
 from projections.errors import ProjectionError, QueryError, UnknownNode
+from projections.read.export import export_stream
 from projections.read.reader import PATH_MAX_NODES, GraphReader
 
 from .app import context
@@ -88,6 +89,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/graph/nodes/{id}/hops", hops)
     app.router.add_get("/graph/path", path)
     app.router.add_get("/graph/types/{type}", find)
+    app.router.add_get("/graph/export", export)
     app.cleanup_ctx.append(_reader)
     app[_STATS] = QueryStats()
 
@@ -233,3 +235,33 @@ def _value(name: str, raw: str) -> Any:
                              f"- filter on a number in {_INT_MIN}..{_INT_MAX}")
         return value
     return {"true": True, "false": False, "null": None}.get(raw, raw)
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    """The active version (or ``?version=N``) as JSON lines from one read transaction: a header
+    with the version, its ``seq`` and digest, then every node and edge (README "Export and digest")."""
+    started = time.monotonic()
+    version = _int(request, "version", 0, low=1, high=2**31) if "version" in request.query else None
+    blocks = export_stream(context(request.app).settings.projections_dir, version=version)
+    try:
+        first = await blocks.__anext__()  # opens the version: errors before any byte is sent
+    except (NotFound, ProjectionError) as e:
+        await blocks.aclose()
+        outcome = "unknown_version" if version is not None else "no_projection"
+        _requests.add(1, {"query": "export", "outcome": outcome})
+        return _error(404 if version is not None else 503, outcome, str(e))
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    with _tracer.start_as_current_span("GET /graph/export", kind=trace.SpanKind.SERVER,
+                                       attributes={"fleet.query": "export"}):
+        try:
+            await response.prepare(request)
+            await response.write(first)
+            async for block in blocks:
+                await response.write(block)
+        finally:
+            await blocks.aclose()  # closes the read transaction and the store
+        await response.write_eof()
+    _requests.add(1, {"query": "export", "outcome": "ok"})
+    _duration.record(time.monotonic() - started, {"query": "export", "outcome": "ok"})
+    request.app[_STATS].served += 1
+    return response

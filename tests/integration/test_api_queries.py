@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -109,3 +110,29 @@ def test_a_query_that_breaks_answers_500_json_and_counts_as_failed(
     assert stats.served == 4 and stats.failed == 1
     failure = next(r for r in caplog.records if r.getMessage() == "graph query failed")
     assert failure.query == "node" and "disk on fire" in str(failure.exc_info[1])
+
+
+def test_graph_export_streams_the_same_snapshot_as_the_cli(nats_server, data_dir, tmp_path, monkeypatch,
+                                                           capsys):
+    """GET /graph/export answers the header and every line `fleet export graph` writes; an
+    unknown version is a JSON 404."""
+    from tests.support.cli import fleet
+
+    async def get(path):
+        settings = load_settings({}, data_dir=data_dir, nats_url=nats_server.url, embedded_nats=False)
+        app = create_app(settings, setups=[queries_setup])
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get(path)
+            return response.status, response.headers.get("Content-Type"), await response.read()
+
+    status, content_type, body = asyncio.run(get("/graph/export"))
+    assert status == 200 and content_type.startswith("application/x-ndjson")
+    out = tmp_path / "export.jsonl"
+    code, _, _ = fleet(monkeypatch, capsys, "--data-dir", str(data_dir), "export", "graph",
+                       "--output", str(out))
+    assert code == 0 and body == out.read_bytes()
+    header = json.loads(body.split(b"\n", 1)[0])
+    assert header["version"] == 1 and header["position"] == 3000
+    assert len(body.splitlines()) == 1 + header["nodes"] + header["edges"]
+    status, _, body = asyncio.run(get("/graph/export?version=9"))
+    assert status == 404 and b"unknown_version" in body
