@@ -24,7 +24,7 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoKeysError, NotFoundError
 
 from events.errors import FleetError, TransientError
 from workers.natsio.client import connect
@@ -181,12 +181,15 @@ async def gather(settings: Settings, *, expected: tuple[str, ...], nc: Client | 
         except TransientError as e:
             nats_detail = str(e)
     if nc is not None and not nc.is_connected:
-        nats_detail = f"not connected to {settings.nats_url} (reconnecting)"
+        nats_detail = f"not connected to {settings.public_nats_url} (reconnecting)"
     elif nc is not None:
         try:
-            nats_ok, nats_detail = True, settings.nats_url
+            nats_ok, nats_detail = True, settings.public_nats_url
             js = nc.jetstream()
-            beats = await read_heartbeats(js)
+            try:
+                beats = await read_heartbeats(js)
+            except NoKeysError:  # the bucket is there but empty: none written yet, or all expired
+                beats = {}
             try:
                 info = await js.consumer_info(settings.stream, settings.ingest_durable)
                 pending = info.num_pending + info.num_ack_pending

@@ -7,6 +7,7 @@ Helpers that are not fixtures live in ``tests/support/`` and are imported as
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -17,11 +18,22 @@ from ops.settings import load_settings
 from workers.broker.jetstream import JetStreamBroker
 
 
+def pytest_configure(config):
+    """FLEET_TESTING=1 for this process and every `fleet` it starts: FLEET_FAILPOINT works."""
+    os.environ["FLEET_TESTING"] = "1"
+
+
 @pytest.fixture(scope="module")
 def nats_server(tmp_path_factory):
-    """One nats-server with JetStream per test module, on a free port, torn down after."""
+    """One nats-server with JetStream per test module, on a free port, torn down after.
+
+    Users and permissions are on, as in production, and ``nats_server.url`` carries the
+    fleet's credentials; a client without credentials is let in as the fleet, for the
+    tests that speak the NATS protocol by hand (tests/integration/test_nats_auth.py
+    starts servers that refuse it).
+    """
     store = tmp_path_factory.mktemp("nats")
-    server = NatsServer(store, log_file=store / "server.log").start()
+    server = NatsServer(store, log_file=store / "server.log", anonymous_role="fleet").start()
     yield server
     server.stop()
 

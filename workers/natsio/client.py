@@ -2,7 +2,10 @@
 
 Connections reconnect forever with a short back-off; a server that cannot be
 reached at start-up raises :class:`~events.errors.TransientError` naming the
-URL, so the CLI can exit 3 with a message that says what to start.
+URL, so the CLI can exit 3 with a message that says what to start, and a
+server that refuses the credentials raises :class:`~events.errors.ConfigError`.
+Credentials travel in the URL (``nats://user:password@host:port``, quoted)
+and never appear in a message (:func:`redact_url`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import logging
 import re
 from typing import Callable
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client
@@ -20,12 +23,17 @@ from nats.aio.subscription import Subscription
 from nats.errors import ProtocolError
 from nats.protocol.parser import MAX_CONTROL_LINE_SIZE, Parser
 
-from events.errors import TransientError
+from events.errors import ConfigError, TransientError
 
-__all__ = ["LOG_APPENDED_SUBJECT", "FleetClient", "connect", "hpub_frame", "wait_for_server"]
+__all__ = ["FLEET_INBOX_PREFIX", "LOG_APPENDED_SUBJECT", "FleetClient", "connect", "hpub_frame",
+           "redact_url", "split_credentials", "wait_for_server", "with_credentials"]
 
 #: Core NATS subject the ingest worker pings after each commit (payload: the log head).
 LOG_APPENDED_SUBJECT = "fleet.log.appended"
+
+#: The fleet's replies and pull deliveries arrive under this prefix, not ``_INBOX``: a
+#: producer or subscriber allowed ``_INBOX.>`` for its own replies cannot read them.
+FLEET_INBOX_PREFIX = "_INBOX_fleet"
 
 log = logging.getLogger(__name__)
 _WHITESPACE = re.compile(rb"\s")
@@ -226,19 +234,50 @@ _BREAKS_FRAME = re.compile(r"[\r\n]")
 _BAD_NAME = re.compile(r"[\s:]")
 
 
-async def connect(url: str, *, name: str, connect_timeout_secs: float = 5,
+def with_credentials(url: str, user: str, password: str) -> str:
+    """``url`` with ``user`` and ``password`` as its user info, quoted (any characters work)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``(url without user info, user, password)``, unquoted; ``None`` for what is absent."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    info, _, host = parts.netloc.rpartition("@")
+    user, sep, password = info.partition(":")
+    return (urlunsplit(parts._replace(netloc=host)), unquote(user) or None,
+            unquote(password) if sep else None)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: the form every message and log uses."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    info, _, host = parts.netloc.rpartition("@")
+    user, sep, _ = info.partition(":")
+    return urlunsplit(parts._replace(netloc=f"{user}{':***' if sep else ''}@{host}"))
+
+
+async def connect(url: str | list[str], *, name: str, connect_timeout_secs: float = 5,
                   wait_for_server_secs: float = 0) -> Client:
     """Connect to NATS at ``url``, retrying reconnects forever once connected.
 
-    ``wait_for_server_secs`` keeps trying the first connection that long, for
-    processes that start beside the server (the Procfile starts all at once).
+    ``url`` may carry credentials (``nats://user:password@host:port``); a
+    list is a cluster's servers. ``wait_for_server_secs`` keeps trying the
+    first connection that long, for processes that start beside the server
+    (the Procfile starts all at once). Raises TransientError when nothing
+    answers, ConfigError when the server refuses the credentials.
     """
     if wait_for_server_secs:
         await wait_for_server(url, timeout_secs=wait_for_server_secs)
     return await _connect_once(url, name, connect_timeout_secs)
 
 
-async def wait_for_server(url: str, *, timeout_secs: float) -> None:
+async def wait_for_server(url: str | list[str], *, timeout_secs: float) -> None:
     """Wait until something listens at ``url``; TransientError after ``timeout_secs``."""
     deadline = asyncio.get_running_loop().time() + timeout_secs
     while True:
@@ -250,22 +289,39 @@ async def wait_for_server(url: str, *, timeout_secs: float) -> None:
             await asyncio.sleep(0.5)
 
 
-async def _probe(url: str, timeout_secs: float) -> None:
+def _first(url: str | list[str]) -> str:
+    return url if isinstance(url, str) else url[0]
+
+
+async def _probe(url: str | list[str], timeout_secs: float) -> None:
     """Fail fast when nothing listens: nats-py retries a first connect forever."""
-    parsed = urlparse(url)
+    shown = redact_url(_first(url))
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout_secs
-        )
+        parsed = urlsplit(_first(url))
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
+    except ValueError as e:
+        raise ConfigError(f"NATS URL {shown!r} is malformed: {e} - e.g. nats://127.0.0.1:4222") from e
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_secs)
     except (OSError, asyncio.TimeoutError) as e:
         raise TransientError(
-            f"cannot reach NATS at {url}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
+            f"cannot reach NATS at {shown}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
         ) from e
     writer.close()
 
 
-async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Client:
+def _is_auth_error(e: BaseException) -> bool:
+    text = str(e).lower()
+    return "authorization violation" in text or "authentication" in text or "user authentication" in text
+
+
+async def _connect_once(url: str | list[str], name: str, connect_timeout_secs: float) -> Client:
     await _probe(url, connect_timeout_secs)
+    servers = [url] if isinstance(url, str) else list(url)
+    plain = [split_credentials(u) for u in servers]
+    user = next((u for _, u, _ in plain if u), None)
+    password = next((p for _, u, p in plain if u), None)
+    shown = redact_url(servers[0])
 
     async def on_error(e: Exception) -> None:
         log.warning("nats error", extra={"error": repr(e), "client": name})
@@ -276,13 +332,18 @@ async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Cli
     async def on_reconnect() -> None:
         log.info("nats reconnected", extra={"client": name})
 
+    client = FleetClient()
     try:
-        client = FleetClient()
+        # allow_reconnect=False for the first connection to one server: nats-py then raises
+        # the server's refusal (bad credentials) instead of retrying it until the timeout.
         await asyncio.wait_for(client.connect(
-            url,
+            [u for u, _, _ in plain],
             name=name,
+            user=user,
+            password=password,
+            inbox_prefix=FLEET_INBOX_PREFIX,
             connect_timeout=connect_timeout_secs,
-            allow_reconnect=True,
+            allow_reconnect=len(servers) > 1,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=on_error,
@@ -290,8 +351,29 @@ async def _connect_once(url: str, name: str, connect_timeout_secs: float) -> Cli
             reconnected_cb=on_reconnect,
             pending_size=64 * 1024 * 1024,
         ), connect_timeout_secs * 3)
-        return client
-    except (OSError, asyncio.TimeoutError, nats.errors.NoServersError, nats.errors.TimeoutError) as e:
+    except nats.errors.Error as e:
+        await _abandon(client)
+        if _is_auth_error(e):
+            who = f"user {user!r}" if user else "a client without credentials"
+            reason = str(e).removeprefix("nats: ").strip("'")
+            raise ConfigError(
+                f"NATS at {shown} refused {who} ({reason}) - check the"
+                " user and password (in FLEET_NATS_URL or FLEET_NATS_USER/FLEET_NATS_PASSWORD;"
+                " the embedded server's are in DATA_DIR/nats/auth.json)") from e
+        raise TransientError(f"cannot reach NATS at {shown}: {e!r} - start it with `fleet nats`"
+                             " or set FLEET_NATS_URL") from e
+    except (OSError, asyncio.TimeoutError) as e:
+        await _abandon(client)
         raise TransientError(
-            f"cannot reach NATS at {url}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
+            f"cannot reach NATS at {shown}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
         ) from e
+    client.options["allow_reconnect"] = True  # connected: from now on, reconnect forever
+    return client
+
+
+async def _abandon(client: Client) -> None:
+    """Close a client whose first connection failed (its tasks would linger otherwise)."""
+    try:
+        await asyncio.wait_for(client.close(), 2)
+    except Exception as e:  # best effort: it never connected
+        log.debug("closing a failed connection", extra={"error": repr(e)})

@@ -1,13 +1,23 @@
-"""JetStream streams graphfleet owns: their shape, created when missing, limits kept current."""
+"""JetStream streams graphfleet owns: their shape, created when missing, limits kept current.
+
+NATS errors are translated here: JetStream not answering (a server starting
+or restarting, JetStream off) is a :class:`~events.errors.TransientError`
+worth retrying, a refusal (a permission, a clash with another stream) a
+:class:`~events.errors.PermanentError`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+
+from events.errors import PermanentError, TransientError
 
 __all__ = ["StreamSpec", "ensure_stream"]
 
@@ -28,6 +38,21 @@ class StreamSpec:
 
 async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
     """Create the stream when missing; update its limits when they changed."""
+    try:
+        await _ensure(js, spec)
+    except ServiceUnavailableError as e:
+        raise TransientError(f"JetStream is not available for stream {spec.name} ({e.description})"
+                             " - is the server starting, or running without -js?") from e
+    except APIError as e:
+        raise PermanentError(f"JetStream refused stream {spec.name} {list(spec.subjects)}:"
+                             f" {e.description} (code {e.err_code})") from e
+    except (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as e:
+        raise TransientError(f"JetStream did not answer for stream {spec.name} ({e!r}) - is the"
+                             " server starting or restarting, or running without JetStream?") from e
+
+
+async def _ensure(js: JetStreamContext, spec: StreamSpec) -> None:
     config = StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
