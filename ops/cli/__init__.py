@@ -15,6 +15,7 @@ import click
 from events.errors import ConfigError, FleetError, TransientError
 
 from ..settings import load_settings
+from ..startup import StartupStopped
 from . import (
     api,
     changes,
@@ -50,15 +51,14 @@ def cli(ctx: click.Context, data_dir: Path | None, nats_url: str | None) -> None
     Example:
       fleet nats &                      # embedded nats-server on ./data/nats
       fleet simulate --events 10000     # publish a realistic workload
-      fleet ingest --until-idle         # append it to the immutable log
+      fleet ingest --until-idle 2       # append it to the immutable log
       fleet log stats
     """
     try:
-        settings = load_settings()
         overrides = {"data_dir": data_dir}
         if nats_url:
             overrides.update(nats_url=nats_url, embedded_nats=False)
-        settings = settings.with_overrides(**overrides)
+        settings = load_settings(**overrides)
     except ConfigError as e:
         raise click.UsageError(str(e)) from e
     ctx.obj = settings
@@ -79,6 +79,9 @@ def main() -> None:
     except click.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except StartupStopped as e:
+        click.echo(str(e), err=True)  # SIGTERM while starting: a clean stop
+        sys.exit(0)
     except click.ClickException as e:
         e.show()
         sys.exit(EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -13,11 +14,32 @@ from workers.natsio.client import connect
 
 from ..settings import Settings
 
-__all__ = ["echo_json", "json_option", "run_with_nats"]
+__all__ = ["echo_json", "json_option", "positive_secs", "run_with_nats"]
 
 T = TypeVar("T")
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+class _PositiveSecs(click.ParamType):
+    """A finite number of seconds above 0 (``float('nan')`` and ``-1`` are typos)."""
+
+    name = "secs"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            secs = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds (e.g. 2 or 0.5)", param, ctx)
+        if not math.isfinite(secs) or secs <= 0:
+            self.fail(f"{value!r} must be a number of seconds above 0 (e.g. 2 or 0.5)", param, ctx)
+        return secs
+
+
+#: click type of options in seconds that must be positive
+positive_secs = _PositiveSecs()
 
 
 def echo_json(data: Any) -> None:

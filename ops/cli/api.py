@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import click
 
 from ..logs import configure_logging
+from ..runner import run_until_signal
 from ..settings import Settings
+from ..startup import Startup
+from ..wiring import sdlc_stream
 
 
 @click.command("api")
@@ -22,7 +27,8 @@ def api_cmd(settings: Settings, host: str | None, port: int | None) -> None:
     POST /hooks/gitlab (needs FLEET_GITLAB_TOKEN) and POST /hooks/github
     (needs FLEET_GITHUB_SECRET); an endpoint whose secret is not set answers
     503. SIGTERM stops accepting connections, finishes the requests in flight,
-    drains NATS and exits 0.
+    drains NATS and exits 0. At start it waits up to FLEET_STARTUP_TIMEOUT_SECS
+    for NATS (exit 3 after that; SIGTERM meanwhile exits 0).
 
     \b
     Example:
@@ -35,9 +41,17 @@ def api_cmd(settings: Settings, host: str | None, port: int | None) -> None:
     configure_logging("api")
     telemetry = setup_telemetry("api")
     try:
+        settings = run_until_signal(lambda stop: _start(settings, stop))
         run_api(settings.with_overrides(api_host=host, api_port=port), telemetry=telemetry)
     finally:
         telemetry.shutdown()
+
+
+async def _start(settings: Settings, stop: asyncio.Event) -> Settings:
+    """Wait for NATS, the SDLC stream and the heartbeat bucket (the app then connects at once)."""
+    settings, nc = await Startup(settings, stop).nats("fleet-api", streams=[sdlc_stream(settings)])
+    await nc.drain()
+    return settings
 
 
 def register(cli: click.Group) -> None:

@@ -25,8 +25,9 @@ from workers.natsio.heartbeat import Heartbeat
 from ..logs import configure_logging
 from ..runner import run_until_signal
 from ..settings import Settings
+from ..startup import Startup
 from ..telemetry import setup_telemetry
-from ..wiring import change_publisher
+from ..wiring import change_publisher, graph_stream
 from ._common import echo_json, json_option
 
 __all__ = ["format_change"]
@@ -60,7 +61,7 @@ def publish_cmd(settings: Settings, until_drained: bool, batch_max: int | None, 
 
     Each change goes out with Nats-Msg-Id <projection>@v<version>:<seq>; the
     watermark moves only after JetStream acknowledged it. Exit code 3 when
-    NATS cannot be reached.
+    NATS cannot be reached within FLEET_STARTUP_TIMEOUT_SECS.
 
     \b
     Example:
@@ -71,7 +72,7 @@ def publish_cmd(settings: Settings, until_drained: bool, batch_max: int | None, 
     telemetry = setup_telemetry("changes")
 
     async def main(stop: asyncio.Event):
-        nc = await connect(settings.nats_url, name="fleet-changes", wait_for_server_secs=30)
+        _, nc = await Startup(settings, stop).nats("fleet-changes", streams=[graph_stream(settings)])
         publisher = change_publisher(nc, settings, batch_max=batch_max, poll_ms=poll_ms)
         heartbeat = Heartbeat(nc.jetstream(), "changes", publisher.health, telemetry.snapshot,
                               interval_secs=settings.heartbeat_interval_secs)
@@ -81,9 +82,11 @@ def publish_cmd(settings: Settings, until_drained: bool, batch_max: int | None, 
         finally:
             await heartbeat.stop()
             await nc.drain()
-            telemetry.shutdown()
 
-    stats = run_until_signal(main)
+    try:
+        stats = run_until_signal(main)
+    finally:
+        telemetry.shutdown()
     summary = {"published": stats.published, "duplicates": stats.duplicates,
                "skipped": stats.skipped, "version": stats.version, "watermark": stats.watermark,
                "head": stats.head, "backlog": stats.backlog, "errors": stats.errors}

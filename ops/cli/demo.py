@@ -12,11 +12,12 @@ from workers.natsio.client import connect
 from workers.natsio.publish import publish_events
 from workers.natsio.streams import ensure_stream
 
-from ..embedded import NatsServer, free_port, port_of
+from ..embedded import free_port, port_of
 from ..logs import configure_logging
 from ..settings import Settings
 from ..wiring import ingest_config, log_writer, open_log, sdlc_stream
 from ._common import echo_json, json_option, progress_printer
+from .nats import embedded_server
 
 
 @click.command("demo")
@@ -42,13 +43,13 @@ def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> Non
     configure_logging("demo", "WARNING")
     server = None
     if settings.embedded_nats:
-        host, port = port_of(settings.nats_url)
+        host, _ = port_of(settings.nats_url)
         try:
-            server = NatsServer(settings.nats_store_dir, port=port, host=host).start(timeout_secs=3)
+            server = embedded_server(settings).start(timeout_secs=3)
         except Exception:
-            server = NatsServer(settings.nats_store_dir, port=free_port(host), host=host).start()
+            server = embedded_server(settings, port=free_port(host)).start()
         settings = settings.with_overrides(nats_url=server.url)
-        click.echo(f"embedded nats-server on {server.url}", err=True)
+        click.echo(f"embedded nats-server on {server.address}", err=True)
 
     async def main():
         nc = await connect(settings.nats_url, name="fleet-demo")

@@ -7,26 +7,28 @@ import asyncio
 import click
 
 from workers.ingest.consumer import IngestWorker
-from workers.natsio.client import connect
 from workers.natsio.heartbeat import Heartbeat
 
 from ..logs import configure_logging
 from ..runner import run_until_signal
 from ..settings import Settings
+from ..startup import Startup
 from ..telemetry import setup_telemetry
-from ..wiring import ingest_config, log_writer, open_log
-from ._common import echo_json, json_option
+from ..wiring import ingest_config, log_writer, open_log, sdlc_stream
+from ._common import echo_json, json_option, positive_secs
 
 
 @click.command("ingest")
-@click.option("--until-idle", type=float, metavar="SECS",
-              help="Exit once the stream is drained and quiet for SECS seconds.")
+@click.option("--until-idle", type=positive_secs, metavar="SECS",
+              help="Exit once the stream is drained and quiet for SECS seconds (more than 0).")
 @json_option
 @click.pass_obj
 def ingest_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> None:
     """Consume the SDLC stream into the immutable log until SIGTERM.
 
-    SIGTERM finishes the batch in hand (commit, then ack) and exits 0.
+    SIGTERM finishes the batch in hand (commit, then ack) and exits 0. At
+    start it waits up to FLEET_STARTUP_TIMEOUT_SECS for NATS and the stream
+    (exit 3 after that; SIGTERM meanwhile exits 0).
 
     \b
     Example:
@@ -37,8 +39,12 @@ def ingest_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> N
     telemetry = setup_telemetry("ingest")
 
     async def main(stop: asyncio.Event):
-        nc = await connect(settings.nats_url, name="fleet-ingest", wait_for_server_secs=30)
-        writer = log_writer(settings)
+        _, nc = await Startup(settings, stop).nats("fleet-ingest", streams=[sdlc_stream(settings)])
+        try:
+            writer = log_writer(settings)
+        except BaseException:
+            await nc.close()
+            raise
         worker = IngestWorker(nc, writer, ingest_config(settings))
         heartbeat = Heartbeat(nc.jetstream(), "ingest", worker.health, telemetry.snapshot,
                               interval_secs=settings.heartbeat_interval_secs)
@@ -49,9 +55,11 @@ def ingest_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> N
             await heartbeat.stop()
             writer.close()
             await nc.drain()
-            telemetry.shutdown()
 
-    stats = run_until_signal(main)
+    try:
+        stats = run_until_signal(main)
+    finally:
+        telemetry.shutdown()
     with open_log(settings, readonly=True) as event_log:
         head = event_log.head
     summary = {"appended": stats.appended, "duplicates": stats.duplicates,

@@ -16,6 +16,10 @@ from ._common import echo_json, json_option
 from .exits import EXIT_PROBLEM
 
 
+#: positions are SQLite integers (64-bit signed)
+_MAX_POSITION = 2**63 - 1
+
+
 def _entry_dict(entry: LogEntry) -> dict:
     return {
         "position": entry.position,
@@ -39,7 +43,8 @@ def log_group() -> None:
 
 
 @log_group.command("tail")
-@click.option("-n", "--lines", "n", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("-n", "--lines", "n", type=click.IntRange(min=1, max=_MAX_POSITION), default=10,
+              show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they are committed.")
 @json_option
 @click.pass_obj
@@ -76,6 +81,10 @@ def show_cmd(settings: Settings, ref: str) -> None:
       fleet log show 42
       fleet log show 0b7c3f2e-5d1a-4c8e-9f7a-1e2d3c4b5a69
     """
+    if ref.isascii() and ref.isdigit() and int(ref) > _MAX_POSITION:
+        raise click.BadParameter(f"{ref} is past the largest log position ({_MAX_POSITION}, SQLite's"
+                                 " largest integer) - give a position from `fleet log stats`, or an"
+                                 " event id", param_hint="POSITION")
     with open_log(settings, readonly=True) as event_log:
         echo_json(_entry_dict(event_log.get(ref)))
 

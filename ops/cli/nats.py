@@ -1,4 +1,4 @@
-"""``fleet nats``: the embedded nats-server (the Procfile's ``nats`` process)."""
+"""``fleet nats``: the embedded nats-server (the Procfile's ``nats`` process) and its users."""
 
 from __future__ import annotations
 
@@ -6,38 +6,95 @@ import os
 
 import click
 
-from ..embedded import NatsServer, port_of
+from ..embedded import NatsServer, max_payload_for, port_of
+from ..natsauth import ensure_credentials
 from ..runner import block_stop_signals, wait_for_stop_signal
 from ..settings import Settings
+from ._common import echo_json, json_option
+from .exits import EXIT_USAGE
 
 
-@click.command("nats")
-@click.pass_obj
-def nats_cmd(settings: Settings) -> None:
+def embedded_server(settings: Settings, *, port: int | None = None) -> NatsServer:
+    """The embedded server as the settings shape it (address, payload limit, permissions)."""
+    host, configured_port = port_of(settings.nats_url)
+    return NatsServer(settings.nats_store_dir, port=port or configured_port, host=host,
+                      max_payload_bytes=max_payload_for(settings.max_event_bytes),
+                      scope=settings.nats_scope)
+
+
+@click.group("nats", invoke_without_command=True)
+@click.pass_context
+def nats_group(ctx: click.Context) -> None:
     """Run the embedded nats-server with JetStream on DATA_DIR/nats.
 
-    It listens where FLEET_NATS_URL points (default nats://127.0.0.1:4222). When
-    an external NATS is configured (FLEET_NATS_URL set, FLEET_EMBEDDED_NATS not
-    true) it only waits, so that the Procfile keeps running.
+    It listens where FLEET_NATS_URL points (default nats://127.0.0.1:4222,
+    loopback only) and requires a user: the fleet's, a producer's (publishes
+    to sdlc.> only) and a subscriber's (reads the GRAPH stream only), with
+    passwords generated at the first start into DATA_DIR/nats/auth.json
+    (mode 0600). `fleet nats credentials` prints the producer's and the
+    subscriber's. When an external NATS is configured (FLEET_NATS_URL set,
+    FLEET_EMBEDDED_NATS not true) it only waits, so that the Procfile keeps
+    running.
 
     \b
     Example:
       fleet nats
-      FLEET_NATS_URL=nats://127.0.0.1:4333 fleet nats
+      FLEET_NATS_URL=nats://127.0.0.1:4333 FLEET_EMBEDDED_NATS=true fleet nats
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    settings: Settings = ctx.obj
     if not settings.embedded_nats:
-        click.echo(f"external NATS configured ({settings.nats_url}); embedded server not started", err=True)
+        click.echo(f"external NATS configured ({settings.public_nats_url}); embedded server not"
+                   " started", err=True)
         block_stop_signals()
         wait_for_stop_signal()
         return
-    host, port = port_of(settings.nats_url)
-    server = NatsServer(settings.nats_store_dir, port=port, host=host)
-    click.echo(f"nats-server on {server.url}, store {server.store_dir}", err=True)
+    server = embedded_server(settings)
+    command = server.prepare()
+    click.echo(f"nats-server on {server.address}, store {server.store_dir}, users in"
+               f" {settings.nats_auth_path}", err=True)
     # exec: signals reach the server directly and it shuts down cleanly.
-    os.execv(server.command()[0], server.command())
+    os.execv(command[0], command)
+
+
+@nats_group.command("credentials")
+@json_option
+@click.pass_obj
+def credentials_cmd(settings: Settings, as_json: bool) -> None:
+    """Print the URLs (with user and password) producers and subscribers connect with.
+
+    producer: may publish canonical events to <FLEET_SUBJECT_PREFIX>.> and
+    nothing else (no consuming, no JetStream administration). subscriber:
+    may read the GRAPH stream (create and fetch from consumers on it,
+    subscribe to <FLEET_GRAPH_SUBJECT_PREFIX>.>) and not publish events.
+    The credentials are created if the server never ran. Only for the
+    embedded server: an external NATS's users are its operator's.
+
+    \b
+    Example:
+      fleet nats credentials
+      fleet nats credentials --json | jq -r .producer.url
+    """
+    if not settings.embedded_nats:
+        click.echo(f"error: an external NATS is configured ({settings.public_nats_url}): its users"
+                   " and permissions are set in its own configuration (README: Security)", err=True)
+        raise SystemExit(EXIT_USAGE)
+    ensure_credentials(settings.nats_auth_path)
+    server = embedded_server(settings)
+    roles = {
+        "producer": f"publish to {settings.subject_prefix}.> only",
+        "subscriber": f"read stream {settings.graph_stream} ({settings.graph_subject_prefix}.>) only",
+    }
+    found = {role: {"user": role, "password": server.credentials.passwords[role],
+                    "url": server.url_for(role), "may": may} for role, may in roles.items()}
+    if as_json:
+        echo_json(found)
+        return
+    for role, info in found.items():
+        click.echo(f"{role:<10}  {info['url']}  ({info['may']})")
+    click.echo(f"(from {settings.nats_auth_path}; keep them secret)", err=True)
 
 
 def register(cli: click.Group) -> None:
-    cli.add_command(nats_cmd)
-
-
+    cli.add_command(nats_group)

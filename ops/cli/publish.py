@@ -27,6 +27,22 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
+def _fits(nc, number: int, line: bytes, refused: list[str], *, msg_id: str | None = None) -> bool:
+    """Whether ``line`` fits in one NATS message; if not, say so in ``refused``.
+
+    nats-py raises MaxPayloadError for a larger one, after the publisher counted it as in
+    flight; checked first, the line is reported and the rest of the file still goes out.
+    """
+    size = len(line) + (len(msg_id) + 32 if msg_id else 0)  # the Nats-Msg-Id header
+    if size <= nc.max_payload:
+        return True
+    refused.append(f"line {number}: {len(line):_} bytes is more than the NATS server takes in one"
+                   f" message (max_payload {nc.max_payload:_} bytes) - not published; raise the"
+                   " server's max_payload (the embedded one's follows FLEET_MAX_EVENT_BYTES) or"
+                   " shorten the line")
+    return False
+
+
 @click.command("publish")
 @click.argument("file", type=click.File("rb"))
 @click.option("--raw", is_flag=True,
@@ -48,6 +64,7 @@ def publish_cmd(settings: Settings, file: IO[bytes], raw: bool, rate: float, as_
       fleet simulate --events 10 --dry-run | fleet publish -
     """
     invalid: list[str] = []
+    refused: list[str] = []
     max_bytes = settings.max_event_bytes
 
     async def work(nc):
@@ -60,11 +77,13 @@ def publish_cmd(settings: Settings, file: IO[bytes], raw: bool, rate: float, as_
                     event = decode_event(line, max_bytes=max_bytes)
                 except InvalidEvent as e:
                     invalid.append(f"line {number}: {e}")
-                    if raw:
-                        await publisher.publish(f"{settings.subject_prefix}.unknown.invalid", line, msg_id=None)
+                    if raw and _fits(nc, number, line, refused):
+                        await publisher.publish(f"{settings.subject_prefix}.unknown.invalid", line,
+                                                msg_id=None)
                     continue
-                await publisher.publish(subject_for(event, settings.subject_prefix), line,
-                                        msg_id=event.event_id)
+                if _fits(nc, number, line, refused, msg_id=event.event_id):
+                    await publisher.publish(subject_for(event, settings.subject_prefix), line,
+                                            msg_id=event.event_id)
                 await limiter.tick()
             return await publisher.flush()
         finally:
@@ -73,6 +92,7 @@ def publish_cmd(settings: Settings, file: IO[bytes], raw: bool, rate: float, as_
     report = run_with_nats(settings, "fleet-publish", work)
     for problem in invalid:
         click.echo(problem, err=True)
+    report.errors[:0] = refused
     summary = {"published": report.published, "duplicates": report.duplicates,
                "invalid": len(invalid), "errors": report.errors}
     if as_json:

@@ -6,13 +6,18 @@ import asyncio
 import os
 import signal
 import sys
+from typing import Any, Callable
 
 import click
 
+from workers.natsio.client import redact_url
+
 from ..logs import configure_logging
-from ..runner import block_stop_signals, wait_for_stop_signal
+from ..runner import block_stop_signals, run_until_signal, wait_for_stop_signal
 from ..settings import Settings
+from ..startup import Startup
 from ..telemetry import setup_telemetry
+from ..wiring import graph_stream
 from .exits import EXIT_PROBLEM
 
 
@@ -27,7 +32,9 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     code's projection version is not the active one) and promotes it,
     graph.publish_changes drains the outbox to the GRAPH stream. Messages
     travel over JetStream (FLEET_BROKER_URL, default the NATS URL); a redis://
-    or amqp:// URL selects dramatiq's own brokers.
+    or amqp:// URL selects dramatiq's own brokers. At start it waits up to
+    FLEET_STARTUP_TIMEOUT_SECS for NATS (exit 3 after that; SIGTERM meanwhile
+    exits 0).
 
     \b
     Example:
@@ -39,20 +46,18 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     from workers.broker import broker_from_url
     from workers.broker.actors import declare_actors
     from workers.broker.telemetry import OpenTelemetryMiddleware
-    from workers.natsio.client import wait_for_server
     from workers.projector.runtime import WorkerRuntime
 
     from ..wiring import change_publisher, runtime_config
 
     configure_logging("worker")
     telemetry = setup_telemetry("worker")
-    broker_url = settings.broker_url or settings.nats_url
-    if broker_url.startswith(("nats://", "tls://")):
-        # The Procfile starts every process at once: wait for NATS like the others do,
-        # instead of letting the broker's first connect fail and honcho stop the fleet.
-        asyncio.run(wait_for_server(broker_url, timeout_secs=30))
+    try:
+        settings, broker = run_until_signal(lambda stop: _start(settings, stop, broker_from_url))
+    except BaseException:
+        telemetry.shutdown()
+        raise
     defer_sync(settings.projection_sync_ms / 1000)
-    broker = broker_from_url(broker_url)
     broker.add_middleware(OpenTelemetryMiddleware())
     dramatiq.set_broker(broker)
     runtime = WorkerRuntime(runtime_config(settings), metrics=telemetry.snapshot,
@@ -74,6 +79,26 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     if runtime.failure is not None:
         click.echo(f"error: the projector stopped: {runtime.failure}", err=True)
         sys.exit(EXIT_PROBLEM)
+
+
+async def _start(settings: Settings, stop: asyncio.Event, broker_from_url: Callable[[str], Any]
+                 ) -> tuple[Settings, Any]:
+    """Wait for NATS, the GRAPH stream and the heartbeat bucket, then connect the broker.
+
+    The Procfile starts every process at once: each step is retried until
+    FLEET_STARTUP_TIMEOUT_SECS instead of letting a first failure stop the fleet.
+    """
+    startup = Startup(settings, stop)
+    settings, nc = await startup.nats("fleet-worker", streams=[graph_stream(settings)])
+    try:
+        broker_url = settings.broker_url or settings.nats_url
+        shown = redact_url(broker_url)
+        # The broker connects on a thread of its own (blocking); a failure is retried like the rest.
+        broker = await startup.step(f"the dramatiq broker at {shown}",
+                                    lambda: asyncio.to_thread(broker_from_url, broker_url))
+    finally:
+        await nc.drain()
+    return settings, broker
 
 
 def register(cli: click.Group) -> None:
