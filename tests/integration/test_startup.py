@@ -121,11 +121,16 @@ def test_ingest_waits_for_jetstream_instead_of_crashing(tmp_path):
     """A server without JetStream (or one still recovering it) makes ingest wait, not die with
     `nats: timeout` in ensure_stream; restarted with JetStream on the same port, ingest comes up."""
     port = free_port()
+    server = NatsServer(tmp_path / "nats", port=port, auth=False)
     bare = subprocess.Popen([str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    fleet = Fleet(tmp_path, port, ("ingest",), FLEET_NATS_URL=f"nats://127.0.0.1:{port}",
-                  FLEET_EMBEDDED_NATS="false")
-    server = NatsServer(tmp_path / "nats", port=port, auth=False)
+    try:
+        fleet = Fleet(tmp_path, port, ("ingest",), FLEET_NATS_URL=f"nats://127.0.0.1:{port}",
+                      FLEET_EMBEDDED_NATS="false")
+    except BaseException:
+        bare.kill()
+        bare.wait()
+        raise
     try:
         fleet.wait_for_log("waiting for JetStream stream SDLC", timeout_secs=60)
         bare.terminate()
