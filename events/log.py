@@ -313,7 +313,9 @@ class EventLog:
 
     def get(self, ref: int | str) -> LogEntry:
         """One entry by position (int or digits) or by event id."""
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        # ASCII digits only: isdigit() admits "²" and int() reads "١٢"; a longer number is no position
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdecimal()
+                                    and len(ref) <= 19):
             row = self._conn.execute(
                 f"SELECT {_ENTRY_COLUMNS} FROM events WHERE position = ?", (int(ref),)
             ).fetchone()

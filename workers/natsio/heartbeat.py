@@ -20,7 +20,7 @@ from typing import Any, Callable
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 __all__ = ["HEARTBEAT_BUCKET", "Beat", "Heartbeat", "heartbeat_bucket", "read_heartbeats"]
@@ -125,7 +125,7 @@ async def read_heartbeats(js: JetStreamContext) -> dict[str, Beat]:
         return {}
     try:
         keys = await kv.keys()
-    except NotFoundError:
+    except (NoKeysError, NotFoundError):  # an empty bucket (every key expired) has no keys
         return {}
     beats: dict[str, Beat] = {}
     for key in keys:
