@@ -20,13 +20,14 @@ import nats.errors
 from nats.aio.client import Client
 
 from events.errors import PermanentError, TransientError
+from workers.natsio.backoff import backoff_secs
 from workers.natsio.client import connect, redact_url
 from workers.natsio.heartbeat import HEARTBEAT_BUCKET, heartbeat_bucket
 from workers.natsio.streams import StreamSpec, ensure_stream
 
 from .settings import Settings, with_nats_credentials
 
-__all__ = ["Startup", "StartupStopped", "StartupTimeout", "backoff_secs"]
+__all__ = ["Startup", "StartupStopped", "StartupTimeout"]
 
 log = logging.getLogger("fleet.startup")
 
@@ -44,21 +45,6 @@ class StartupTimeout(TransientError):
 
 class StartupStopped(Exception):
     """SIGTERM or SIGINT arrived while the process was starting: not an error, exit 0."""
-
-
-def backoff_secs(attempt: int, rand: float, *, base_secs: float = 0.1, cap_secs: float = 5.0) -> float:
-    """The pause before retry ``attempt`` (1, 2, ...): ``base_secs`` doubled per attempt up to
-    ``cap_secs``, then jittered into its upper half by ``rand`` (a draw from [0, 1)).
-
-    Pure: the caller draws ``rand``. The jitter spreads processes that failed together
-    (a NATS restart) so they do not come back in lockstep.
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt={attempt} must be 1 or more")
-    if not 0.0 <= rand < 1.0:
-        raise ValueError(f"rand={rand} must be in [0, 1)")
-    top = min(cap_secs, base_secs * 2.0 ** min(attempt - 1, 64))
-    return top / 2 + top / 2 * rand
 
 
 class Startup:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 from click.testing import CliRunner
@@ -30,7 +29,6 @@ from projections.versions.rebuild import rebuild
 from projections.versions.transition import emit_diff
 from tests.support.changes import load_example, wire
 from tests.support.projection import simulated_log
-from workers.changefeed.publisher import backoff_secs
 
 
 def test_outbox_records_become_contract_events():
@@ -79,13 +77,6 @@ def test_tail_lines_read_like_the_change():
     rebuilt = format_change(50, {"projection": "graph", "version": 2, "seq": 1, "kind": "rebuilt",
                                  "previous": 1, "position": 1000})
     assert "v2:1 rebuilt" in rebuilt and "previous=v1" in rebuilt
-
-
-def test_backoff_grows_and_is_capped():
-    """Retries back off exponentially with jitter, never beyond the cap."""
-    rand = random.Random(1)
-    delays = [backoff_secs(n, rand=rand) for n in range(1, 12)]
-    assert delays[0] <= 0.1 and max(delays) <= 5.0 and delays[-1] >= 2.5
 
 
 def test_diff_sorted_reports_only_differences():

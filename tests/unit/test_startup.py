@@ -9,7 +9,8 @@ import pytest
 
 from events.errors import ConfigError, TransientError
 from ops.settings import load_settings
-from ops.startup import Startup, StartupStopped, StartupTimeout, backoff_secs
+from ops.startup import Startup, StartupStopped, StartupTimeout
+from workers.natsio.backoff import backoff_secs
 
 
 def test_backoff_doubles_up_to_the_cap_and_jitters_within_its_upper_half():

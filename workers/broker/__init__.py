@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from dramatiq.broker import Broker
 
 from events.errors import ConfigError
-from workers.broker._urls import redact_url
+from workers.natsio.client import redact_url
 
 __all__ = ["broker_from_url"]
 

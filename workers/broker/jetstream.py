@@ -34,7 +34,6 @@ from dramatiq.message import Message
 from events.errors import ConfigError
 from workers.broker._consumer import JetStreamConsumer
 from workers.broker._link import NatsLink
-from workers.broker._urls import redact_url
 from workers.broker.errors import BrokerRejected, BrokerUnavailable
 from workers.broker.layout import (
     consumer_config,
@@ -46,6 +45,7 @@ from workers.broker.layout import (
     queue_subject,
     stream_config,
 )
+from workers.natsio.client import redact_url
 
 __all__ = ["DEFAULT_DEAD_MESSAGE_TTL_MS", "BrokerRejected", "BrokerUnavailable", "JetStreamBroker"]
 

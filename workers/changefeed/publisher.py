@@ -56,9 +56,10 @@ from projections.versions.lanes import Lane, is_sealed, plan_lanes
 from projections.versions.pointer import ActivePointer
 from workers.changefeed.acks import AckedSender
 from workers.changefeed.lane import ChangesConfig, ChangesStats, LanePublisher, Shared, failpoint_rounds
+from workers.natsio.backoff import backoff_secs
 from workers.natsio.streams import StreamSpec, ensure_stream
 
-__all__ = ["ChangePublisher", "ChangesConfig", "ChangesStats", "GRAPH_STREAM", "backoff_secs"]
+__all__ = ["ChangePublisher", "ChangesConfig", "ChangesStats", "GRAPH_STREAM"]
 
 log = logging.getLogger(__name__)
 meter = metrics.get_meter(__name__)
@@ -68,13 +69,6 @@ _lag = meter.create_gauge("fleet.changes.lag", unit="{change}",
 #: the default stream: every projection's changes, ``graph.<projection>.<kind>``
 GRAPH_STREAM = StreamSpec(name="GRAPH", subjects=("graph.>",))
 _REPLAN_SECS = 1.0
-
-
-def backoff_secs(attempt: int, *, base: float = 0.1, cap: float = 5.0,
-                 rand: random.Random | None = None) -> float:
-    """Exponential back-off with full jitter for retry ``attempt`` (1, 2, ...)."""
-    top = min(cap, base * 2 ** max(0, attempt - 1))
-    return (rand or random).uniform(top / 2, top)
 
 
 class ChangePublisher:
@@ -157,7 +151,7 @@ class ChangePublisher:
                     failures += 1
                     self.stats.errors += 1
                     self.stats.last_error = str(e) or repr(e)
-                    delay = backoff_secs(failures)
+                    delay = backoff_secs(failures, random.random())
                     log.warning("change publishing failed; retrying",
                                 extra={"projection": self.projection, "error": self.stats.last_error,
                                        "attempt": failures, "retry_in_secs": round(delay, 2)})
