@@ -59,7 +59,9 @@ def test_a_message_held_by_a_killed_worker_is_redelivered_once(make_broker, run_
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        asyncio.run(wait_until(marker.exists, timeout_secs=20, interval_secs=0.02))
+        # Written, not only created: write_text creates the file before it writes "7".
+        asyncio.run(wait_until(lambda: marker.exists() and marker.read_text(), timeout_secs=20,
+                               interval_secs=0.02))
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     finally:
