@@ -26,6 +26,8 @@ Name = Annotated[str, Meta(max_length=1000)]
 
 def _check_utc(value: datetime, field: str) -> None:
     """A time must stay a time once converted to UTC (``0001-01-01T00:00+23:59`` does not)."""
+    if 1 < value.year < 9999:  # an offset moves a time by less than a day: only the ends overflow
+        return
     try:
         value.astimezone(timezone.utc)
     except OverflowError:
