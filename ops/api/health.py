@@ -19,7 +19,7 @@ from ..health import HealthReport, gather
 from .app import context
 from .queries import query_stats
 
-__all__ = ["render_metrics", "setup"]
+__all__ = ["readiness", "render_metrics", "setup"]
 
 def setup(app: web.Application) -> None:
     """Add ``/readyz`` and ``/metrics``, and beat for the api process."""
@@ -53,17 +53,28 @@ async def _report(request: web.Request) -> HealthReport:
     return await gather(ctx.settings, expected=ctx.settings.expected, nc=ctx.nc)
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """``GET /readyz``: 200 when NATS is reachable and the active projection is within the lag bound."""
-    report = await _report(request)
-    bound = context(request.app).settings.ready_max_lag
-    problems = []
+def readiness(report: HealthReport, max_lag: int) -> tuple[list[str], list[str]]:
+    """``(problems, notes)`` of a fleet for ``/readyz`` (pure): problems make it not ready;
+    notes (an outdated worker, idle and holding nothing up) do not."""
+    problems, notes = [], []
     for c in report.components:
         if c.kind == "nats" and c.state != "ok":
             problems.append(f"nats: {c.detail}")
-        if c.kind == "projection" and c.state != "rebuilding" and (c.data.get("lag") or 0) > bound:
-            problems.append(f"{c.name}: lag {c.data.get('lag')} over {bound}")
-    body = {"ready": not problems, "problems": problems}
+        if c.kind == "process" and c.state == "failed":
+            problems.append(f"{c.name}: {c.data.get('failure', 'failed')}")
+        if c.kind == "process" and c.state == "outdated":
+            notes.append(f"{c.name}: outdated: {c.data.get('outdated')}")
+        if c.kind == "projection" and c.state != "rebuilding" and (c.data.get("lag") or 0) > max_lag:
+            problems.append(f"{c.name}: lag {c.data.get('lag')} over {max_lag}")
+    return problems, notes
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """``GET /readyz``: 200 when NATS is reachable, no worker failed and the active projection
+    is within the lag bound; ``notes`` say what is worth knowing but holds nothing up."""
+    report = await _report(request)
+    problems, notes = readiness(report, context(request.app).settings.ready_max_lag)
+    body = {"ready": not problems, "problems": problems, "notes": notes}
     return web.json_response(body, status=200 if not problems else 503)
 
 

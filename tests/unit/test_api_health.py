@@ -19,3 +19,21 @@ def test_metrics_render_process_snapshots_and_fleet_gauges():
     assert 'fleet_ingest_batch_commit_count{process="ingest"} 2' in text
     assert 'fleet_heartbeat_age_seconds{process="ingest"} 1.000' in text
     assert "fleet_log_head 42" in text and "fleet_quarantine_open 1" in text and "fleet_healthy 1" in text
+
+
+def test_readiness_names_failed_workers_and_notes_outdated_ones():
+    """A failed worker makes the fleet not ready; an outdated one is a note, holding nothing up."""
+    from ops.api.health import readiness
+
+    report = HealthReport(
+        (Component("worker", "process", "outdated",
+                   data={"outdated": "code v2, active v3: deploy the new code or roll back"}),
+         Component("worker-b", "process", "failed",
+                   data={"failure": "the projector thread died: RuntimeError: disk gone"}),
+         Component("projection graph v3", "projection", "ok", data={"lag": 5})),
+        at=100.0, metrics={})
+    problems, notes = readiness(report, max_lag=1000)
+    assert problems == ["worker-b: the projector thread died: RuntimeError: disk gone"]
+    assert notes == ["worker: outdated: code v2, active v3: deploy the new code or roll back"]
+    problems, _ = readiness(report, max_lag=1)
+    assert "projection graph v3: lag 5 over 1" in problems
