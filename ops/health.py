@@ -117,6 +117,8 @@ def assess(
                        " queries failed (500; the api's log has the tracebacks)")
         if beat.details.get("failure"):
             detail += f", {beat.details['failure']}"
+        if beat.details.get("rolled_back"):
+            detail += f", rolled back: {beat.details['rolled_back']}"
         if beat.details.get("outdated"):
             detail += f", outdated: {beat.details['outdated']}"
         if beat.details.get("gone"):

@@ -235,3 +235,25 @@ def test_a_rollback_tells_subscribers_exactly_what_changed(log_path, tmp_path):
     assert notice["kind"] == "rebuilt" and notice["previous"] == V + 1 and notice["version"] == V
     assert len(changes) == diff.changes and all(c["diff"] for c in changes)
     assert any(c["kind"] == "node_deleted" and c["node"] == "user:gitlab:9004" for c in changes)
+
+
+def test_after_a_rollback_health_names_the_active_version_and_why_it_stands_still(log_path, tmp_path):
+    """Rolled back to v1 under v2's code: health reports v1 (not the retired v2) and says that
+    nothing applies it until v1's release runs."""
+    from workers.projector.runtime import RuntimeConfig, WorkerRuntime
+
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj, version=V + 1, workers=0)
+    config = RuntimeConfig(log_path=log_path, projections_dir=proj, nats_url="nats://127.0.0.1:1",
+                           poll_interval_secs=60, heartbeat_interval_secs=60,
+                           projector=ProjectorConfig(rebuild_workers=0, auto_rebuild=False))
+    runtime = WorkerRuntime(config)
+    runtime.projector.version = V + 1
+    assert runtime.projector.step() == 0  # writes v2 (active, caught up)
+    Versions(proj).rollback()
+    runtime.projector.step()  # lets go of v2
+    state, details = runtime.health()
+    assert [p["version"] for p in details["projections"]] == [V]
+    assert f"active v{V} is older than this code's v{V + 1}" in details["rolled_back"]
+    runtime.projector.close()

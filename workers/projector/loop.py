@@ -287,6 +287,7 @@ class Projector:
             self.stats.outdated_by = None
             return self._open(active)
         self._close_store()
+        self.stats.version = None  # not writing: health reports the active version, not this one
         if active is not None and active > self.version:
             # A newer release runs the active version: this one holds nothing up.
             self.stats.outdated_by = active

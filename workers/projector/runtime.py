@@ -234,8 +234,8 @@ class WorkerRuntime:
         }]
         if version is None and self._rebuilding:
             projections = []  # nothing active yet: the first version is being built
-        for version in sorted(self._rebuilding):
-            projections.append({"name": self.projector.name, "version": version, "state": "rebuilding",
+        for building in sorted(self._rebuilding):
+            projections.append({"name": self.projector.name, "version": building, "state": "rebuilding",
                                 "checkpoint": 0, "lag": 0, "progress_at": time.time()})
         details: dict[str, Any] = {"projections": projections,
                                    "backlog": projections[0]["lag"] if projections else 0,
@@ -243,6 +243,10 @@ class WorkerRuntime:
         if self.publisher is not None:
             details["changes"] = self.publisher.health()[1]
         state = "rebuilding" if self._rebuilding else "ok"
+        if stats.version is None and version is not None and version < self.projector.version:
+            details["rolled_back"] = (
+                f"active v{version} is older than this code's v{self.projector.version}: nothing"
+                f" applies it until v{version}'s release runs (or `fleet replay` rolls forward)")
         if self.failure is not None:
             state = "failed"
             details["failure"] = f"the projector thread died: {self.failure}"
