@@ -1,0 +1,407 @@
+"""One segment's graph state in memory, and the semantics of every graph operation.
+
+:class:`Segment` holds what a run of events did to the graph since the last
+flush: node values (a property dict, or msgpack bytes where a value is only
+written), pending edges, lookups. What it needs from earlier segments it
+reads from the committed store through one read transaction, once per key
+(a node's properties, an edge list, a lookup), and never for keys past a
+table's last key, which cannot be stored yet.
+
+The operations mean exactly what :mod:`projections.model.mutations` says
+(the overlay's semantics); handlers call them directly, with no mutation
+tuples in between.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lmdb
+
+from projections.fold.slots import ABSENT, MISSING, TOMB
+from projections.model import mutations as m
+from projections.model.indexing import (
+    DERIVED_FIELDS,
+    LOOKUP_CODES,
+    child_lookup,
+    iid_lookup,
+    lookup_key,
+    root_lookup,
+)
+from projections.model.keys import CODES, commit_key, key_int, pack_int
+from projections.model.ontology import EDGE_TYPES
+from projections.store.graph import IN_EDGES_OF, OUT_EDGES_OF, GraphStore
+from projections.store.writeset import decode_props
+
+__all__ = ["EDGE_SLOTS", "ENTRY_BYTES", "Segment"]
+
+_E = {e.name: e.code for e in EDGE_TYPES}
+_CLOSES, _MENTIONS = _E["CLOSES"], _E["MENTIONS"]
+_PROJECT = CODES["Project"]
+_PROJECT_CODE = _PROJECT[0]
+_GROUP_CODE = CODES["Group"][0]
+_CASCADE = {e.code: frozenset(CODES[t][0] for t in e.cascade) for e in EDGE_TYPES if e.cascade}
+_ORPHAN = {e.code: frozenset(CODES[t][0] for t in e.orphan_cascade) for e in EDGE_TYPES
+           if e.orphan_cascade}
+_EDGE_CODES = tuple(e.code for e in EDGE_TYPES)
+EDGE_SLOTS = max(_EDGE_CODES) + 1
+_DEFAULT_BRANCHES = ("main", "master")
+_LOOKUP_FIELDS = {code: DERIVED_FIELDS[code] for code in LOOKUP_CODES}
+_EMPTY: dict = {}
+
+#: Estimated bytes of state per node, stored-node copy, edge entry and lookup
+#: (dict slots, key bytes and values; measured with tracemalloc on the
+#: simulated workload, see bench/fold.py --calibrate).
+ENTRY_BYTES = {"node": 420, "base": 260, "edge": 190, "lookup": 230}
+
+
+class Segment:
+    """The graph state of one segment over ``store``'s committed graph (read through ``txn``)."""
+
+    def __init__(self, store: GraphStore, txn: lmdb.Transaction) -> None:
+        env = store.env
+        self.txn = txn
+        self._node_dbs = env.nodes
+        self._out_dbs = env.out
+        self._in_dbs = env.inn
+        self._lookup_db = env.lookup
+        self.tombs = store.tombs  # committed tombstones (the segment's own are TOMB values)
+        #: per node table, its last committed key: any key above it is not stored
+        self.last: dict[int, bytes] = {}
+        for code, db in env.nodes.items():
+            c = txn.cursor(db)
+            self.last[code] = c.key() if c.last() else b""
+        self.position = 0
+        #: node key -> MISSING, TOMB, a property dict, or msgpack bytes of the properties
+        self.nodes: dict[bytes, Any] = {}
+        #: node key -> its committed msgpack value (None: read, not stored)
+        self.base: dict[bytes, bytes | None] = {}
+        #: per edge code: source -> one target (a present edge without properties)
+        #: or a dict target -> True, properties, or None (removed)
+        self.out: list[dict[bytes, Any]] = [{} for _ in range(EDGE_SLOTS)]
+        #: per edge code: target -> one source or a set of sources with a pending entry
+        self.inn: list[dict[bytes, Any]] = [{} for _ in range(EDGE_SLOTS)]
+        self.edge_entries = 0
+        #: lookup key -> node key or None: read from the store / written by this segment
+        self.lookups: dict[bytes, bytes | None] = {}
+        self.lookup_writes: dict[bytes, bytes | None] = {}
+        #: committed adjacency read by this segment: (direction, edge, key) -> other keys
+        self._adjacent: dict[tuple[int, int, bytes], tuple[bytes, ...]] = {}
+        self._cursors: dict[Any, lmdb.Cursor] = {}
+
+    # -- size --------------------------------------------------------------
+
+    def state_bytes(self) -> int:
+        """A cheap estimate of the memory this segment's state holds."""
+        return (len(self.nodes) * ENTRY_BYTES["node"] + len(self.base) * ENTRY_BYTES["base"]
+                + self.edge_entries * ENTRY_BYTES["edge"]
+                + (len(self.lookups) + len(self.lookup_writes) + len(self._adjacent))
+                * ENTRY_BYTES["lookup"])
+
+    # -- committed state ---------------------------------------------------
+
+    def load(self, key: bytes) -> Any:
+        """The node's current value (MISSING, TOMB, dict or bytes), reading the store once."""
+        v = self.nodes.get(key, ABSENT)
+        if v is ABSENT:
+            if key in self.tombs:
+                v = TOMB
+            elif key > self.last[key[0]]:
+                v = MISSING
+            else:
+                raw = self.base[key] = self.txn.get(key, db=self._node_dbs[key[0]])
+                v = MISSING if raw is None else raw
+            self.nodes[key] = v
+        return v
+
+    def props(self, key: bytes, v: Any) -> dict:
+        """The property dict of a live value (decoded and kept if it was bytes)."""
+        if v.__class__ is bytes:
+            v = self.nodes[key] = decode_props(v)
+        return v
+
+    def stored(self, key: bytes) -> bool:
+        """Whether ``key`` may be in the committed graph (False: known not to be)."""
+        b = self.base.get(key, ABSENT)
+        if b is not ABSENT:
+            return b is not None
+        return key <= self.last[key[0]] and key not in self.tombs
+
+    def lookup(self, lkey: bytes) -> bytes | None:
+        """The node a lookup key names now."""
+        v = self.lookup_writes.get(lkey, ABSENT)
+        if v is ABSENT:
+            v = self.lookups.get(lkey, ABSENT)
+            if v is ABSENT:
+                v = self.lookups[lkey] = self.txn.get(lkey, db=self._lookup_db)
+        return v
+
+    def _committed(self, direction: int, edge: int, key: bytes) -> tuple[bytes, ...]:
+        """Committed neighbours of ``key`` along ``edge`` (0: out, 1: in), read once."""
+        ck = (direction, edge, key)
+        found = self._adjacent.get(ck)
+        if found is None:
+            db = (self._out_dbs if direction == 0 else self._in_dbs)[edge]
+            c = self._cursors.get(db)
+            if c is None:
+                c = self._cursors[db] = self.txn.cursor(db)
+            found = tuple(c.iternext_dup()) if c.set_key(key) else ()
+            self._adjacent[ck] = found
+        return found
+
+    # -- commits -----------------------------------------------------------
+
+    def commit(self, ref: bytes, allocate: bool = True) -> bytes | None:
+        """The stored key of a commit reference, allocated at this position on first sight."""
+        lk = b"h" + ref[1:]
+        key = self.lookup(lk)
+        if key is None and allocate:
+            key = commit_key(ref, self.position)
+            self.lookup_writes[lk] = key
+            self.lookups.pop(lk, None)
+            self.nodes[key] = MISSING
+            self.base[key] = None
+        return key
+
+    # -- nodes ---------------------------------------------------------------
+
+    def _changed(self, key: bytes, old: dict | None, new: dict | None, touched: Any) -> None:
+        """Keep the node's lookup entry in step (index entries are derived at flush)."""
+        code = key[0]
+        if code in LOOKUP_CODES and (touched is None or old is None
+                                     or not _LOOKUP_FIELDS[code].isdisjoint(touched)):
+            before, after = lookup_key(key, old), lookup_key(key, new)
+            if before != after:
+                if before is not None and self.lookup(before) == key:
+                    self.lookup_writes[before] = None
+                if after is not None:
+                    self.lookup_writes[after] = key
+
+    def ensure(self, key: bytes, props: dict) -> None:
+        """``ENSURE``: create the node with ``props`` unless it exists or is deleted."""
+        v = self.nodes.get(key, ABSENT)
+        if v is ABSENT:
+            v = self.load(key)
+        if v is MISSING:
+            self.nodes[key] = props
+            if key[0] in LOOKUP_CODES:
+                self._changed(key, None, props, None)
+
+    def set(self, key: bytes, props: dict) -> None:
+        """``SET``: the node's properties become ``props`` (types without derived keys only)."""
+        v = self.nodes.get(key, ABSENT)
+        if v is TOMB or (v is ABSENT and key in self.tombs):
+            return
+        self.nodes[key] = props
+
+    def create(self, key: bytes, props: dict, encoded: bytes | None = None) -> None:
+        """``CREATE``: ``props`` beneath the properties the node already has.
+
+        ``encoded`` (the msgpack of ``props``) is kept instead of the dict
+        when the node is new: types whose nodes are only written.
+        """
+        v = self.load(key)
+        if v is TOMB:
+            return
+        if v is MISSING:
+            self.nodes[key] = props if encoded is None else encoded
+            if key[0] in LOOKUP_CODES:
+                self._changed(key, None, props, None)
+            return
+        cur = self.props(key, v)
+        new = {**props, **cur}
+        if new != cur:
+            self.nodes[key] = new
+            if key[0] in LOOKUP_CODES:
+                self._changed(key, cur, new, [k for k in props if k not in cur])
+
+    def merge(self, key: bytes, patch: dict) -> None:
+        """``MERGE``: merge ``patch`` into the properties (``None`` removes one)."""
+        v = self.load(key)
+        if v is TOMB:
+            return
+        old = None if v is MISSING else self.props(key, v)
+        new = {**old, **patch} if old else dict(patch)
+        if None in patch.values():
+            for k, value in patch.items():
+                if value is None:
+                    del new[k]
+        if old is None or new != old:
+            self.nodes[key] = new
+            if key[0] in LOOKUP_CODES:
+                self._changed(key, old, new, patch)
+
+    def delete(self, key: bytes) -> None:
+        """``DELETE``: the node, its edges and its cascading dependants go; tombstoned."""
+        stack = [key]
+        while stack:
+            k = stack.pop()
+            cur = self.load(k)
+            if cur is TOMB:
+                continue
+            for edge, dst in self._all_edges(k, 0):
+                self._drop(k, edge, dst)
+            for edge, src in self._all_edges(k, 1):
+                self._drop(src, edge, k)
+                if src[0] in _CASCADE.get(edge, ()) or (
+                        src[0] in _ORPHAN.get(edge, ()) and not self.out_edges(src, edge)):
+                    stack.append(src)
+            if k[0] in LOOKUP_CODES and cur is not MISSING:
+                self._changed(k, self.props(k, cur), None, None)
+            self.nodes[k] = TOMB
+
+    # -- edges ---------------------------------------------------------------
+
+    def pending(self, src: bytes, edge: int, dst: bytes) -> Any:
+        """The edge's pending value (True, properties, None: removed) or ABSENT."""
+        x = self.out[edge].get(src)
+        if x is None:
+            return ABSENT
+        if x.__class__ is bytes:
+            return True if x == dst else ABSENT
+        return x.get(dst, ABSENT)
+
+    def out_edges(self, src: bytes, edge: int) -> list[bytes]:
+        """Current targets of ``src`` along ``edge``, sorted."""
+        x = self.out[edge].get(src)
+        stored = self._committed(0, edge, src) if self.stored(src) else ()
+        if x is None:
+            return list(stored)
+        if x.__class__ is bytes:
+            if not stored:
+                return [x]
+            return sorted({*stored, x})
+        found = dict.fromkeys(stored, True)
+        found.update(x)
+        return sorted(d for d, v in found.items() if v is not None)
+
+    def _all_edges(self, key: bytes, direction: int) -> list[tuple[int, bytes]]:
+        """Current ``(edge, other)`` pairs of ``key`` in one direction, sorted."""
+        found: dict[tuple[int, bytes], bool] = {}
+        if self.stored(key):
+            for edge in (OUT_EDGES_OF if direction == 0 else IN_EDGES_OF).get(key[0], ()):
+                for other in self._committed(direction, edge, key):
+                    found[(edge, other)] = True
+        if direction == 0:
+            for edge in _EDGE_CODES:
+                x = self.out[edge].get(key)
+                if x is None:
+                    continue
+                if x.__class__ is bytes:
+                    found[(edge, x)] = True
+                else:
+                    for other, v in x.items():
+                        found[(edge, other)] = v is not None
+        else:
+            for edge in _EDGE_CODES:
+                y = self.inn[edge].get(key)
+                if y is None:
+                    continue
+                for other in ((y,) if y.__class__ is bytes else y):
+                    found[(edge, other)] = self.pending(other, edge, key) is not None
+        return sorted(pair for pair, present in found.items() if present)
+
+    def _put(self, src: bytes, edge: int, dst: bytes, value: Any) -> None:
+        """Record the edge's pending value (True, properties or None)."""
+        out = self.out[edge]
+        x = out.get(src)
+        if x is None:
+            out[src] = dst if value is True else {dst: value}
+        elif x.__class__ is bytes:
+            if x == dst:
+                if value is not True:
+                    out[src] = {dst: value}
+                return
+            out[src] = {x: True, dst: value}
+        else:
+            if dst in x:
+                x[dst] = value
+                return
+            x[dst] = value
+        self.edge_entries += 1
+        inn = self.inn[edge]
+        y = inn.get(dst)
+        if y is None:
+            inn[dst] = src
+        elif y.__class__ is bytes:
+            inn[dst] = {y, src}
+        else:
+            y.add(src)
+
+    def _drop(self, src: bytes, edge: int, dst: bytes) -> None:
+        self._put(src, edge, dst, None)
+
+    def link(self, src: bytes, edge: int, dst: bytes, props: dict | None = None) -> None:
+        """``LINK``: add the edge (or replace its properties); stubs for missing ends."""
+        nodes = self.nodes
+        vs, vd = nodes.get(src, ABSENT), nodes.get(dst, ABSENT)
+        cs, cd = vs.__class__, vd.__class__
+        src_live = cs is dict or cs is bytes
+        dst_live = cd is dict or cd is bytes
+        if not (src_live and dst_live):
+            tombs = self.tombs
+            if not src_live and (vs is TOMB or (vs is ABSENT and src in tombs)):
+                return
+            if not dst_live and (vd is TOMB or (vd is ABSENT and dst in tombs)):
+                return
+            if not src_live:
+                self.ensure(src, {})
+            if not dst_live:
+                self.ensure(dst, {})
+        self._put(src, edge, dst, props or True)
+
+    def attach(self, src: bytes, edge: int, dst: bytes) -> None:
+        """``ATTACH``: a creation's single-valued link, unless a move already set one."""
+        if not self.out_edges(src, edge):
+            self.link(src, edge, dst)
+
+    def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
+        """``UNLINK``: remove the edge if present."""
+        cur = self.pending(src, edge, dst)
+        if cur is None:
+            return
+        if cur is ABSENT and not (self.stored(src) and self.stored(dst)):
+            return
+        self._drop(src, edge, dst)
+
+    def clear(self, src: bytes, edge: int) -> None:
+        """``CLEAR``: remove every out-edge of type ``edge`` from ``src``."""
+        for dst in self.out_edges(src, edge):
+            self._drop(src, edge, dst)
+
+    # -- references ----------------------------------------------------------
+
+    def ref(self, src: bytes, mode: int, source: bytes, project_id: int, number: int,
+            path: str | None, branch: str | None) -> None:
+        """``REF``: link ``src`` to the issue a text reference names, if it resolves."""
+        if path is not None:
+            project = self._resolve_path(source, path)
+            if project is None:
+                return
+            target_project = key_int(project)
+        else:
+            target_project = project_id
+        issue = self.lookup(iid_lookup(b"i", source, target_project, number))
+        if issue is None or issue == src:
+            return
+        edge = _MENTIONS
+        if mode == m.CLOSE:
+            edge = _CLOSES
+        elif mode == m.CLOSE_ON_DEFAULT:
+            key = _PROJECT + source + pack_int(project_id)
+            pushed_to = self.load(key)
+            c = pushed_to.__class__
+            default = (self.props(key, pushed_to).get("default_branch")
+                       if c is dict or c is bytes else None)
+            if (branch == default) if default else (branch in _DEFAULT_BRANCHES):
+                edge = _CLOSES
+        self.link(src, edge, issue)
+
+    def _resolve_path(self, source: bytes, path: str) -> bytes | None:
+        segments = path.split("/")
+        node = self.lookup(root_lookup(source, segments[0]))
+        for segment in segments[1:]:
+            if node is None or node[0] != _GROUP_CODE:
+                return None
+            node = self.lookup(child_lookup(node, segment))
+        return node if node is not None and node[0] == _PROJECT_CODE else None
