@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BUDGET_BYTES = 1 << 30
 # The log holds accepted events only; the size limit guards ingestion, not replay.
 _NO_LIMIT = 1 << 40
-_CHECK_EVERY = 64  # events between two estimates of the state's size
+_MAX_CHECK_EVERY = 256  # events between two estimates of the state's size, at most
+_EVENT_BYTES_MAX = 4096  # state one event adds, rarely more (a cascading delete may)
 
 
 @dataclass
@@ -113,9 +114,13 @@ def _peek(payload: str | bytes) -> tuple[str | None, str | None]:
 
 def _fold(seg: Segment, items: list, start: int, poisons: list[PoisonEvent],
           budget: float) -> int:
-    """Fold ``items[start:]`` until the budget is reached; the index after the last folded."""
+    """Fold ``items[start:]`` until the budget is reached; the index after the last folded.
+
+    The state's size is estimated less often while it is far below the budget.
+    """
     n = len(items)
     i = start
+    check = i + _check_step(seg, budget)
     while i < n:
         position, event = items[i]
         i += 1
@@ -129,9 +134,20 @@ def _fold(seg: Segment, items: list, start: int, poisons: list[PoisonEvent],
                 raise _HandlerFailed(i - 1, PoisonEvent(
                     position, event.event_id, event.__struct_config__.tag,  # type: ignore[attr-defined]
                     f"{type(e).__name__}: {e}")) from e
-        if not i % _CHECK_EVERY and seg.state_bytes() >= budget:
-            break
+        if i >= check:
+            step = _check_step(seg, budget)
+            if not step:
+                break
+            check = i + step
     return i
+
+
+def _check_step(seg: Segment, budget: float) -> int:
+    """Events to fold before the next estimate (0: the budget is reached)."""
+    left = budget - seg.state_bytes()
+    if left <= 0:
+        return 0
+    return int(min(_MAX_CHECK_EVERY, left // _EVENT_BYTES_MAX + 1))
 
 
 def _chunks(event_log: EventLog, first: int, last: int, chunk: int, times: StageTimes
@@ -146,6 +162,11 @@ def _chunks(event_log: EventLog, first: int, last: int, chunk: int, times: Stage
             return
         items = _decode(rows)
         times.decode += time.perf_counter() - t1
+        for n, (position, event) in enumerate(items):
+            if event.__class__ is PoisonEvent and event.event_id is None:  # type: ignore[attr-defined]
+                entry = event_log.get(position)  # the log row still knows its id and type
+                items[n] = (position, PoisonEvent(position, entry.event_id, entry.type,
+                                                  event.reason))  # type: ignore[attr-defined]
         yield items
 
 
