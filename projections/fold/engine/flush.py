@@ -33,12 +33,17 @@ def segment_writes(seg: Segment) -> WriteSet:
     """The segment's sorted writes for every table (the segment is spent afterwards)."""
     ws = WriteSet()
     _nodes(seg, ws)
+    # Each part of the state goes as soon as its writes are built: the write
+    # set takes its place instead of adding to it.
+    seg.nodes, seg.base = {}, {}
     for edge in range(len(seg.out)):
         if seg.out[edge]:
             _edges(seg, ws, edge)
+            seg.out[edge], seg.inn[edge] = {}, {}
     ws.eprops_puts.sort()
     ws.eprops_dels.sort()
     writes = seg.lookup_writes
+    seg.lookups, seg._adjacent = {}, {}
     for k in sorted(writes):
         node = writes[k]
         if node is None:
@@ -99,10 +104,10 @@ def _edges(seg: Segment, ws: WriteSet, edge: int) -> None:
     by_src = seg.out[edge]
     put: list = []
     drop: list = []
-    for src in sorted(by_src):
-        x = by_src[src]
+    add = put.append
+    for src, x in sorted(by_src.items()):
         if x.__class__ is bytes:
-            put.append((src, x))
+            add((src, x))
             continue
         for dst in (sorted(x) if len(x) > 1 else x):
             (drop if x[dst] is None else put).append((src, dst))
@@ -111,14 +116,18 @@ def _edges(seg: Segment, ws: WriteSet, edge: int) -> None:
     if drop:
         ws.out_dels[edge] = drop
     inn = []
+    add = inn.append
+    # A pending in-entry's value is its out-entry's: present unless that holds None.
     for dst, y in sorted(seg.inn[edge].items()):
         if y.__class__ is bytes:
-            if seg.pending(y, edge, dst) is not None:
-                inn.append((dst, y))
+            x = by_src[y]
+            if x.__class__ is bytes or x[dst] is not None:
+                add((dst, y))
             continue
         for src in sorted(y):
-            if seg.pending(src, edge, dst) is not None:
-                inn.append((dst, src))
+            x = by_src[src]
+            if x.__class__ is bytes or x[dst] is not None:
+                add((dst, src))
     if inn:
         ws.in_puts[edge] = inn
     if edge in PROPS_EDGES:

@@ -15,6 +15,7 @@ from events.gitrefs import is_zero_sha, split_ref
 from events.references import parse_references
 from events.types import EVENT_TYPES, Event
 from projections.fold.engine.state import Segment
+from projections.fold.slots import MISSING
 from projections.model import mutations as m
 from projections.model.keys import CODES, commit_ref, pack_int, ref_key, source_prefix
 from projections.model.ontology import EDGE_TYPES
@@ -489,7 +490,10 @@ def _commits_pushed(g, e, s):
             props["author_email"] = c.author_email
         if c.timestamp is not None:
             props["authored_at"] = c.timestamp
-        g.create(ck, props, encode_props(props))
+        if g.nodes.get(ck) is MISSING:  # a commit first met here: nothing to put it beneath
+            g.nodes[ck] = encode_props(props)
+        else:
+            g.create(ck, props, encode_props(props))
         link(ck, IN_PROJECT, p)
         if c.author_id is not None:
             link(USER + s + pack_int(c.author_id), AUTHORED, ck)

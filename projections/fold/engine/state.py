@@ -338,7 +338,22 @@ class Segment:
         cs, cd = vs.__class__, vd.__class__
         src_live = cs is dict or cs is bytes
         dst_live = cd is dict or cd is bytes
-        if not (src_live and dst_live):
+        if src_live and dst_live and props is None:
+            # The commonest case inline: a new edge from a node with no pending one.
+            out = self.out[edge]
+            if src not in out:
+                out[src] = dst
+                self.edge_entries += 1
+                inn = self.inn[edge]
+                y = inn.get(dst)
+                if y is None:
+                    inn[dst] = src
+                elif y.__class__ is bytes:
+                    inn[dst] = {y, src}
+                else:
+                    y.add(src)
+                return
+        elif not (src_live and dst_live):
             tombs = self.tombs
             if not src_live and (vs is TOMB or (vs is ABSENT and src in tombs)):
                 return
