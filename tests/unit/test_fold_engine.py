@@ -198,3 +198,13 @@ def test_random_sequences_fold_like_todays_rebuild(events):
         expected, _ = _rebuilt(log_path, root / "old")
         _, tables, _ = _folded(log_path, root / "new", budget_bytes=1)
         _assert_same(tables, expected)
+
+
+def test_a_full_map_grows_and_the_segment_is_written_again(logs, tmp_path, monkeypatch):
+    """A store whose map fills up mid-fold grows and ends up the same."""
+    _raise_on_poison(monkeypatch)
+    log_path, expected, _ = logs[2]
+    with GraphStore(tmp_path / "new", create=True, map_size=1 << 16) as store:
+        fold_log(store, log_path, budget_bytes=HUGE)
+        assert store.env.env.info()["map_size"] > 1 << 16
+        _assert_same(_dump(store), expected)
