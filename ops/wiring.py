@@ -57,7 +57,7 @@ def log_writer(settings: Settings) -> BatchWriter | WriterProcess:
     return BatchWriter(open_log(settings), settings.ingest_durable)
 
 
-def runtime_config(settings: Settings) -> "RuntimeConfig":
+def runtime_config(settings: Settings, process_name: str = "worker") -> "RuntimeConfig":
     """The worker process's runtime configuration."""
     from workers.projector.loop import ProjectorConfig
     from workers.projector.runtime import RuntimeConfig
@@ -67,9 +67,11 @@ def runtime_config(settings: Settings) -> "RuntimeConfig":
         projections_dir=settings.projections_dir,
         nats_url=settings.nats_url,
         projector=ProjectorConfig(batch_max=settings.projector_batch_max,
-                                  poll_interval_ms=settings.projector_poll_ms, auto_rebuild=False),
+                                  poll_interval_ms=settings.projector_poll_ms, auto_rebuild=False,
+                                  diff_max=settings.changes_diff_max),
         poll_interval_secs=settings.projector_poll_ms / 1000,
         heartbeat_interval_secs=settings.heartbeat_interval_secs,
+        process_name=process_name,
     )
 
 

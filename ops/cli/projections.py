@@ -77,7 +77,9 @@ def _bar(p: RebuildProgress) -> str:
               help="Stop at the first logged event that cannot be applied (default: record it as"
                    " poison and skip it, as the live projector does).")
 @click.option("--emit-diff/--no-diff", default=True, show_default=True,
-              help="After promotion, send the differences from the old version as ordinary changes.")
+              help="After promotion, send the differences from the old version as ordinary changes"
+                   " (up to FLEET_CHANGES_DIFF_MAX of them; above it, and with --no-diff,"
+                   " subscribers are told to resync from the export).")
 @json_option
 @click.pass_obj
 def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers: int | None,
@@ -124,7 +126,8 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
         return
     result = run_rebuild(settings.log_path, settings.projections_dir, from_scratch=from_scratch,
                          workers=workers, batch_events=batch_events, promote=not no_promote,
-                         strict=strict, emit_diff=emit_diff, progress=progress)
+                         strict=strict, emit_diff=True,
+                         diff_max=settings.changes_diff_max if emit_diff else 0, progress=progress)
     if interactive:
         click.echo("", err=True)
     summary = result.as_dict()
@@ -132,10 +135,7 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
         echo_json(summary)
         return
     if summary.get("diff"):
-        d = summary["diff"]
-        click.echo(f"diff from v{d['previous']}: {d['nodes_upserted']} nodes upserted, "
-                   f"{d['nodes_deleted']} deleted, {d['edges_added']} edges added, "
-                   f"{d['edges_updated']} updated, {d.get('edges_removed', 0)} removed")
+        click.echo(_diff_line(summary["diff"]))
     state = "promoted" if result.promoted else "built (not promoted)"
     click.echo(f"{projection} v{result.version} {state} at position {result.position}"
                f" (resumed from {result.resumed_from}); bulk {summary['bulk_events_per_sec']:,}"
@@ -144,6 +144,17 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
         click.echo(f"{result.poisoned} logged events could not be applied and were skipped:"
                    f" `fleet projections poison {projection} --version {result.version}` lists them",
                    err=True)
+
+
+def _diff_line(d: dict) -> str:
+    """What subscribers were sent at a version change."""
+    previous = f"v{d['previous']}" if d["previous"] is not None else "an empty graph"
+    if d.get("resync"):
+        return (f"no diff from {previous} sent (more than FLEET_CHANGES_DIFF_MAX differences, or"
+                " nothing to compare with): subscribers are told to resync from the export")
+    return (f"diff from {previous}: {d['nodes_upserted']} nodes upserted, {d['nodes_deleted']} deleted,"
+            f" {d['edges_added']} edges added, {d['edges_updated']} updated,"
+            f" {d['edges_removed']} removed")
 
 
 def _version_rows(settings: Settings, name: str, with_digest: bool) -> list[dict]:
@@ -291,12 +302,13 @@ def rollback_cmd(settings: Settings, projection: str, as_json: bool) -> None:
     """
     from projections.versions.transition import rollback
 
-    current, previous, diff = rollback(settings.projections_dir, projection=projection)
+    current, previous, diff = rollback(settings.projections_dir, projection=projection,
+                                       max_changes=settings.changes_diff_max)
     if as_json:
         echo_json({"projection": projection, "from": current, "to": previous, "diff": diff.as_dict()})
     else:
         click.echo(f"{projection}: v{previous} is active again (v{current} retired); subscribers get"
-                   f" a rebuilt notice and {diff.changes} changes of difference")
+                   f" a rebuilt notice, then: {_diff_line(diff.as_dict())}")
 
 
 @click.command("project")
@@ -329,7 +341,7 @@ def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int | None
         _require_log(settings)
     config = ProjectorConfig(batch_max=batch_max or settings.projector_batch_max,
                              poll_interval_ms=poll_ms or settings.projector_poll_ms,
-                             auto_rebuild=not no_rebuild)
+                             auto_rebuild=not no_rebuild, diff_max=settings.changes_diff_max)
     defer_sync(settings.projection_sync_ms / 1000)
     projector = Projector(settings.log_path, settings.projections_dir, config)
 

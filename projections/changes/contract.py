@@ -3,7 +3,7 @@
 One JSON object per JetStream message on the ``GRAPH`` stream, subject
 ``graph.<projection>.<kind>`` with ``kind`` one of ``node.upserted``,
 ``node.deleted``, ``edge.added``, ``edge.updated``, ``edge.removed``,
-``rebuilt``; header ``Nats-Msg-Id: <projection>@v<version>:<seq>``, and
+``rebuilt``, ``synced``; header ``Nats-Msg-Id: <projection>@v<version>:<seq>``, and
 ``traceparent`` when the causing event was traced.
 
 Compatibility: fields are only ever added (with defaults); ``seq`` is dense
@@ -15,8 +15,10 @@ Every change carries the full state it leaves behind (a node's properties,
 an edge's properties), so applying one twice, or applying the changes that
 follow a ``rebuilt`` notice on top of the previous version's copy, converges
 on the new version. Changes with ``diff: true`` were not caused by one log
-event: ``fleet replay graph --emit-diff`` computed them (old version -> new
-version) right after the ``rebuilt`` notice they follow.
+event: a version change (a promotion or a rollback) computed them, old
+version -> new version, after the ``rebuilt`` notice they follow; a ``synced``
+change closes the version change with the digest a copy has there, or says
+``resync`` when the difference was above the fleet's bound and was not sent.
 
 The graph itself has a public form too: one canonical JSON line per node and
 per edge (:func:`node_line`, :func:`edge_line`), what the export streams and
@@ -34,6 +36,7 @@ from msgspec import Meta, Struct
 __all__ = [
     "CHANGE_SCHEMA_VERSION",
     "JSON_SCHEMA_DIALECT",
+    "NOTICE_KINDS",
     "AnyChange",
     "Change",
     "EdgeAdded",
@@ -42,6 +45,7 @@ __all__ = [
     "NodeDeleted",
     "NodeUpserted",
     "Rebuilt",
+    "Synced",
     "change_from_record",
     "change_json_schema",
     "change_msg_id",
@@ -121,17 +125,41 @@ class EdgeRemoved(Change, tag="edge_removed"):
 
 
 class Rebuilt(Change, tag="rebuilt"):
-    """A new version was promoted: resync from it, or apply the diff that follows."""
+    """A version change (promotion or rollback) from ``previous``: the diff and a ``synced`` follow.
+
+    ``digest`` is the version's when it was built (informational: live changes
+    may land before the diff; ``synced`` carries the digest to check a copy with).
+    """
 
     previous: int | None = None
     digest: str | None = None
 
 
-AnyChange = Union[NodeUpserted, NodeDeleted, EdgeAdded, EdgeUpdated, EdgeRemoved, Rebuilt]
+class Synced(Change, tag="synced"):
+    """The version change the last ``rebuilt`` notice began is complete on the stream.
+
+    Without ``resync``: the ``changes`` diff changes since the notice were the
+    whole difference from ``previous``; a copy that applied every change of
+    this version up to this one equals the version here, whose digest over
+    nodes and edges is ``digest``. With ``resync``: the difference was larger
+    than the fleet's bound (``changes`` is then a lower bound), or could not
+    be computed, and was not sent: load the version's export (its ``seq`` is at
+    or above this one) and follow on from there.
+    """
+
+    previous: int | None = None
+    changes: int = 0
+    resync: bool = False
+    digest: str | None = None
+
+
+AnyChange = Union[NodeUpserted, NodeDeleted, EdgeAdded, EdgeUpdated, EdgeRemoved, Rebuilt, Synced]
 _BY_KIND: dict[str, type[Change]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in (NodeUpserted, NodeDeleted, EdgeAdded, EdgeUpdated, EdgeRemoved, Rebuilt)
+    for cls in (NodeUpserted, NodeDeleted, EdgeAdded, EdgeUpdated, EdgeRemoved, Rebuilt, Synced)
 }
+#: kinds that announce or close a version change: not caused by one log event
+NOTICE_KINDS = frozenset({"rebuilt", "synced"})
 _FIELDS = {cls: frozenset(cls.__struct_fields__) for cls in _BY_KIND.values()}
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyChange)

@@ -13,7 +13,9 @@ of the old version becomes a copy of the new one without a resync:
    whose properties differ,
 
 each marked ``diff: true`` and tagged with the new version's checkpoint as
-``position``. Every change carries the full state it leaves, so the result is
+``position``, and then one ``synced`` record with the new version's digest
+(or, when the diff is longer than the fleet's bound, only a ``synced``
+record that says ``resync``). Every change carries the full state it leaves, so the result is
 right even when the projector has already appended live changes to the new
 version before the diff: the diff is computed inside the write transaction
 that appends it, against the new version's state at that moment.
@@ -26,17 +28,18 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import lmdb
 import msgspec
 
 from projections.model.keys import format_key, pack_int
 from projections.model.ontology import EDGE_TYPES, NODE_TYPES
+from projections.model.records import synced_record
 from projections.store.graph import CHECKPOINT, OUTBOX_SEQ, GraphStore
 from projections.store.writeset import EDGE_BYTES, decode_props
 
-__all__ = ["DiffSummary", "append_diff", "diff_sorted", "diff_stores"]
+__all__ = ["DiffSummary", "append_diff", "append_resync", "diff_sorted", "diff_stores"]
 
 _encode = msgspec.msgpack.Encoder().encode
 _EDGE_NAMES = {e.code: e.name for e in EDGE_TYPES}
@@ -59,6 +62,10 @@ class DiffSummary:
     edges_updated: int = 0
     edges_removed: int = 0
     elapsed_secs: float = 0.0
+    #: the diff was not sent (above the bound, or not computable): subscribers resync
+    resync: bool = False
+    #: with ``resync``: how many changes the diff had when it was given up (a lower bound)
+    resync_changes: int = 0
 
     @property
     def changes(self) -> int:
@@ -162,10 +169,18 @@ def diff_stores(old: GraphStore | None, old_txn: lmdb.Transaction | None, new: G
 
 
 def append_diff(new: GraphStore, old: GraphStore | None, projection: str, version: int,
-            previous: int | None) -> DiffSummary:
-    """Append the changes that turn ``old`` into ``new`` to ``new``'s outbox, in one transaction."""
+                previous: int | None, *, max_changes: int | None = None,
+                digest_of: Callable[[lmdb.Transaction], str] | None = None) -> DiffSummary:
+    """Append the changes that turn ``old`` into ``new`` to ``new``'s outbox, then a ``synced`` record.
+
+    One transaction: the diff and the ``synced`` record that closes it (with
+    ``digest_of(txn)``, the new version's digest at that point) go in
+    together. When the diff would be longer than ``max_changes``, nothing of
+    it is kept: the ``synced`` record then says ``resync`` instead.
+    """
     counts = dict.fromkeys(("node_upserted", "node_deleted", "edge_added", "edge_updated",
                             "edge_removed"), 0)
+    bound = float("inf") if max_changes is None else max_changes
     with new.env.write() as txn:
         position = new.meta_int(txn, CHECKPOINT)
         seq = first = new.meta_int(txn, OUTBOX_SEQ) + 1
@@ -175,18 +190,47 @@ def append_diff(new: GraphStore, old: GraphStore | None, projection: str, versio
             # Streamed straight into the outbox: puts to the outbox table leave the
             # cursors on the graph tables of the same transaction valid.
             for record in diff_stores(old, old_txn, new, txn):
+                if seq - first >= bound:
+                    break
                 record["seq"] = seq
                 record["position"] = position
                 record["diff"] = True
                 counts[record["kind"]] += 1
                 txn.put(pack_int(seq), _encode(record), db=outbox, append=True)
                 seq += 1
-        emitted = seq > first
-        if emitted:
-            new.put_meta(txn, OUTBOX_SEQ, seq - 1)
+            else:
+                key, value = synced_record(seq, position=position, previous=previous,
+                                           changes=seq - first, resync=False,
+                                           digest=digest_of(txn) if digest_of is not None else None)
+                txn.put(key, value, db=outbox, append=True)
+                new.put_meta(txn, OUTBOX_SEQ, seq)
+                txn.commit()
+                return DiffSummary(projection, version, previous, position,
+                                   first if seq > first else None, seq - 1 if seq > first else None,
+                                   nodes_upserted=counts["node_upserted"],
+                                   nodes_deleted=counts["node_deleted"],
+                                   edges_added=counts["edge_added"],
+                                   edges_updated=counts["edge_updated"],
+                                   edges_removed=counts["edge_removed"])
+    # Above the bound: the write transaction was left without a commit (nothing of the diff is kept).
+    return append_resync(new, projection, version, previous, changes=seq - first + 1)
+
+
+def append_resync(store: GraphStore, projection: str, version: int, previous: int | None, *,
+                  changes: int = 0) -> DiffSummary:
+    """Close a version change without a diff: a ``synced`` record that says ``resync``.
+
+    For a diff above the bound (``changes`` is how far it got), or one that
+    cannot be computed (the previous version is gone, or was a damaged
+    incarnation of this one).
+    """
+    with store.env.write() as txn:
+        position = store.meta_int(txn, CHECKPOINT)
+        seq = store.meta_int(txn, OUTBOX_SEQ) + 1
+        key, value = synced_record(seq, position=position, previous=previous, changes=changes,
+                                   resync=True, digest=None)
+        txn.put(key, value, db=store.env.outbox, append=True)
+        store.put_meta(txn, OUTBOX_SEQ, seq)
         txn.commit()
-    return DiffSummary(projection, version, previous, position,
-                       first if emitted else None, seq - 1 if emitted else None,
-                       nodes_upserted=counts["node_upserted"], nodes_deleted=counts["node_deleted"],
-                       edges_added=counts["edge_added"], edges_updated=counts["edge_updated"],
-                       edges_removed=counts["edge_removed"])
+    return DiffSummary(projection, version, previous, position, None, None, resync=True,
+                       resync_changes=changes)

@@ -22,6 +22,8 @@ A record is a msgpack map::
      "src": "issue:gitlab:99", "edge": "HAS_LABEL", "dst": "label:gitlab:4", "props": {...}}
     {"seq": 1, "kind": "rebuilt", "projection": "graph", "version": 2, "previous": 1,
      "position": 1000000, "digest": "..."}
+    {"seq": 9, "kind": "synced", "position": 1000000, "previous": 1, "changes": 7,
+     "resync": False, "digest": "..."}
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import msgspec
 from projections.model.keys import format_key, key_type, pack_int
 from projections.model.ontology import EDGE_TYPES
 
-__all__ = ["KINDS", "encode_changes", "decode_record", "rebuilt_record"]
+__all__ = ["KINDS", "encode_changes", "decode_record", "rebuilt_record", "synced_record"]
 
 #: change kind code (see ``overlay``) -> name
 KINDS = ("node_upserted", "node_deleted", "edge_added", "edge_updated", "edge_removed")
@@ -70,6 +72,15 @@ def rebuilt_record(seq: int, *, projection: str, version: int, previous: int | N
     return pack_int(seq), _encode({
         "seq": seq, "kind": "rebuilt", "projection": projection, "version": version,
         "previous": previous, "position": position, "digest": digest,
+    })
+
+
+def synced_record(seq: int, *, position: int, previous: int | None, changes: int, resync: bool,
+                  digest: str | None) -> tuple[bytes, bytes]:
+    """The outbox row that closes a version change (after the diff, or instead of it: ``resync``)."""
+    return pack_int(seq), _encode({
+        "seq": seq, "kind": "synced", "position": position, "previous": previous,
+        "changes": changes, "resync": resync, "digest": digest,
     })
 
 

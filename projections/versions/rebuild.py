@@ -128,6 +128,7 @@ def rebuild(
     strict: bool = False,
     until: int | None = None,
     emit_diff: bool = False,
+    diff_max: int | None = None,
 ) -> RebuildResult:
     """Build ``version`` of projection ``name`` from the log, then promote it.
 
@@ -135,7 +136,9 @@ def rebuild(
     live projector does, so that both stay equal; ``strict`` stops at it.
     ``until`` stops at that log position instead of the head (a check).
     ``emit_diff`` appends, after the promotion's ``rebuilt`` notice, the changes
-    that turn the replaced version into this one
+    that turn the replaced version (or an empty graph) into this one and the
+    ``synced`` record that closes them, or, above ``diff_max`` changes, a
+    ``synced`` record that says ``resync``
     (:func:`projections.versions.transition.emit_diff`).
     """
     versions = Versions(projections_dir, name)
@@ -192,7 +195,7 @@ def rebuild(
                     workers=default_workers() if workers is None else workers,
                     batch_events=batch_events, plan_chunk=plan_chunk,
                     catch_up_batch=catch_up_batch, with_digest=with_digest, strict=strict,
-                    until=until, emit_diff=emit_diff)
+                    until=until, emit_diff=emit_diff, diff_max=diff_max)
     finally:
         event_log.close()
         store.close()
@@ -203,7 +206,8 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
          event_log: EventLog, log_path: Path, *, promote: bool,
          progress: Callable[[RebuildProgress], None] | None, stop: threading.Event | None,
          workers: int, batch_events: int, plan_chunk: int, catch_up_batch: int,
-         with_digest: bool, strict: bool, until: int | None, emit_diff: bool) -> RebuildResult:
+         with_digest: bool, strict: bool, until: int | None, emit_diff: bool,
+         diff_max: int | None) -> RebuildResult:
     started = time.perf_counter()
     resumed_from = store.checkpoint()
     target = event_log.head if until is None else min(until, event_log.head)
@@ -281,9 +285,11 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
         versions.promote(version)
         promoted = True
         report("promoted", position)
-        if emit_diff and replaced not in (None, version) and versions.exists(replaced):
-            diff = transition.emit_diff(versions.root.parent, projection=versions.name, version=version,
-                               previous=replaced, map_size=store.env.env.info()["map_size"]).as_dict()
+        if emit_diff:
+            diff = transition.emit_diff(versions.root.parent, projection=versions.name,
+                                        version=version, previous=replaced,
+                                        map_size=store.env.env.info()["map_size"],
+                                        max_changes=diff_max).as_dict()
     total = time.perf_counter() - started
     log.info("rebuild finished", extra={"projection": versions.name, "version": version,
                                         "position": position, "promoted": promoted,

@@ -188,14 +188,16 @@ def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(set
     assert versions == sorted(versions)  # every v1 change before any v2 change
     v2 = [c for _, _, c in messages if c["version"] == NEXT]
     assert v2[0]["kind"] == "rebuilt" and v2[0]["seq"] == 1 and v2[0]["previous"] == V
-    assert [c["seq"] for c in v2] == list(range(1, summary.last_seq + 1))
-    assert all(c.get("diff") for c in v2[1:]) and not v2[0].get("diff")
+    assert [c["seq"] for c in v2] == list(range(1, summary.last_seq + 2))
+    assert all(c.get("diff") for c in v2[1:-1]) and not v2[0].get("diff")
+    assert v2[-1]["kind"] == "synced" and v2[-1]["changes"] == summary.changes
     assert _dense(messages, V) == list(range(1, len(_dense(messages, V)) + 1))
 
     run_example(s, db)
     copy = load_example().GraphCopy(db)
     nodes, edges = copy.graph()
-    assert copy.position()[:2] == (NEXT, summary.last_seq)
+    assert copy.position()[:2] == (NEXT, summary.last_seq + 1)
+    assert copy.digest() == v2[-1]["digest"]
     copy.close()
     expected_nodes, expected_edges = projection_graph(s, NEXT)
     assert nodes == expected_nodes and edges == expected_edges
@@ -357,7 +359,8 @@ def test_a_version_replayed_from_scratch_never_reuses_its_message_ids(settings):
     stats, messages = publish_and_read(s)
     assert stats.backlog == 0 and stats.duplicates == 0
     v2 = _dense(messages, NEXT)
-    assert v2[:len(old_v2)] == old_v2 and len(v2) == len(old_v2) + 1  # nothing swallowed
+    # nothing swallowed: the new incarnation's rebuilt notice and synced follow the old one's
+    assert v2[:len(old_v2)] == old_v2 and len(v2) == len(old_v2) + 2
     assert len(set(v2)) == len(v2)
     again = [c for _, _, c in messages if c["version"] == NEXT][len(old_v2)]
     assert again["kind"] == "rebuilt" and again["previous"] == V and again["seq"] > max(old_v2)

@@ -63,7 +63,8 @@ def test_replay_with_emit_diff_turns_a_subscribers_copy_into_the_new_version(set
     counts = ("nodes_upserted", "nodes_deleted", "edges_added", "edges_updated", "edges_removed")
     assert diff["first_seq"] == 2 and sum(diff[k] for k in counts) == diff["changes"] == diff["last_seq"] - 1 > 100
     assert diff["nodes_upserted"] and diff["edges_added"]
-    assert publish["backlog"] == 0 and publish["version"] == NEXT and publish["watermark"] == diff["last_seq"]
+    assert publish["backlog"] == 0 and publish["version"] == NEXT
+    assert publish["watermark"] == diff["last_seq"] + 1  # the diff, then its `synced`
 
     async def read():
         nc = await connect(s.nats_url, name="t")
@@ -78,8 +79,9 @@ def test_replay_with_emit_diff_turns_a_subscribers_copy_into_the_new_version(set
     assert v1 == list(range(1, len(v1) + 1))
     v2 = [(headers, c) for _, headers, c in messages if c["version"] == NEXT]
     assert v2[0][1]["kind"] == "rebuilt" and v2[0][1]["previous"] == V
-    assert [c["seq"] for _, c in v2] == list(range(1, diff["last_seq"] + 1))
-    for headers, change in v2[1:]:
+    assert [c["seq"] for _, c in v2] == list(range(1, diff["last_seq"] + 2))
+    assert v2[-1][1]["kind"] == "synced" and v2[-1][1]["changes"] == diff["changes"]
+    for headers, change in v2[1:-1]:
         assert change["diff"] and change["kind"] in KINDS
         assert headers["Nats-Msg-Id"] == f"graph@v{NEXT}:{change['seq']}"
 
@@ -87,7 +89,8 @@ def test_replay_with_emit_diff_turns_a_subscribers_copy_into_the_new_version(set
     copy = load_example().GraphCopy(db)
     nodes, edges = copy.graph()
     position = copy.position()
+    assert copy.digest() == v2[-1][1]["digest"]  # what the example checked on the way
     copy.close()
-    assert position[:2] == (NEXT, diff["last_seq"])
+    assert position[:2] == (NEXT, diff["last_seq"] + 1)
     assert (nodes, edges) == projection_graph(s, NEXT)
 

@@ -22,9 +22,10 @@ from projections.errors import VersionStateError
 from projections.model.keys import pack_int
 from projections.model.ontology import VERSION as V
 from projections.model.records import decode_record
-from projections.read.export import export
+from projections.read.export import export, export_lines
 from projections.store.graph import GraphStore
 from projections.versions.catalog import Versions
+from projections.versions.digest import digest
 from projections.versions.rebuild import rebuild
 from projections.versions.transition import emit_diff
 from tests.support.changes import load_example, wire
@@ -56,14 +57,15 @@ def test_message_ids_name_projection_version_and_seq():
 
 
 def test_schema_changes_prints_every_kind():
-    """`fleet schema changes` is the JSON Schema of the six change kinds."""
+    """`fleet schema changes` is the JSON Schema of the seven change kinds."""
     result = CliRunner().invoke(cli, ["schema", "changes"])
     assert result.exit_code == 0
     schema = json.loads(result.output)
     assert "discriminator" not in schema  # OpenAPI, not JSON Schema
     assert {d["properties"]["kind"]["enum"][0] for d in schema["$defs"].values()
             if "kind" in d.get("properties", {})} == {
-        "node_upserted", "node_deleted", "edge_added", "edge_updated", "edge_removed", "rebuilt"}
+        "node_upserted", "node_deleted", "edge_added", "edge_updated", "edge_removed", "rebuilt",
+        "synced"}
     assert "diff" in schema["$defs"]["EdgeAdded"]["properties"]
 
 
@@ -97,8 +99,8 @@ def _outbox(store: GraphStore, first: int) -> list[dict]:
 def _apply(copy, records: list[dict], version: int, start: tuple | None):
     changes = [wire(change_from_record(r, projection="graph", version=version)) for r in records]
     if start is not None:
-        copy.db.execute("INSERT OR REPLACE INTO position VALUES ('graph', ?, ?, 0)", start)
-    return copy.apply([(0, c) for c in changes])
+        copy.db.execute("INSERT OR REPLACE INTO position VALUES ('graph', ?, ?, 1, NULL)", start)
+    return copy.apply([(i + 2, c) for i, c in enumerate(changes)])
 
 
 def test_the_diff_turns_the_old_version_into_the_new(tmp_path):
@@ -126,8 +128,13 @@ def test_the_diff_turns_the_old_version_into_the_new(tmp_path):
     with GraphStore(proj / "graph" / f"v{V + 1}") as v2:
         records = _outbox(v2, 1)
         new = export(v2)
-    assert records[0]["kind"] == "rebuilt" and all(r.get("diff") for r in records[1:])
-    kinds = [r["kind"] for r in records[1:]]
+    assert records[0]["kind"] == "rebuilt" and all(r.get("diff") for r in records[1:-1])
+    synced = records[-1]
+    assert synced["kind"] == "synced" and not synced["resync"] and synced["previous"] == V
+    assert synced["changes"] == summary.changes == len(records) - 2
+    with GraphStore(proj / "graph" / f"v{V + 1}") as v2:
+        assert synced["digest"] == digest(v2).hexdigest
+    kinds = [r["kind"] for r in records[1:-1]]
     # Edges go before the nodes they hang off are deleted, and come after those they need.
     assert kinds.index("node_deleted") > max(i for i, k in enumerate(kinds) if k == "edge_removed")
     assert kinds.index("edge_added") > max(i for i, k in enumerate(kinds) if k == "node_upserted")
@@ -136,6 +143,73 @@ def test_the_diff_turns_the_old_version_into_the_new(tmp_path):
     nodes, edges = copy.graph()
     assert nodes == {k: (t, wire(p)) for k, (t, p) in new.nodes.items()}
     assert edges == {k: (wire(p) if p else None) for k, p in new.edges.items()}
+    assert copy.synced == 1 and copy.last_digest == synced["digest"]  # the example checked it
+
+
+def test_a_diff_above_the_bound_is_not_sent_and_says_resync(tmp_path):
+    """Over `max_changes` nothing of the diff is kept; one `synced` record tells subscribers to resync,
+    and the example raises Resync on it (a copy that cannot follow loads the export)."""
+    log_path = tmp_path / "log.db"
+    simulated_log(log_path, 1500, seed=9)
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    simulated_log(log_path, 3000, seed=9, start=1500)
+    rebuild(log_path, proj, version=V + 1, workers=0)
+    summary = emit_diff(proj, max_changes=10)
+    assert summary.resync and summary.changes == 0 and summary.resync_changes == 11
+    with GraphStore(proj / "graph" / f"v{V + 1}") as v2:
+        records = _outbox(v2, 1)
+    assert [r["kind"] for r in records] == ["rebuilt", "synced"]
+    assert records[1]["resync"] and records[1]["changes"] == 11 and records[1]["digest"] is None
+    example = load_example()
+    copy = example.GraphCopy(":memory:")
+    with pytest.raises(example.Resync, match="at least 11 differences"):
+        _apply(copy, records, V + 1, (V, 500))
+    assert copy.position() == (V, 500, 1, None)  # the batch was rolled back
+
+
+def test_a_copy_whose_digest_differs_at_synced_resyncs(tmp_path):
+    """A copy that lost a node is caught at the version change's `synced` record."""
+    log_path = tmp_path / "log.db"
+    simulated_log(log_path, 1500, seed=4)
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    emit_diff(proj)
+    with GraphStore(proj / "graph" / f"v{V}") as v1:
+        records = _outbox(v1, 1)
+    example = load_example()
+    copy = example.GraphCopy(":memory:")
+    _apply(copy, records[:-1], V, None)
+    copy.db.execute("DELETE FROM nodes WHERE rowid = (SELECT min(rowid) FROM nodes)")
+    with pytest.raises(example.Resync, match="differs"):
+        copy.apply([(len(records) + 1, wire(change_from_record(records[-1], projection="graph",
+                                                               version=V)))])
+
+
+def test_the_example_loads_an_export_and_checks_its_digest(tmp_path):
+    """An export replaces the copy and sets its position to the header's version and seq;
+    a line that went missing is refused by the digest and leaves the copy as it was."""
+    log_path = tmp_path / "log.db"
+    simulated_log(log_path, 1500, seed=4)
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0)
+    with GraphStore(proj / "graph" / f"v{V}") as v1:
+        data = b"".join(export_lines(v1, projection="graph", version=V))
+        expected = digest(v1).hexdigest
+    lines = data.splitlines(keepends=True)
+    example = load_example()
+    copy = example.GraphCopy(":memory:")
+    with pytest.raises(ValueError, match="differs from its header"):
+        copy.load_export(lines[:5] + lines[6:], 123.0)
+    assert copy.position() is None and copy.graph() == ({}, {})
+    assert copy.load_export(lines, 123.0) == (V, 1)
+    assert copy.digest() == expected and copy.position() == (V, 1, 0, 123.0)
+    # Followed from an export: what other versions sent before it was taken is dropped, the
+    # version's own next change applies.
+    stale = {"kind": "node_upserted", "version": V - 1, "seq": 9, "node": "x", "node_type": "Issue"}
+    later = {"kind": "edge_removed", "version": V, "seq": 2, "src": "a", "edge": "E", "dst": "b"}
+    assert copy.apply([(40, stale), (41, later)]) == (1, 1)
+    assert copy.position() == (V, 2, 41, None)
 
 
 def test_a_diff_against_nothing_is_a_snapshot(tmp_path):

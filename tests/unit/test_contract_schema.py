@@ -11,13 +11,16 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from events.log import EventLog
 from ops.cli import cli
-from projections.changes.contract import change_from_record, encode_change
+from projections.changes.contract import NOTICE_KINDS, change_from_record, encode_change
+from projections.changes.diff import append_diff, append_resync
 from projections.changes.outbox import OutboxReader, append_rebuilt
 from projections.model.ontology import NAME, VERSION
 from projections.store.graph import GraphStore
+from projections.versions.digest import digest_in
 from tests.support.projection import append, apply_log, ev, small_project
 
-KINDS = {"node_upserted", "node_deleted", "edge_added", "edge_updated", "edge_removed", "rebuilt"}
+KINDS = {"node_upserted", "node_deleted", "edge_added", "edge_updated", "edge_removed", "rebuilt",
+         "synced"}
 #: keywords a subschema may hold in 2020-12 (core, applicator, validation, unevaluated, format,
 #: content and meta-data vocabularies): what a strict validator (ajv's strict mode) accepts
 KEYWORDS = set(Draft202012Validator.VALIDATORS) | {
@@ -48,7 +51,8 @@ def subschemas(schema: dict, where: str = "#"):
 
 def wire_records(tmp_path) -> list[dict]:
     """Change events of every kind, produced by the real path: live apply with the outbox on,
-    a `rebuilt` notice, then each record as the change publisher sends it."""
+    a `rebuilt` notice, a diff closed by `synced`, a `synced` that says resync, then each record
+    as the change publisher sends it."""
     log_path = tmp_path / "log.db"
     append(log_path, small_project() + [
         ev("member.added", user_id=1, project_id=7, role="developer"),
@@ -59,6 +63,8 @@ def wire_records(tmp_path) -> list[dict]:
     with GraphStore(tmp_path / "v", create=True) as store:
         apply_log(store, log_path, batch=3)
         append_rebuilt(store, projection=NAME, version=VERSION, previous=VERSION - 1, digest="0" * 64)
+        append_diff(store, None, NAME, VERSION, None, digest_of=lambda txn: digest_in(store, txn).hexdigest)
+        append_resync(store, NAME, VERSION, VERSION - 1, changes=12)
     reader = OutboxReader(tmp_path / "v")
     try:
         _, _, records = reader.read(0, 10_000)
@@ -69,7 +75,7 @@ def wire_records(tmp_path) -> list[dict]:
     wire = []
     for record in records:
         event_id, occurred_at = causes.get(record["position"], (None, None))
-        if record["kind"] == "rebuilt":
+        if record["kind"] in NOTICE_KINDS or record.get("diff"):
             event_id = occurred_at = None  # a notice has no causing event
         change = change_from_record(record, projection=NAME, version=VERSION, event_id=event_id,
                                     occurred_at=occurred_at)
@@ -89,7 +95,7 @@ def test_the_schema_is_2020_12_that_a_strict_validator_compiles():
 
 
 def test_every_kind_of_real_change_validates_with_format_checking(tmp_path):
-    """One real record of each of the six kinds validates; times are checked as RFC 3339."""
+    """One real record of each of the seven kinds validates; times are checked as RFC 3339."""
     assert "date-time" in FormatChecker().checkers, "install jsonschema[format-nongpl] (test extra)"
     validator = Draft202012Validator(printed_schema(), format_checker=FormatChecker())
     changes = wire_records(tmp_path)
@@ -107,7 +113,7 @@ def test_every_kind_of_real_change_validates_with_format_checking(tmp_path):
 
 def test_changed_is_absent_on_a_new_node_and_names_the_changes_otherwise(tmp_path):
     """README: `changed` lists the changed properties of an existing node, and is absent for a new one."""
-    upserts = [c for c in wire_records(tmp_path) if c["kind"] == "node_upserted"]
+    upserts = [c for c in wire_records(tmp_path) if c["kind"] == "node_upserted" and not c.get("diff")]
     issue = [c for c in upserts if c["node"] == "issue:gitlab:101"]
     assert issue[-1]["changed"] == ["closed_at", "state", "updated_at"]  # issue.closed
     firsts = {}

@@ -230,10 +230,11 @@ def test_a_rollback_tells_subscribers_exactly_what_changed(log_path, tmp_path):
     reader = OutboxReader(Versions(proj).path(V))
     _, _, records = reader.read(0, 100)
     reader.close()
-    first, notice, *changes = records  # v1's own first promotion, then the rollback's notice
+    first, notice, *changes, synced = records  # v1's own first promotion, then the rollback's
     assert first["kind"] == "rebuilt" and first["previous"] is None
     assert notice["kind"] == "rebuilt" and notice["previous"] == V + 1 and notice["version"] == V
     assert len(changes) == diff.changes and all(c["diff"] for c in changes)
+    assert synced["kind"] == "synced" and synced["previous"] == V + 1 and synced["digest"]
     assert any(c["kind"] == "node_deleted" and c["node"] == "user:gitlab:9004" for c in changes)
 
 

@@ -32,6 +32,7 @@ from opentelemetry import trace
 from events.errors import TransientError
 from events.log import EventLog
 from projections.changes.contract import (
+    NOTICE_KINDS,
     change_from_record,
     change_msg_id,
     change_subject,
@@ -175,7 +176,7 @@ class LanePublisher:
                 records = records[:i]
                 break
         positions = sorted({r["position"] for r in records
-                            if r.get("position") and r.get("kind") != "rebuilt" and not r.get("diff")})
+                            if r.get("position") and r.get("kind") not in NOTICE_KINDS and not r.get("diff")})
         batch = _Round(head, floor, records)
         if positions:
             event_log = self.shared.event_log()
@@ -246,7 +247,8 @@ class LanePublisher:
         for i, record in enumerate(records):
             seq = record["seq"]
             position = record.get("position", 0)
-            event_id, occurred_at = causes.get(position, (None, None))
+            caused = record["kind"] not in NOTICE_KINDS and not record.get("diff")
+            event_id, occurred_at = causes.get(position, (None, None)) if caused else (None, None)
             change = change_from_record(record if not offset else {**record, "seq": seq + offset},
                                         projection=projection, version=version,
                                         event_id=event_id, occurred_at=occurred_at)
@@ -254,7 +256,7 @@ class LanePublisher:
             headers = {"Nats-Msg-Id": msg_id}
             if expected:
                 headers["Nats-Expected-Last-Msg-Id"] = expected
-            parent = parents.get(position) if not record.get("diff") else None
+            parent = parents.get(position) if caused else None
             if parent:
                 spans[seq] = telemetry.start_span(parent, record, projection, version, msg_id, headers)
             await sender.send(change_subject(projection, record["kind"], prefix),

@@ -61,6 +61,10 @@ from projections.versions.pointer import ActivePointer
 from projections.versions.rebuild import REBUILD_BATCH_EVENTS
 from workers.projector import telemetry
 
+#: how often a projector whose version still needs building asks for a rebuild again (a task
+#: that found the version being built by another process ends without retrying)
+REBUILD_REQUEST_SECS = 5.0
+
 __all__ = ["Projector", "ProjectorConfig", "ProjectorStats"]
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,8 @@ class ProjectorConfig:
     outbox_prune_secs: float = 0.5
     outbox_prune_max: int = 5_000  # records deleted per transaction: a few ms, then the next batch
     rebuild_workers: int | None = None
+    #: a version change with more differences tells subscribers to resync instead (None: no bound)
+    diff_max: int | None = None
     rebuild_batch_events: int = REBUILD_BATCH_EVENTS
     map_size: int = DEFAULT_MAP_SIZE
 
@@ -123,6 +129,7 @@ class Projector:
         self.stats = ProjectorStats()
         self._on_commit = on_commit
         self._request_rebuild = request_rebuild
+        self._rebuild_requested_at = -REBUILD_REQUEST_SECS
         self._log: EventLog | None = None
         self._store: GraphStore | None = None
         self._lock: WriterLock | None = None
@@ -298,7 +305,10 @@ class Projector:
         self.stats.outdated_by = None
         if not self.rebuilding and self._should_rebuild():
             if self._request_rebuild is not None:
-                self._request_rebuild(self.version)
+                now = time.monotonic()
+                if now - self._rebuild_requested_at >= REBUILD_REQUEST_SECS:
+                    self._rebuild_requested_at = now
+                    self._request_rebuild(self.version)
             elif self.config.auto_rebuild:
                 self._start_rebuild()
         return False
@@ -365,7 +375,7 @@ class Projector:
                                  workers=self.config.rebuild_workers,
                                  batch_events=self.config.rebuild_batch_events,
                                  map_size=self.config.map_size, with_digest=False,
-                                 emit_diff=True)
+                                 emit_diff=True, diff_max=self.config.diff_max)
             self.stats.rebuilds.append(result.as_dict())
         except StoreBusy as e:
             log.info("rebuild already running elsewhere", extra={"reason": str(e)})
