@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from typing import Any, Callable
@@ -21,10 +22,20 @@ from ..wiring import graph_stream
 from .exits import EXIT_PROBLEM
 
 
+def _check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+        raise click.BadParameter(f"{value!r} is not a process name - use letters, digits, '-' and '_'"
+                                 " (it becomes a heartbeat key), e.g. worker-next")
+    return value
+
+
 @click.command("worker")
 @click.option("--threads", type=click.IntRange(1, 64), help="dramatiq worker threads [FLEET_WORKER_THREADS].")
+@click.option("--name", "process_name", default="worker", show_default=True, callback=_check_name,
+              help="The process's name in `fleet health` (its Procfile name): a second release"
+                   " deployed beside the running one needs its own, e.g. worker-next.")
 @click.pass_obj
-def worker_cmd(settings: Settings, threads: int | None) -> None:
+def worker_cmd(settings: Settings, threads: int | None, process_name: str) -> None:
     """Run the dramatiq actors that keep the graph current, until SIGTERM.
 
     graph.apply applies new log entries to the active projection version,
@@ -36,9 +47,15 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     FLEET_STARTUP_TIMEOUT_SECS for NATS (exit 3 after that; SIGTERM meanwhile
     exits 0).
 
+    During a deploy the new release's worker runs beside the old one (README
+    "Deploying a new projection version"): it builds its code's version while
+    the old one keeps applying and publishing the active version, and takes
+    over at the promotion.
+
     \b
     Example:
       fleet worker --threads 4
+      /opt/graphfleet-next/bin/fleet worker --name worker-next
     """
     import dramatiq
 
@@ -50,8 +67,8 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
 
     from ..wiring import change_publisher, runtime_config
 
-    configure_logging("worker")
-    telemetry = setup_telemetry("worker")
+    configure_logging(process_name)
+    telemetry = setup_telemetry(process_name)
     try:
         settings, broker = run_until_signal(lambda stop: _start(settings, stop, broker_from_url))
     except BaseException:
@@ -60,11 +77,11 @@ def worker_cmd(settings: Settings, threads: int | None) -> None:
     defer_sync(settings.projection_sync_ms / 1000)
     broker.add_middleware(OpenTelemetryMiddleware())
     dramatiq.set_broker(broker)
-    runtime = WorkerRuntime(runtime_config(settings), metrics=telemetry.snapshot,
+    runtime = WorkerRuntime(runtime_config(settings, process_name), metrics=telemetry.snapshot,
                             publisher_factory=lambda nc: change_publisher(nc, settings),
                             on_failure=lambda: os.kill(os.getpid(), signal.SIGTERM))
     runtime.actors = declare_actors(broker, apply=runtime.apply, rebuild=runtime.rebuild,
-                                    publish=runtime.publish)
+                                    publish=runtime.publish, code_version=runtime.projector.version)
     worker = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads)
     block_stop_signals()  # before any thread starts, so only sigwait sees them
     runtime.start()

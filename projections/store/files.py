@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 __all__ = ["fsync_dir", "write_atomic"]
@@ -19,7 +20,9 @@ def fsync_dir(path: Path) -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` durably (temporary file, fsync, rename, fsync of the folder)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per thread too: two threads of one process replacing the same file must not share
+    # (and truncate) one temporary file, or one of them renames an empty file into place.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w") as f:
         f.write(text)
         f.flush()

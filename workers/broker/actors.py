@@ -7,13 +7,12 @@ to dramatiq's StubBroker and the fleet to its JetStream broker.
 * ``graph.rebuild`` builds a version beside the active one, resumably, and
   promotes it. The projector asks for it (through :meth:`Actors.request_rebuild`,
   at most one message per version outstanding) when the code's version must be
-  built: long work that is worth a durable, retried message. Its promotion
-  emits the one ``rebuilt`` notice and no diff: after a version bump the
-  difference is usually most of the graph (a snapshot's worth of changes
-  through one LMDB transaction, the outbox, the stream and every subscriber,
-  while the live projector waits), which DESIGN invariant 8 only asks for
-  "where cheap". An operator who knows it is small runs
-  ``fleet replay graph --emit-diff`` before restarting the worker instead.
+  built: long work that is worth a durable, retried message. Its queue is the
+  code version's own (``rebuild-v<N>``): during a deploy two releases of the
+  worker run beside each other, and only a worker whose code has version N
+  may take a task for N. Its promotion emits the ``rebuilt`` notice, the
+  diff from the replaced version and the ``synced`` record (or ``resync``
+  above ``FLEET_CHANGES_DIFF_MAX``).
 * ``graph.apply`` wakes the runtime's projector, which applies everything
   pending to the active version;
 * ``graph.publish_changes`` wakes the runtime's change publisher, which drains
@@ -33,7 +32,7 @@ from typing import Callable
 import dramatiq
 from dramatiq.broker import Broker
 
-__all__ = ["Actors", "declare_actors"]
+__all__ = ["Actors", "declare_actors", "rebuild_queue"]
 
 QUEUE_PROJECTOR = "projector"
 QUEUE_REBUILD = "rebuild"
@@ -69,8 +68,13 @@ class Actors:
             self._pending.discard(version)
 
 
+def rebuild_queue(code_version: int | None) -> str:
+    """The queue of ``graph.rebuild`` tasks for one code version (None: the shared, older name)."""
+    return QUEUE_REBUILD if code_version is None else f"{QUEUE_REBUILD}-v{code_version}"
+
+
 def declare_actors(broker: Broker, *, apply: Callable[[], None], rebuild: Callable[[int], None],
-                   publish: Callable[[], None]) -> Actors:
+                   publish: Callable[[], None], code_version: int | None = None) -> Actors:
     """Declare the actors on ``broker``; each calls the given runtime function.
 
     ``apply`` and ``publish`` wake the runtime's loops (thread-safe, immediate);
@@ -94,7 +98,8 @@ def declare_actors(broker: Broker, *, apply: Callable[[], None], rebuild: Callab
     actors = Actors(
         apply=dramatiq.actor(graph_apply, actor_name="graph.apply", queue_name=QUEUE_PROJECTOR,
                              time_limit=60_000, **options),
-        rebuild=dramatiq.actor(graph_rebuild, actor_name="graph.rebuild", queue_name=QUEUE_REBUILD,
+        rebuild=dramatiq.actor(graph_rebuild, actor_name="graph.rebuild",
+                               queue_name=rebuild_queue(code_version),
                                time_limit=24 * 3_600_000, **options),
         publish_changes=dramatiq.actor(graph_publish_changes, actor_name="graph.publish_changes",
                                        queue_name=QUEUE_CHANGES, time_limit=60_000, **options),

@@ -34,6 +34,11 @@ the graph change, DESIGN invariant 6) in change-sequence order:
 
 It wakes on :meth:`ChangePublisher.notify` (thread-safe; call it after a
 projector batch commits) and also polls every ``poll_interval_ms``.
+
+One publisher per projection publishes at a time: it holds
+``<projections>/<projection>/publisher.lock``. Every worker runs a publisher,
+so during a deploy the new release's worker beside the old one stands by
+(health: ``standby``) and takes over when the old one stops.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ from nats.js.errors import NotFoundError
 from opentelemetry import metrics
 
 from events.errors import FleetError
-from projections.errors import UnknownVersion
+from projections.errors import StoreBusy, UnknownVersion
+from projections.store.lock import WriterLock
 from projections.versions.catalog import Versions
 from projections.versions.lanes import Lane, is_sealed, plan_lanes
 from projections.versions.pointer import ActivePointer
@@ -95,6 +101,11 @@ class ChangePublisher:
         self._pointer_token: tuple[int, int] | None | bool = False  # False: never planned
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._lock = WriterLock(self.versions.root, what=f"{projection}'s change feed",
+                                name="publisher.lock")
+        self._holds_lock = False
+        #: why this publisher stands by (another process publishes the projection), or None
+        self.standby: str | None = None
 
     # -- signalling and health ------------------------------------------------
 
@@ -111,6 +122,9 @@ class ChangePublisher:
     def health(self) -> tuple[str, dict]:
         """State and details for the heartbeat (``backlog`` and ``progress_at`` feed stuck detection)."""
         s = self.stats
+        if self.standby is not None:
+            return "ok", {"projection": self.projection, "standby": self.standby, "backlog": 0,
+                          "progress_at": time.time()}
         return ("ok" if self._ready else "starting", {
             "projection": self.projection, "version": s.version, "watermark": s.watermark,
             "head": s.head, "backlog": s.backlog, "progress_at": self._shared.progress_at,
@@ -121,7 +135,8 @@ class ChangePublisher:
     @property
     def drained(self) -> bool:
         """Nothing publishable is waiting (as of the last pass)."""
-        return self._ready and self.stats.backlog == 0 and self.stats.waiting_on is None
+        return (self._ready and self.standby is None and self.stats.backlog == 0
+                and self.stats.waiting_on is None)
 
     # -- the loop ---------------------------------------------------------------
 
@@ -178,17 +193,38 @@ class ChangePublisher:
             pass
 
     async def close(self) -> None:
-        """Release the ack subscription, the outbox environments and the log."""
+        """Release the ack subscription, the outbox environments, the log and the publisher lock."""
         await self._shared.sender.close()
         publishers, self._lane_publishers = self._lane_publishers, {}
         for publisher in publishers.values():
             publisher.close()
         self._shared.close()
+        self._lock.release()
+        self._holds_lock = False
+
+    def _take_lock(self) -> bool:
+        """Hold the projection's publisher lock; False (standing by) while another process does."""
+        if self._holds_lock:
+            return True
+        try:
+            self._lock.acquire()
+        except StoreBusy as e:
+            if self.standby is None:
+                log.info("another process publishes this projection's changes; standing by",
+                         extra={"projection": self.projection, "reason": str(e)})
+            self.standby = str(e)
+            return False
+        if self.standby is not None:
+            log.info("taking over publishing", extra={"projection": self.projection})
+        self._holds_lock, self.standby = True, None
+        return True
 
     async def publish_pending(self) -> int:
         """Publish everything publishable now, lane by lane; returns changes acknowledged."""
         if not self._ready:
             await self.setup()
+        if not self._take_lock():
+            return 0
         lanes = self._plan()
         total = 0
         backlog = 0

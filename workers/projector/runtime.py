@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from events.errors import FleetError
-from projections.errors import VersionStateError
+from projections.errors import StoreBusy, VersionStateError
 from projections.fold.applier import BatchResult
 from projections.read.reader import GraphReader
 from projections.store.env import sync_mode
@@ -55,6 +55,9 @@ class RuntimeConfig:
     projector: ProjectorConfig = ProjectorConfig()
     poll_interval_secs: float = 0.2  # the projector's log poll (its config's own is replaced)
     heartbeat_interval_secs: float = 2.0
+    #: the heartbeat's key (the Procfile's process name): two releases of the worker run beside
+    #: each other under two names during a deploy
+    process_name: str = "worker"
 
 
 @dataclass
@@ -124,11 +127,15 @@ class WorkerRuntime:
             result = run_rebuild(self.config.log_path, self.config.projections_dir,
                                  version=version, workers=self.config.projector.rebuild_workers,
                                  batch_events=self.config.projector.rebuild_batch_events,
-                                 map_size=self.config.projector.map_size, emit_diff=True)
+                                 map_size=self.config.projector.map_size, emit_diff=True,
+                                 diff_max=self.config.projector.diff_max)
             log.info("rebuild done", extra=result.as_dict())
         except VersionStateError as e:  # a newer version is active: nothing to retry
             log.warning("rebuild task settled without effect", extra={"version": version,
                                                                      "reason": str(e)})
+        except StoreBusy as e:  # an operator's `fleet replay` (or another worker) builds it now
+            log.info("rebuild already running elsewhere; the projector asks again later", extra={
+                "version": version, "reason": str(e)})
         except FleetError as e:
             self.projector.stats.rebuild_error = str(e)
             log.error("rebuild failed", extra={"version": version, "error": str(e)})
@@ -176,7 +183,8 @@ class WorkerRuntime:
             self._publisher_stop = asyncio.Event()
             self._publisher_task = asyncio.create_task(self.publisher.run(self._publisher_stop),
                                                        name="change-publisher")
-        self._heartbeat = Heartbeat(self._nc.jetstream(), "worker", self.health, self._metrics,
+        self._heartbeat = Heartbeat(self._nc.jetstream(), self.config.process_name, self.health,
+                                    self._metrics,
                                     interval_secs=self.config.heartbeat_interval_secs)
         self._heartbeat.start()
 
