@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from events.log import EventLog
-from projections.changes.outbox import append_rebuilt
+from projections.changes.outbox import OutboxReader, append_rebuilt
 from projections.errors import VersionDamaged, VersionStateError
 from projections.fold.applier import Applier, plan_rows
 from projections.fold.pipeline import default_workers, open_scan_log, planned_chunks
@@ -46,6 +46,7 @@ from projections.store.lock import WriterLock
 from projections.versions import transition
 from projections.versions.catalog import BUILDING, Versions, read_meta
 from projections.versions.digest import digest
+from projections.versions.lanes import read_watermark
 
 __all__ = ["REBUILD_BATCH_EVENTS", "RebuildProgress", "RebuildResult", "rebuild"]
 
@@ -54,6 +55,10 @@ log = logging.getLogger(__name__)
 #: Events per bulk-load transaction. At 1M events, 10k keeps the rebuild's
 #: peak RSS at 440 MB; 20k is ~25% faster at ~540 MB (BENCHMARKS.md).
 REBUILD_BATCH_EVENTS = 10_000
+#: how long a rebuild waits for the version's writer lock: a projector that was writing the
+#: version (until a rollback a moment ago) lets go on its next step; a rebuild running
+#: elsewhere holds it for longer, and this one then stops with StoreBusy naming it
+LOCK_WAIT_SECS = 10.0
 
 
 @dataclass(frozen=True)
@@ -153,24 +158,33 @@ def rebuild(
             " bump the projection VERSION to rebuild, or roll back first"
         )
     path = versions.path(version)
-    published_before = None
-    if from_scratch and path.exists():
-        meta = read_meta(path)
-        # An incarnation that was ever promoted may have published message ids: the new one
-        # must not reuse them (its publisher shifts its sequence past the stream's).
-        if meta.get("promoted_at") or meta.get("reincarnation_of"):
-            published_before = f"v{version} replayed from scratch at {int(time.time())}"
-        with WriterLock(path, what=f"{name} v{version}"):
-            shutil.rmtree(path)
-    versions.create(version)
-    if published_before is not None:
-        versions.mark_reincarnation(version, published_before)
-    if versions.info(version).state != BUILDING:
-        versions.mark_building(version)
+    what = f"{name} v{version}"
     event_log = open_scan_log(log_path)  # before the lock: a missing log must not leave it held
     try:
-        lock = WriterLock(path, what=f"{name} v{version}").acquire()
+        # Held from before the wipe of a build from scratch until the end: a worker of the same
+        # code never sees the version missing (and builds it itself) in between.
+        lock = WriterLock(path, what=what).acquire(wait_secs=LOCK_WAIT_SECS)
     except BaseException:
+        event_log.close()
+        raise
+    try:
+        if from_scratch:
+            meta = read_meta(path)
+            # An incarnation that was ever promoted may have published message ids: the new one
+            # must not reuse them (its publisher shifts its sequence past the stream's).
+            published = bool(meta.get("promoted_at") or meta.get("reincarnation_of"))
+            if published:
+                _wait_published(path, what)
+            _wipe(path, keep=lock.path.name)
+            versions.create(version)
+            if published:
+                versions.mark_reincarnation(
+                    version, f"v{version} replayed from scratch at {int(time.time())}")
+        versions.create(version)
+        if versions.info(version).state != BUILDING:
+            versions.mark_building(version)
+    except BaseException:
+        lock.release()
         event_log.close()
         raise
     try:
@@ -200,6 +214,42 @@ def rebuild(
         event_log.close()
         store.close()
         lock.release()
+
+
+def _wipe(path: Path, *, keep: str) -> None:
+    """Delete everything in a version's folder but the writer lock the caller holds.
+
+    Files are unlinked in place: a process that still holds one open (the
+    publisher's watermark, a reader's environment) keeps its own copy, and
+    the folder never disappears, so nobody takes the version for missing.
+    """
+    for entry in path.iterdir():
+        if entry.name == keep:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _wait_published(path: Path, what: str, wait_secs: float = 3 * LOCK_WAIT_SECS) -> None:
+    """Wait until the change publisher has sent the version's whole outbox (a promoted version
+    is wiped only then: subscribers' copies of it must be complete for the next diff)."""
+    deadline = time.monotonic() + wait_secs
+    while True:
+        reader = OutboxReader(path)
+        try:
+            left = reader.head() - read_watermark(path)
+        finally:
+            reader.close()
+        if left <= 0:
+            return
+        if time.monotonic() >= deadline:
+            raise VersionStateError(
+                f"{what} still has {left} changes the change publisher has not sent; wiping it now"
+                " would cut them from subscribers' feed - start the fleet's worker (or `fleet changes"
+                " publish --until-drained`) and run this again once they are out")
+        time.sleep(0.2)
 
 
 def _run(versions: Versions, version: int, active: int | None, store: GraphStore,
