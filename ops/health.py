@@ -121,6 +121,9 @@ def assess(
             detail += f", rolled back: {beat.details['rolled_back']}"
         if beat.details.get("outdated"):
             detail += f", outdated: {beat.details['outdated']}"
+        changes = beat.details.get("changes")
+        if isinstance(changes, dict) and changes.get("standby"):
+            detail += ", change feed on standby (another process publishes it)"
         if beat.details.get("gone"):
             detail += (f", {beat.details['gone']} stream messages were gone before it read them"
                        " (stream limits or deletes)")

@@ -386,3 +386,30 @@ def test_the_example_copy_stays_exact_across_promotion_and_rollback(settings, tm
     copy = load_example().GraphCopy(db)
     assert copy.graph() == projection_graph(s, V) and copy.position()[0] == V
     copy.close()
+
+
+def test_one_process_publishes_a_projection_and_another_stands_by(settings):
+    """Two workers during a deploy: the second publisher stands by (health says so, it is
+    never 'drained') and takes over, from the watermark, once the first one stops."""
+    s, _ = projected(settings, 300)
+
+    async def go():
+        nc = await connect(s.nats_url, name="t")
+        first, second = change_publisher(nc, s), change_publisher(nc, s)
+        try:
+            assert await first.publish_pending() > 0
+            assert await second.publish_pending() == 0
+            assert "pid" in second.health()[1]["standby"] and not second.drained
+            await first.close()
+            await asyncio.to_thread(append_events, s, workload(400, start=300))
+            await asyncio.to_thread(project, s)
+            assert await second.publish_pending() > 0 and second.standby is None
+        finally:
+            await second.close()
+        messages = await read_stream(nc, s)
+        await nc.close()
+        return messages
+
+    messages = asyncio.run(go())
+    seqs = [c["seq"] for _, _, c in messages]
+    assert seqs == list(range(1, len(seqs) + 1))  # no change twice, none skipped

@@ -33,6 +33,7 @@ def _run(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         ({"FLEET_WORKER_THREADS": "١٢"}, ["FLEET_WORKER_THREADS", "١٢"]),
         ({"FLEET_MAX_BODY_BYTES": "-1"}, ["FLEET_MAX_BODY_BYTES", "-1"]),
         ({"FLEET_READY_MAX_LAG": "-1"}, ["FLEET_READY_MAX_LAG", "-1"]),
+        ({"FLEET_CHANGES_DIFF_MAX": "-3"}, ["FLEET_CHANGES_DIFF_MAX", "-3", "resync"]),
     ],
 )
 def test_bad_configuration_exits_2_naming_the_variable(tmp_path, env, names):
@@ -60,3 +61,11 @@ def test_a_log_position_past_sqlite_integers_is_a_usage_error(tmp_path):
     assert "99999999999999999999999" in result.stderr and "Traceback" not in result.stderr, result.stderr
     missing = _run(tmp_path, "log", "show", "12")
     assert missing.returncode == 1 and "no event" in missing.stderr, missing.stderr
+
+
+@pytest.mark.parametrize("name", ["worker next", "a.b", "", "x" * 65])
+def test_a_worker_name_that_cannot_be_a_heartbeat_key_is_a_usage_error(tmp_path, name):
+    """`fleet worker --name` becomes a key in the heartbeat bucket: refused before anything starts."""
+    result = _run(tmp_path, "worker", "--name", name)
+    assert result.returncode == 2 and "is not a process name" in result.stderr
+    assert "Traceback" not in result.stderr

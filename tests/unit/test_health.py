@@ -93,3 +93,14 @@ def test_projection_states_from_the_worker_heartbeat():
     assert states["projection graph v3"] == "rebuilding"
     assert states["projection other v1"] == "never started"
     assert states["projection fresh"] == "ok"  # an empty log: nothing to project yet
+
+
+def test_a_second_release_beside_the_first_shows_under_its_own_name():
+    """During a deploy `worker-next` reports beside `worker` (not expected, still listed); its
+    change feed on standby is a note, not a problem."""
+    report, states = judge({"ingest": beat(), "worker": beat(),
+                            "worker-next": beat("rebuilding", changes={"standby": "pid 7 publishes"})},
+                           expected=("ingest", "worker"))
+    line = next(c for c in report.components if c.name == "worker-next")
+    assert states["worker-next"] == "rebuilding" and report.ok
+    assert "change feed on standby" in line.detail
