@@ -101,7 +101,8 @@ class GraphCopy:
 
     def __init__(self, path: str | Path, projection: str = "graph") -> None:
         self.projection = projection
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # One thread at a time, but not always the same: an export loads off the event loop.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.executescript(SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(position)")}

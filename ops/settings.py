@@ -46,7 +46,7 @@ class Settings:
     changes_max_bytes: int = -1  # FLEET_CHANGES_MAX_BYTES, -1 = unlimited
     changes_batch_max: int = 1_000  # FLEET_CHANGES_BATCH_MAX: changes per publish round
     changes_poll_interval_ms: int = 100  # FLEET_CHANGES_POLL_INTERVAL_MS (notify wakes it sooner)
-    #: FLEET_CHANGES_DIFF_MAX: a version change with more differences says `resync` instead (0: always)
+    #: FLEET_CHANGES_DIFF_MAX: a version change with more differences says `resync` instead (0: no diff)
     changes_diff_max: int = 250_000
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # FLEET_MAX_EVENT_BYTES
     ingest_durable: str = "ingest"  # FLEET_INGEST_DURABLE
@@ -267,8 +267,8 @@ def _validate(s: Settings) -> None:
                               f" {_var(name)}={getattr(s, name)}: JetStream refuses a duplicate window"
                               " longer than the stream keeps messages - shorten the window")
     if s.changes_diff_max < 0:
-        raise ConfigError(f"FLEET_CHANGES_DIFF_MAX={s.changes_diff_max} must be 0 (always tell"
-                          " subscribers to resync) or more (the largest diff sent at a version change)")
+        raise ConfigError(f"FLEET_CHANGES_DIFF_MAX={s.changes_diff_max} must be 0 (never send a"
+                          " diff: subscribers resync) or more (the largest diff sent at a version change)")
     if s.ready_max_lag < 0:
         raise ConfigError(f"FLEET_READY_MAX_LAG={s.ready_max_lag} must be 0 or more (events a"
                           " projection may lag behind the log before /readyz fails)")

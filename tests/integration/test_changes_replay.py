@@ -23,6 +23,7 @@ from tests.support.changes import (
     workload,
 )
 from tests.support.cli import fleet_cmd
+from tests.support.paths import ROOT
 from workers.natsio.client import connect
 
 pytestmark = pytest.mark.slow
@@ -94,3 +95,73 @@ def test_replay_with_emit_diff_turns_a_subscribers_copy_into_the_new_version(set
     assert position[:2] == (NEXT, diff["last_seq"] + 1)
     assert (nodes, edges) == projection_graph(s, NEXT)
 
+
+
+def test_the_example_starts_from_the_export_and_resyncs_when_told(settings, tmp_path):
+    """With --api-url an empty copy loads GET /graph/export and follows on; a version change
+    whose diff is above FLEET_CHANGES_DIFF_MAX says resync, and the copy loads the new export."""
+    import urllib.request
+
+    from ops.embedded import free_port
+    from projections.store.graph import GraphStore
+    from projections.versions.digest import digest
+    from tests.support.changes import example_cmd, project, publish_and_read
+    from tests.support.wait import wait_until
+
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(600))
+    project(s)
+    publish_and_read(s)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    api = subprocess.Popen(fleet_cmd("api"), env=graph_env(s, FLEET_API_PORT=str(port)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = tmp_path / "copy.sqlite"
+
+    def up() -> bool:
+        try:
+            return urllib.request.urlopen(base + "/graph/counts", timeout=2).status == 200
+        except OSError:
+            return False
+
+    def follow() -> str:
+        result = subprocess.run(example_cmd(s, db, "--api-url", base, "--until-idle", "0.5"),
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stderr
+
+    def digest_of(version: int) -> str:
+        with GraphStore(s.projections_dir / "graph" / f"v{version}") as store:
+            return digest(store).hexdigest
+
+    try:
+        asyncio.run(wait_until(up, timeout_secs=30, interval_secs=0.2, message="api not up"))
+        log = follow()
+        assert "loaded the export of v2" in log.replace(f"v{V}", "v2") and "0 resyncs" in log
+        append_events(s, workload(300, start=600))
+        project(s)
+        publish_and_read(s)
+        log = follow()
+        example = load_example()
+        copy = example.GraphCopy(db)
+        assert copy.position()[0] == V and copy.digest() == digest_of(V)
+        copy.close()
+
+        # The next release (label names upper-cased) with a bound its diff is above.
+        env = graph_env(s, FLEET_CHANGES_DIFF_MAX="5",
+                        PYTHONPATH=str(ROOT / "tests" / "support" / "next_release"))
+        replay = subprocess.run(fleet_cmd("replay", "graph", "--json"), env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert replay.returncode == 0, replay.stderr[-3000:]
+        diff = json.loads(replay.stdout)["diff"]
+        assert diff["resync"] and diff["resync_changes"] == 6 and diff["changes"] == 0
+        publish_and_read(s)
+        log = follow()
+        assert "resync: " in log and "1 resyncs" in log, log[-3000:]
+        copy = example.GraphCopy(db)
+        assert copy.position()[0] == NEXT and copy.digest() == digest_of(NEXT)
+        copy.close()
+    finally:
+        api.terminate()
+        api.wait(timeout=20)
