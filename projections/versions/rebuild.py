@@ -147,16 +147,7 @@ def rebuild(
     (:func:`projections.versions.transition.emit_diff`).
     """
     versions = Versions(projections_dir, name)
-    active = versions.active()
-    if active is not None and active > version:
-        raise VersionStateError(
-            f"{name} v{active} is active and newer than v{version} - a rebuild never replaces a"
-            f" newer version (a stale request?); `fleet rollback {name}` is the operator's way back")
-    if active == version:
-        raise VersionStateError(
-            f"{name} v{version} is already active - the projector keeps it current;"
-            " bump the projection VERSION to rebuild, or roll back first"
-        )
+    _check_buildable(versions, version)
     path = versions.path(version)
     what = f"{name} v{version}"
     event_log = open_scan_log(log_path)  # before the lock: a missing log must not leave it held
@@ -168,6 +159,9 @@ def rebuild(
         event_log.close()
         raise
     try:
+        # Again under the lock: a rebuild that waited for it (a duplicate task) finds the version
+        # promoted by the one it waited for, and must not write the live version.
+        active = _check_buildable(versions, version)
         if from_scratch:
             meta = read_meta(path)
             # An incarnation that was ever promoted may have published message ids: the new one
@@ -214,6 +208,21 @@ def rebuild(
         event_log.close()
         store.close()
         lock.release()
+
+
+def _check_buildable(versions: Versions, version: int) -> int | None:
+    """The active version, unless it forbids building ``version`` (VersionStateError)."""
+    name, active = versions.name, versions.active()
+    if active is not None and active > version:
+        raise VersionStateError(
+            f"{name} v{active} is active and newer than v{version} - a rebuild never replaces a"
+            f" newer version (a stale request?); `fleet rollback {name}` is the operator's way back")
+    if active == version:
+        raise VersionStateError(
+            f"{name} v{version} is already active - the projector keeps it current;"
+            " bump the projection VERSION to rebuild, or roll back first"
+        )
+    return active
 
 
 def _wipe(path: Path, *, keep: str) -> None:

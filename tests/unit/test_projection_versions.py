@@ -258,3 +258,32 @@ def test_after_a_rollback_health_names_the_active_version_and_why_it_stands_stil
     assert [p["version"] for p in details["projections"]] == [V]
     assert f"active v{V} is older than this code's v{V + 1}" in details["rolled_back"]
     runtime.projector.close()
+
+
+def test_a_rebuild_that_waited_for_the_lock_finds_the_version_promoted_and_leaves_it(log_path, tmp_path):
+    """Two rebuild tasks for one version (a redelivery): the one that waited for the writer lock
+    must not go on writing the version the other has just promoted."""
+    import threading
+    import time
+
+    proj = tmp_path / "proj"
+    rebuild(log_path, proj, workers=0, promote=False)
+    versions = Versions(proj)
+    lock = WriterLock(versions.path(V)).acquire()
+    outcome: list[BaseException | None] = []
+
+    def second() -> None:
+        try:
+            rebuild(log_path, proj, workers=0)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            outcome.append(e)
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    time.sleep(0.5)  # the second task has checked the pointer and waits for the lock
+    versions.promote(V)  # what the first task did meanwhile
+    lock.release()
+    waiter.join(timeout=30)
+    assert isinstance(outcome[0], VersionStateError) and "already active" in str(outcome[0])
+    assert versions.info(V).state == "active"
