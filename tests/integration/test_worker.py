@@ -62,8 +62,9 @@ def test_worker_builds_applies_and_publishes_from_a_live_stream(settings):
             return code, {c["name"]: c["state"] for c in report["components"]}
 
         def states_once_healthy() -> dict[str, str] | None:
+            # A heartbeat from before the promotion may still say `rebuilding` (healthy too).
             code, states = health_states()
-            return states if code == 0 else None
+            return states if code == 0 and states.get("worker") == "ok" else None
 
         states = asyncio.run(wait_until(states_once_healthy, timeout_secs=30, interval_secs=0.5,
                                         message=lambda: health_states()[1]))
