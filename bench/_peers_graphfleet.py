@@ -96,10 +96,12 @@ def live_apply(settings: Settings, *, batch: int) -> tuple[float, int]:
     return stats.applied / secs, stats.applied
 
 
-def run_rebuild(settings: Settings, projections_dir: Path, *, batch: int) -> tuple[float, float, int]:
+def run_rebuild(settings: Settings, projections_dir: Path, *, budget_mb: int
+                ) -> tuple[float, float, int]:
     """Rebuild from position 0 into ``projections_dir``; (events/s wall, bulk events/s, events)."""
     started = time.perf_counter()
-    result = rebuild(settings.log_path, projections_dir, batch_events=batch, with_digest=False)
+    result = rebuild(settings.log_path, projections_dir, budget_bytes=budget_mb << 20,
+                     with_digest=False)
     secs = time.perf_counter() - started
     return result.events / secs, result.bulk_events_per_sec, result.events
 

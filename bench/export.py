@@ -40,7 +40,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
     try:
         build_log(tmp / "log.db", args.events)
-        built = rebuild(tmp / "log.db", tmp / "projections", workers=0, with_digest=False)
+        built = rebuild(tmp / "log.db", tmp / "projections", with_digest=False)
         versions = Versions(tmp / "projections")
         digests, exports = [], []
         with GraphStore(versions.path(built.version)) as store:

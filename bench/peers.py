@@ -99,7 +99,7 @@ def run_graphfleet(events: list, tmp: Path, args) -> dict:
     out["live"] = rate
 
     rebuild_dir = tmp / "gf" / "rebuild"
-    rate, bulk_rate, rebuilt = gf.run_rebuild(settings, rebuild_dir, batch=args.rebuild_batch)
+    rate, bulk_rate, rebuilt = gf.run_rebuild(settings, rebuild_dir, budget_mb=args.fold_budget_mb)
     figure("graphfleet_rebuild_rate", rate, "events/s")
     figure("graphfleet_rebuild_bulk_rate", bulk_rate, "events/s")
     out["rebuild"] = rate
@@ -296,7 +296,8 @@ def main() -> None:
     parser.add_argument("--ingest-batch", type=int, default=20_000)
     parser.add_argument("--live-batch", type=int, default=10_000,
                         help="projector batch (ProjectorConfig.batch_max default)")
-    parser.add_argument("--rebuild-batch", type=int, default=50_000)
+    parser.add_argument("--fold-budget-mb", type=int, default=1024,
+                        help="the rebuild's fold memory budget (FLEET_FOLD_BUDGET_MB)")
     parser.add_argument("--es-batch", type=int, default=1000,
                         help="canonical events per eventsourcing app.save()")
     parser.add_argument("--es-per-event-max", type=int, default=100_000,

@@ -9,7 +9,7 @@ peak RSS is that phase's own:
 * the log's scan + decode rate (the ceiling any replay works under);
 * a full rebuild (bulk phase events/s, total seconds incl. digest and promotion);
 * live apply (the projector's path: precise, outbox records) events/s;
-* peak RSS of the rebuild (main process and planner processes).
+* peak RSS of the rebuild (its process, and any children it started).
 
 Prints one ``name: value unit`` line per figure (medians over ``--runs``,
 with the range when there are several), the load average before and after,
@@ -32,7 +32,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from projections.versions.rebuild import REBUILD_BATCH_EVENTS  # noqa: E402 - after the path set-up
 
 
 def build_log(log_path: Path, n: int) -> float:
@@ -78,15 +77,15 @@ def phase_scan(log_path: Path) -> dict:
     return {"events_per_sec": n / (time.perf_counter() - started)}
 
 
-def phase_rebuild(log_path: Path, proj: Path, workers: int | None, batch: int) -> dict:
+def phase_rebuild(log_path: Path, proj: Path, budget_mb: int) -> dict:
     from projections.versions.rebuild import rebuild
 
     shutil.rmtree(proj, ignore_errors=True)
-    result = rebuild(log_path, proj, workers=workers, batch_events=batch)
+    result = rebuild(log_path, proj, budget_bytes=budget_mb << 20)
     own, children = _rss_mb()
     size = (proj / "graph" / f"v{result.version}" / "data.mdb").stat().st_size
     return {"bulk_events_per_sec": result.bulk_events_per_sec, "total_secs": result.total_secs,
-            "rss_main_mb": own, "rss_planner_mb": children, "db_mb": size / 1e6}
+            "rss_main_mb": own, "rss_children_mb": children, "db_mb": size / 1e6}
 
 
 def phase_live(log_path: Path, proj: Path, batch: int, limit: int) -> dict:
@@ -118,9 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=None, help="planner processes (default: auto)")
-    parser.add_argument("--batch", type=int, default=REBUILD_BATCH_EVENTS,
-                        help="events per bulk transaction")
+    parser.add_argument("--budget-mb", type=int, default=1024,
+                        help="the fold's memory budget (FLEET_FOLD_BUDGET_MB)")
     parser.add_argument("--live-batch", type=int, default=10_000)
     parser.add_argument("--live-events", type=int, default=200_000,
                         help="apply at most this many events in the live phase")
@@ -134,7 +132,7 @@ def main() -> None:
         if args.phase == "scan":
             result = phase_scan(log_path)
         elif args.phase == "rebuild":
-            result = phase_rebuild(log_path, proj, args.workers, args.batch)
+            result = phase_rebuild(log_path, proj, args.budget_mb)
         else:
             result = phase_live(log_path, proj, args.live_batch, args.live_events)
         print(json.dumps(result))
@@ -146,9 +144,8 @@ def main() -> None:
         log_path, proj = tmp / "log.db", tmp / "projections"
         build_secs = build_log(log_path, args.events)
         common = ["--log", str(log_path), "--proj", str(proj)]
-        workers = ["--workers", str(args.workers)] if args.workers is not None else []
         scans = [_child("scan", *common) for _ in range(args.runs)]
-        rebuilds = [_child("rebuild", *common, *workers, "--batch", str(args.batch))
+        rebuilds = [_child("rebuild", *common, "--budget-mb", str(args.budget_mb))
                     for _ in range(args.runs)]
         lives = [_child("live", *common, "--live-batch", str(args.live_batch),
                         "--live-events", str(args.live_events)) for _ in range(args.runs)]
@@ -166,7 +163,7 @@ def main() -> None:
         print(f"rebuild bulk: {med(rebuilds, 'bulk_events_per_sec', ',.0f')} events/s")
         print(f"rebuild total: {med(rebuilds, 'total_secs', '.2f')} s")
         print(f"rebuild peak RSS main: {med(rebuilds, 'rss_main_mb', '.0f')} MB")
-        print(f"rebuild peak RSS planner: {med(rebuilds, 'rss_planner_mb', '.0f')} MB")
+        print(f"rebuild peak RSS children: {med(rebuilds, 'rss_children_mb', '.0f')} MB")
         print(f"projection size: {med(rebuilds, 'db_mb', '.0f')} MB")
         print(f"live apply: {med(lives, 'events_per_sec', ',.0f')} events/s")
         print(f"live apply peak RSS: {med(lives, 'rss_mb', '.0f')} MB")

@@ -60,6 +60,7 @@ class Settings:
     projector_batch_max: int = 10_000  # FLEET_PROJECTOR_BATCH_MAX: log entries per LMDB txn
     projector_poll_ms: int = 200  # FLEET_PROJECTOR_POLL_MS: polling beside notifications
     projection_sync_ms: int = 1000  # FLEET_PROJECTION_SYNC_MS: projector fsync interval, 0 = every commit
+    fold_budget_mb: int = 1024  # FLEET_FOLD_BUDGET_MB: a rebuild's in-memory state before it writes
     gitlab_token: str | None = None  # FLEET_GITLAB_TOKEN
     github_secret: str | None = None  # FLEET_GITHUB_SECRET
     api_host: str = "127.0.0.1"  # FLEET_API_HOST
@@ -220,12 +221,14 @@ _MAXIMA = {
     "stream_max_bytes": (2**62, "no disk holds that much"),
     "changes_max_bytes": (2**62, "no disk holds that much"),
     "changes_diff_max": (2**62, "no graph has that many differences"),
+    "fold_budget_mb": (1 << 20, "a terabyte of memory"),
 }
 
 _POSITIVE = ("max_event_bytes", "ingest_batch_max", "dedup_window_secs", "ingest_ack_wait_secs",
              "heartbeat_interval_secs", "heartbeat_stale_secs", "stuck_after_secs",
              "changes_batch_max", "changes_poll_interval_ms", "worker_threads", "projector_batch_max",
-             "projector_poll_ms", "ingest_inflight_bytes", "max_body_bytes", "startup_timeout_secs")
+             "projector_poll_ms", "ingest_inflight_bytes", "max_body_bytes", "startup_timeout_secs",
+             "fold_budget_mb")
 
 #: JetStream stream and consumer names: no '.', '*', '>', whitespace or path separators.
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -3,8 +3,8 @@
 * :mod:`.read` - the reader, snapshots, results, traversal, saved questions, export;
 * :mod:`.versions` - the catalog (the one owner of ``ACTIVE``), following the
   pointer, rebuild, digest, the change publisher's lanes and the diff on promotion;
-* :mod:`.fold` - the pure apply step, the overlay, the applier (batches,
-  exactly once, poison policy) and the planner pipeline;
+* :mod:`.fold` - the pure apply step, the overlay and the applier (live
+  batches, exactly once, poison policy), and the fold engine (rebuilds);
 * :mod:`.changes` - the outbox (written with the graph change), the version
   diff and the downstream contract;
 * :mod:`.store` - the only code that opens LMDB: environments, the graph

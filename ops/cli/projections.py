@@ -15,13 +15,12 @@ import click
 from events.errors import NotFound, TransientError
 from events.log import EventLog
 from projections.errors import NoActiveVersion, VersionDamaged
-from projections.fold.pipeline import default_workers
 from projections.model.ontology import NAME, VERSION
 from projections.store.env import defer_sync
 from projections.store.graph import CHECKPOINT, OUTBOX_SEQ, POISON_COUNT, GraphStore
 from projections.versions.catalog import Versions, parse_version
 from projections.versions.digest import digest
-from projections.versions.rebuild import REBUILD_BATCH_EVENTS, RebuildProgress
+from projections.versions.rebuild import RebuildProgress
 from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
 from workers.projector.loop import Projector, ProjectorConfig
 from workers.projector.telemetry import run_rebuild
@@ -56,19 +55,21 @@ def _bar(p: RebuildProgress) -> str:
     width = 30
     filled = int(width * min(pct, 100) / 100)
     eta = f"{p.eta_secs:5.0f}s" if p.eta_secs is not None else "    -"
+    memory = (f"  mem {p.state_bytes / 2**20:,.0f}/{p.budget_bytes / 2**20:,.0f} MB"
+              if p.budget_bytes else "")
     return (f"\r{NAME} v{p.version} {p.phase:<8} [{'#' * filled}{'.' * (width - filled)}]"
-            f" {p.position:>10}/{p.target} {pct:5.1f}%  {p.events_per_sec:>9,.0f} ev/s  ETA {eta}")
+            f" {p.position:>10}/{p.target} {pct:5.1f}%  {p.events_per_sec:>9,.0f} ev/s  ETA {eta}"
+            f"{memory}")
 
 
 @click.command("replay")
 @projection_arg
 @click.option("--from-scratch", is_flag=True,
               help="Discard a partly built version and start again from position 0.")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help=f"Planner processes (0 = plan in-process) [default {default_workers()}].")
-@click.option("--batch", "batch_events", type=click.IntRange(min=100), default=REBUILD_BATCH_EVENTS,
-              show_default=True,
-              help="Events per bulk-load transaction (20000: ~25% faster, ~100 MB more memory at 1M events).")
+@click.option("--budget-mb", type=click.IntRange(16, 1 << 20), default=None,
+              help="Memory for the fold's in-memory state before it writes a segment"
+                   " [FLEET_FOLD_BUDGET_MB, default 1024]; peak RSS is about this plus what a"
+                   " segment's write takes.")
 @click.option("--no-promote", is_flag=True, help="Build and catch up, but leave ACTIVE alone.")
 @click.option("--check", is_flag=True,
               help="Rebuild the active version beside it (live fleet welcome) and compare digests at"
@@ -82,8 +83,8 @@ def _bar(p: RebuildProgress) -> str:
                    " subscribers are told to resync from the export).")
 @json_option
 @click.pass_obj
-def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers: int | None,
-               batch_events: int, no_promote: bool, check: bool, strict: bool, emit_diff: bool,
+def replay_cmd(settings: Settings, projection: str, from_scratch: bool, budget_mb: int | None,
+               no_promote: bool, check: bool, strict: bool, emit_diff: bool,
                as_json: bool) -> None:
     """Build the code's version of PROJECTION from log position 0, then promote it.
 
@@ -99,6 +100,7 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
       fleet replay graph --check          # is the live version what its code builds?
     """
     _require_log(settings)
+    budget_bytes = (budget_mb or settings.fold_budget_mb) << 20
     interactive = sys.stderr.isatty() and not as_json
     last = [0.0]
 
@@ -111,7 +113,7 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
         from projections.versions.check import check_active
 
         checked = check_active(settings.log_path, settings.projections_dir, name=projection,
-                               workers=workers, progress=progress)
+                               budget_bytes=budget_bytes, progress=progress)
         if interactive:
             click.echo("", err=True)
         if as_json:
@@ -125,7 +127,7 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, workers:
             sys.exit(EXIT_PROBLEM)
         return
     result = run_rebuild(settings.log_path, settings.projections_dir, from_scratch=from_scratch,
-                         workers=workers, batch_events=batch_events, promote=not no_promote,
+                         budget_bytes=budget_bytes, promote=not no_promote,
                          strict=strict, emit_diff=True,
                          diff_max=settings.changes_diff_max if emit_diff else 0, progress=progress)
     if interactive:
@@ -341,7 +343,8 @@ def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int | None
         _require_log(settings)
     config = ProjectorConfig(batch_max=batch_max or settings.projector_batch_max,
                              poll_interval_ms=poll_ms or settings.projector_poll_ms,
-                             auto_rebuild=not no_rebuild, diff_max=settings.changes_diff_max)
+                             auto_rebuild=not no_rebuild, diff_max=settings.changes_diff_max,
+                             rebuild_budget_bytes=settings.fold_budget_mb << 20)
     defer_sync(settings.projection_sync_ms / 1000)
     projector = Projector(settings.log_path, settings.projections_dir, config)
 

@@ -137,7 +137,7 @@ class Applier:
     ``precise`` and ``outbox`` go together for an active version (change
     records are exact and written); ``strict`` stops at the first poison.
     ``describe(position)`` names the event at a position for poison raised
-    while applying (the planner names the ones it catches itself).
+    while applying (``plan_rows`` names the ones it catches itself).
     """
 
     def __init__(self, store: GraphStore, *, precise: bool, strict: bool, outbox: bool,

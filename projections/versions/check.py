@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from projections.errors import NoActiveVersion, VersionStateError
+from projections.fold.engine import DEFAULT_BUDGET_BYTES
 from projections.model.ontology import NAME, VERSION
 from projections.store.graph import GraphStore
 from projections.versions.catalog import Versions
@@ -48,7 +49,7 @@ class CheckResult:
 
 
 def check_active(log_path: str | Path, projections_dir: str | Path, *, name: str = NAME,
-                 version: int = VERSION, workers: int | None = None,
+                 version: int = VERSION, budget_bytes: int = DEFAULT_BUDGET_BYTES,
                  progress: Callable[[RebuildProgress], None] | None = None,
                  scratch_dir: str | Path | None = None) -> CheckResult:
     """Rebuild the active version beside it, without promoting, and compare digests."""
@@ -68,7 +69,7 @@ def check_active(log_path: str | Path, projections_dir: str | Path, *, name: str
         with GraphStore(scratch / "live") as copy:
             position, live_digest = copy.checkpoint(), digest(copy).hexdigest
         fresh = rebuild(log_path, scratch / "fresh", name=name, version=version, promote=False,
-                        workers=workers, progress=progress, until=position)
+                        budget_bytes=budget_bytes, progress=progress, until=position)
         if fresh.digest is None or fresh.position != position:
             raise VersionStateError(f"the fresh build of {name} v{version} stopped at position"
                                     f" {fresh.position}, not {position}: the log is shorter than the live version")

@@ -1,24 +1,21 @@
 """Rebuild a projection version from log position 0 beside the active one.
 
-Phases, each resumable because every batch commits with its checkpoint:
+Phases, each resumable because every segment commits with its checkpoint:
 
-1. **bulk**: positions ``checkpoint+1 .. head-at-start`` in large batches
-   (``batch_events``, default 20k; a batch's LMDB dirty pages and objects
-   are most of the peak RSS: at a million events 10k-event batches peaked
-   at 440 MB against 520 MB, and ran about 20 % slower). Planner processes
-   read, decode and run the pure apply step ahead of the store
-   (:mod:`projections.fold.pipeline`); the store applies each batch in an overlay without
-   read-before-write where the result cannot depend on it, sorts every
-   table's writes and puts them with one ``putmulti`` per table, appending
-   past the table's last key (new nodes have increasing ids, so most of a
-   rebuild's node and adjacency writes are appends). No outbox records
-   (DESIGN invariant 8); poison stops the rebuild, naming the position and
-   event.
-2. **catch-up**: batches read and planned in-process until the version
-   reaches the log head.
+1. **bulk**: positions ``checkpoint+1 .. head-at-start`` through the fold
+   engine (:mod:`projections.fold.engine`): direct handlers fold decoded
+   events into compact in-memory state until the memory budget
+   (``budget_bytes``, ``FLEET_FOLD_BUDGET_MB``), then every table's writes go
+   sorted, appended past each table's last key, with the checkpoint in one
+   transaction, and the next segment goes on; state from earlier segments
+   is read once per key per segment. No outbox records (DESIGN invariant
+   8); poison is recorded and skipped as live apply does (``strict`` stops).
+2. **catch-up**: the same fold, to the head as it moves, until the version
+   reaches it.
 3. **promote**: one ``rebuilt`` outbox record, then the ACTIVE pointer
-   switch. Readers of the old version never notice; the projector switches
-   to the new version on its next iteration.
+   switch, then (``emit_diff``) the diff and ``synced``. Readers of the old
+   version never notice; the projector switches to the new version on its
+   next iteration.
 
 Kill the process at any point and run it again: it resumes from the
 version's own checkpoint (``resumed_from`` in the result says where).
@@ -37,8 +34,7 @@ from typing import Callable
 from events.log import EventLog
 from projections.changes.outbox import OutboxReader, append_rebuilt
 from projections.errors import VersionDamaged, VersionStateError
-from projections.fold.applier import Applier, plan_rows
-from projections.fold.pipeline import default_workers, open_scan_log, planned_chunks
+from projections.fold.engine import DEFAULT_BUDGET_BYTES, FoldProgress, fold_log
 from projections.model.ontology import NAME, VERSION
 from projections.store.env import DEFAULT_MAP_SIZE
 from projections.store.graph import GraphStore
@@ -48,13 +44,10 @@ from projections.versions.catalog import BUILDING, Versions, read_meta
 from projections.versions.digest import digest
 from projections.versions.lanes import read_watermark
 
-__all__ = ["REBUILD_BATCH_EVENTS", "RebuildProgress", "RebuildResult", "rebuild"]
+__all__ = ["RebuildProgress", "RebuildResult", "rebuild"]
 
 log = logging.getLogger(__name__)
 
-#: Events per bulk-load transaction. At 1M events, 10k keeps the rebuild's
-#: peak RSS at 440 MB; 20k is ~25% faster at ~540 MB (BENCHMARKS.md).
-REBUILD_BATCH_EVENTS = 10_000
 #: how long a rebuild waits for the version's writer lock: a projector that was writing the
 #: version (until a rollback a moment ago) lets go on its next step; a rebuild running
 #: elsewhere holds it for longer, and this one then stops with StoreBusy naming it
@@ -73,6 +66,9 @@ class RebuildProgress:
     events_per_sec: float
     eta_secs: float | None
     elapsed_secs: float
+    #: the fold's in-memory state when its last segment was written, and its budget
+    state_bytes: int = 0
+    budget_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,14 +102,6 @@ class RebuildResult:
         return asdict(self) | {"bulk_events_per_sec": round(self.bulk_events_per_sec)}
 
 
-def _describe(event_log: EventLog) -> Callable[[int], tuple[str | None, str | None]]:
-    def describe(position: int) -> tuple[str | None, str | None]:
-        entry = event_log.get(position)
-        return entry.event_id, entry.type
-
-    return describe
-
-
 def rebuild(
     log_path: str | Path,
     projections_dir: str | Path,
@@ -124,10 +112,7 @@ def rebuild(
     promote: bool = True,
     progress: Callable[[RebuildProgress], None] | None = None,
     stop: threading.Event | None = None,
-    workers: int | None = None,
-    batch_events: int = REBUILD_BATCH_EVENTS,
-    plan_chunk: int = 10_000,
-    catch_up_batch: int = 10_000,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
     map_size: int = DEFAULT_MAP_SIZE,
     with_digest: bool = True,
     strict: bool = False,
@@ -150,7 +135,7 @@ def rebuild(
     _check_buildable(versions, version)
     path = versions.path(version)
     what = f"{name} v{version}"
-    event_log = open_scan_log(log_path)  # before the lock: a missing log must not leave it held
+    event_log = EventLog(log_path, readonly=True)  # before the lock: a missing log must not leave it held
     try:
         # Held from before the wipe of a build from scratch until the end: a worker of the same
         # code never sees the version missing (and builds it itself) in between.
@@ -199,11 +184,9 @@ def rebuild(
         raise
     try:
         return _run(versions, version, active, store, event_log, Path(log_path), promote=promote,
-                    progress=progress, stop=stop,
-                    workers=default_workers() if workers is None else workers,
-                    batch_events=batch_events, plan_chunk=plan_chunk,
-                    catch_up_batch=catch_up_batch, with_digest=with_digest, strict=strict,
-                    until=until, emit_diff=emit_diff, diff_max=diff_max)
+                    progress=progress, stop=stop, budget_bytes=budget_bytes,
+                    with_digest=with_digest, strict=strict, until=until, emit_diff=emit_diff,
+                    diff_max=diff_max)
     finally:
         event_log.close()
         store.close()
@@ -264,38 +247,35 @@ def _wait_published(path: Path, what: str, wait_secs: float = 3 * LOCK_WAIT_SECS
 def _run(versions: Versions, version: int, active: int | None, store: GraphStore,
          event_log: EventLog, log_path: Path, *, promote: bool,
          progress: Callable[[RebuildProgress], None] | None, stop: threading.Event | None,
-         workers: int, batch_events: int, plan_chunk: int, catch_up_batch: int,
-         with_digest: bool, strict: bool, until: int | None, emit_diff: bool,
+         budget_bytes: int, with_digest: bool, strict: bool, until: int | None, emit_diff: bool,
          diff_max: int | None) -> RebuildResult:
     started = time.perf_counter()
     resumed_from = store.checkpoint()
     target = event_log.head if until is None else min(until, event_log.head)
-    applier = Applier(store, precise=False, strict=strict, outbox=False,
-                      describe=_describe(event_log), release_pages=True)
     position = resumed_from
     poisoned = 0
-
-    def apply(planned: list) -> int:
-        nonlocal poisoned
-        result = applier.apply(planned)
-        poisoned += len(result.poisoned)
-        for poison in result.poisoned:
-            log.warning("poison event skipped", extra={
-                "projection": versions.name, "version": version, "position": poison.position,
-                "event_id": poison.event_id, "event_type": poison.event_type, "reason": poison.reason})
-        return result.checkpoint
-
     log.info("rebuild started", extra={"projection": versions.name, "version": version,
                                        "resumed_from": resumed_from, "target": target,
-                                       "workers": workers})
+                                       "budget_bytes": budget_bytes})
 
-    def report(phase: str, goal: int) -> None:
-        if progress is None:
-            return
-        elapsed = time.perf_counter() - started
-        rate = (position - resumed_from) / elapsed if elapsed > 0 else 0.0
-        eta = (goal - position) / rate if rate > 0 else None
-        progress(RebuildProgress(phase, version, position, goal, resumed_from, rate, eta, elapsed))
+    def fold(phase: str, end: int) -> bool:
+        """Fold up to ``end``; False when stopped on the way."""
+        nonlocal position, poisoned
+
+        def report(p: FoldProgress) -> None:
+            if progress is None:
+                return
+            elapsed = time.perf_counter() - started
+            rate = (p.position - resumed_from) / elapsed if elapsed > 0 else 0.0
+            eta = (end - p.position) / rate if rate > 0 else None
+            progress(RebuildProgress(phase, version, p.position, end, resumed_from, rate, eta,
+                                     elapsed, p.state_bytes, p.budget_bytes))
+
+        folded = fold_log(store, log_path, end=end, budget_bytes=budget_bytes, progress=report,
+                          strict=strict, stop=stop)
+        position = max(position, folded.position)
+        poisoned += len(folded.poisoned)
+        return position >= end
 
     def interrupted() -> RebuildResult:
         elapsed = time.perf_counter() - started
@@ -303,20 +283,8 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
                              position - resumed_from, position - resumed_from, elapsed, elapsed,
                              False, True, None, poisoned)
 
-    batch: list = []
-    if position < target:
-        for planned in planned_chunks(log_path, position + 1, target, chunk=plan_chunk,
-                                      workers=workers):
-            batch.extend(planned)
-            if len(batch) >= batch_events:
-                position = apply(batch)
-                batch = []
-                report("bulk", target)
-                if stop is not None and stop.is_set():
-                    return interrupted()
-        if batch:
-            position = apply(batch)
-            report("bulk", target)
+    if position < target and not fold("bulk", target):
+        return interrupted()
     bulk_secs = time.perf_counter() - started
     bulk_events = position - resumed_from
 
@@ -324,12 +292,8 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
         head = event_log.head if until is None else until
         if position >= head:
             break
-        if stop is not None and stop.is_set():
+        if (stop is not None and stop.is_set()) or not fold("catch-up", head):
             return interrupted()
-        rows = next(event_log.read_payloads(position + 1, batch_size=min(catch_up_batch, head - position)),
-                    [])
-        position = apply(plan_rows(rows))
-        report("catch-up", head)
     versions.mark_ready(version)
     store.env.env.sync(True)
     result_digest = digest(store).hexdigest if with_digest else None
@@ -343,7 +307,11 @@ def _run(versions: Versions, version: int, active: int | None, store: GraphStore
                             digest=result_digest)
         versions.promote(version)
         promoted = True
-        report("promoted", position)
+        if progress is not None:
+            elapsed = time.perf_counter() - started
+            progress(RebuildProgress("promoted", version, position, position, resumed_from,
+                                     (position - resumed_from) / elapsed if elapsed else 0.0, 0.0,
+                                     elapsed, 0, budget_bytes))
         if emit_diff:
             diff = transition.emit_diff(versions.root.parent, projection=versions.name,
                                         version=version, previous=replaced,

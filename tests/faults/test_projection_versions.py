@@ -26,7 +26,7 @@ def test_rebuild_resumes_from_its_checkpoint_after_kill_9(tmp_path):
     simulated_log(log_path, 30_000, seed=11)
     proj = tmp_path / "proj"
     script = (f"from projections.versions.rebuild import rebuild; rebuild({str(log_path)!r}, {str(proj)!r},"
-              " workers=0, batch_events=1000, plan_chunk=500)")
+              " budget_bytes=1 << 20)")
     child = subprocess.Popen([sys.executable, "-c", script])
     version_dir = proj / "graph" / f"v{V}"
     killed_at = 0
@@ -52,11 +52,11 @@ def test_rebuild_resumes_from_its_checkpoint_after_kill_9(tmp_path):
     assert child.returncode == -signal.SIGKILL and killed_at >= 5000
     assert Versions(proj).info(V).state == "building"
 
-    resumed = rebuild(log_path, proj, workers=0)
+    resumed = rebuild(log_path, proj)
     assert resumed.resumed_from >= killed_at > 0
     assert resumed.position == 30_000 and resumed.promoted
 
-    fresh = rebuild(log_path, tmp_path / "fresh", workers=0)
+    fresh = rebuild(log_path, tmp_path / "fresh")
     assert resumed.digest == fresh.digest
     with GraphStore(version_dir) as store:
         assert digest(store).hexdigest == fresh.digest

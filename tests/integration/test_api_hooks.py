@@ -412,7 +412,7 @@ def test_deliveries_out_of_order_leave_the_issue_as_the_platform_has_it(hook_set
         return await ingest_until_idle(hook_settings)
 
     assert asyncio.run(main()).appended == len(sent)
-    rebuild(hook_settings.log_path, hook_settings.projections_dir, workers=0)
+    rebuild(hook_settings.log_path, hook_settings.projections_dir)
     with GraphReader(hook_settings.projections_dir) as reader:
         issue = reader.node(f"issue:github:{opened['issue']['id']}").props
     assert issue["state"] == "closed" and issue["title"] == opened["issue"]["title"]

@@ -21,7 +21,7 @@ from tests.support.projection import simulated_log
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("graph")
     simulated_log(root / "log.db", 3000, seed=5)
-    rebuild(root / "log.db", root / "projections", version=1, workers=0)
+    rebuild(root / "log.db", root / "projections", version=1)
     return root
 
 

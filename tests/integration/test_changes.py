@@ -124,7 +124,7 @@ def test_a_building_or_ready_version_emits_nothing(settings):
     versions.create(NEXT)  # building, with an outbox record that must not go out
     with GraphStore(versions.path(NEXT), create=True) as store:
         append_rebuilt(store, projection="graph", version=NEXT, previous=V, digest=None)
-    rebuild(s.log_path, s.projections_dir, version=NEXT + 1, workers=0, promote=False)  # ready
+    rebuild(s.log_path, s.projections_dir, version=NEXT + 1, promote=False)  # ready
     assert [v.state for v in versions.list()] == ["active", "building", "ready"]
 
     stats, messages = publish_and_read(s)
@@ -150,7 +150,7 @@ def test_promotion_with_emit_diff_sends_old_first_then_rebuilt_then_the_diff(set
     append_events(s, workload(1600, start=1200))
     project(s)  # v1 moves on; these changes are not published yet
     append_events(s, workload(2000, start=1600))  # v1 never sees these
-    result = rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0)
+    result = rebuild(s.log_path, s.projections_dir, version=NEXT)
     assert result.promoted and result.previous == V
     v1 = Versions(s.projections_dir).path(V)
 
@@ -281,7 +281,7 @@ def test_after_a_rollback_the_old_version_goes_on_after_the_newer_one(settings):
     s, _ = projected(settings, 300)
 
     publish_and_read(s)
-    rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0)
+    rebuild(s.log_path, s.projections_dir, version=NEXT)
     publish_and_read(s)  # v2's rebuilt notice
     Versions(s.projections_dir).rollback()
     append_events(s, workload(400, start=300))
@@ -346,14 +346,14 @@ def test_a_version_replayed_from_scratch_never_reuses_its_message_ids(settings):
     after the old v2's on the stream, none dropped as a duplicate of an old id."""
     s, _ = projected(settings, 300)
     publish_and_read(s)
-    rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0, emit_diff=True)
+    rebuild(s.log_path, s.projections_dir, version=NEXT, emit_diff=True)
     _, first = publish_and_read(s)
     old_v2 = _dense(first, NEXT)
     transition_rollback(s.projections_dir)
     append_events(s, workload(400, start=300))
     project(s)
     publish_and_read(s)
-    result = rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0, from_scratch=True,
+    result = rebuild(s.log_path, s.projections_dir, version=NEXT, from_scratch=True,
                      emit_diff=True)
     assert result.promoted and result.previous == V and result.diff["changes"] == 0  # same content
     stats, messages = publish_and_read(s)
@@ -374,7 +374,7 @@ def test_the_example_copy_stays_exact_across_promotion_and_rollback(settings, tm
     publish_and_read(s)
     run_example(s, db)
     append_events(s, workload(900, start=600))  # v1 never applies these: v2's diff carries them
-    rebuild(s.log_path, s.projections_dir, version=NEXT, workers=0, emit_diff=True)
+    rebuild(s.log_path, s.projections_dir, version=NEXT, emit_diff=True)
     publish_and_read(s)
     run_example(s, db)
     copy = load_example().GraphCopy(db)

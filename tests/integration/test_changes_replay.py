@@ -56,7 +56,7 @@ def test_replay_with_emit_diff_turns_a_subscribers_copy_into_the_new_version(set
     _fleet(s, "project", "--until-caught-up")  # v1 moves on; not published yet
     append_events(s, workload(2200, start=1800))  # v1 never applies these: they reach v2 as the diff
 
-    replay = _fleet(s, "replay", "graph", "--emit-diff", "--workers", "0", command=_BUMPED)
+    replay = _fleet(s, "replay", "graph", "--emit-diff", command=_BUMPED)
     publish = _fleet(s, "changes", "publish", "--until-drained")
 
     diff = replay["diff"]

@@ -34,6 +34,7 @@ def _run(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         ({"FLEET_MAX_BODY_BYTES": "-1"}, ["FLEET_MAX_BODY_BYTES", "-1"]),
         ({"FLEET_READY_MAX_LAG": "-1"}, ["FLEET_READY_MAX_LAG", "-1"]),
         ({"FLEET_CHANGES_DIFF_MAX": "-3"}, ["FLEET_CHANGES_DIFF_MAX", "-3", "resync"]),
+        ({"FLEET_FOLD_BUDGET_MB": "0"}, ["FLEET_FOLD_BUDGET_MB", "0", "positive"]),
     ],
 )
 def test_bad_configuration_exits_2_naming_the_variable(tmp_path, env, names):

@@ -78,7 +78,7 @@ def follow(nodes: dict, edges: dict, version_dir, log_path, after: int) -> int:
 def built(tmp_path, n: int = EVENTS):
     """A data dir with a log of ``n`` simulated events and its projection built and promoted."""
     simulated_log(tmp_path / "log.db", n)
-    result = rebuild(tmp_path / "log.db", tmp_path / "projections", workers=0)
+    result = rebuild(tmp_path / "log.db", tmp_path / "projections")
     assert result.promoted
     return tmp_path
 

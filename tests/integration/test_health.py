@@ -35,7 +35,7 @@ def test_a_projection_that_cannot_move_is_stuck_and_an_absent_process_never_star
     from tests.support.projection import simulated_log
 
     simulated_log(settings.log_path, 300, seed=2)
-    rebuild(settings.log_path, settings.projections_dir, workers=0)
+    rebuild(settings.log_path, settings.projections_dir)
     lock = WriterLock(Versions(settings.projections_dir).path(V)).acquire()  # "another writer"
     simulated_log(settings.log_path, 400, seed=2, start=300)
     env = settings_env(settings, FLEET_HEARTBEAT_INTERVAL_SECS="1", FLEET_STUCK_AFTER_SECS="2",

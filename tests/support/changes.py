@@ -63,7 +63,7 @@ def projected(settings, n: int, **overrides):
 def start_projection(settings) -> None:
     """An empty log and v1 promoted at position 0, so every event is applied live (with outbox)."""
     EventLog(settings.log_path).close()
-    rebuild(settings.log_path, settings.projections_dir, workers=0)
+    rebuild(settings.log_path, settings.projections_dir)
 
 
 def append_events(settings, events, *, traced: set[int] = frozenset()) -> int:
@@ -87,7 +87,7 @@ def workload(n: int, *, seed: int = 7, start: int = 0) -> list:
 def project(settings, *, batch_max: int = 400) -> None:
     """Run the projector until the active version reached the log head."""
     projector = Projector(settings.log_path, settings.projections_dir,
-                          ProjectorConfig(batch_max=batch_max, poll_interval_ms=20, rebuild_workers=0))
+                          ProjectorConfig(batch_max=batch_max, poll_interval_ms=20))
     stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 60))
     assert stats.rebuild_error is None and stats.poisoned == 0
 

@@ -108,9 +108,9 @@ def test_the_diff_turns_the_old_version_into_the_new(tmp_path):
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 2500, seed=9)
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     simulated_log(log_path, 6000, seed=9, start=2500)
-    rebuild(log_path, proj, version=V + 1, workers=0)
+    rebuild(log_path, proj, version=V + 1)
     summary = emit_diff(proj)
     assert summary.version == V + 1 and summary.previous == V and summary.first_seq == 2
     assert summary.nodes_upserted and summary.nodes_deleted and summary.edges_added \
@@ -152,9 +152,9 @@ def test_a_diff_above_the_bound_is_not_sent_and_says_resync(tmp_path):
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 1500, seed=9)
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     simulated_log(log_path, 3000, seed=9, start=1500)
-    rebuild(log_path, proj, version=V + 1, workers=0)
+    rebuild(log_path, proj, version=V + 1)
     summary = emit_diff(proj, max_changes=10)
     assert summary.resync and summary.changes == 0 and summary.resync_changes == 11
     with GraphStore(proj / "graph" / f"v{V + 1}") as v2:
@@ -173,7 +173,7 @@ def test_a_copy_whose_digest_differs_at_synced_resyncs(tmp_path):
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 1500, seed=4)
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     emit_diff(proj)
     with GraphStore(proj / "graph" / f"v{V}") as v1:
         records = _outbox(v1, 1)
@@ -192,7 +192,7 @@ def test_the_example_loads_an_export_and_checks_its_digest(tmp_path):
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 1500, seed=4)
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     with GraphStore(proj / "graph" / f"v{V}") as v1:
         data = b"".join(export_lines(v1, projection="graph", version=V))
         expected = digest(v1).hexdigest
@@ -217,7 +217,7 @@ def test_a_diff_against_nothing_is_a_snapshot(tmp_path):
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 1500, seed=4)
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     summary = emit_diff(proj)
     assert summary.previous is None and summary.nodes_deleted == summary.edges_removed == 0
     copy = load_example().GraphCopy(":memory:")
@@ -234,7 +234,7 @@ def test_emit_diff_refuses_a_version_that_is_not_active(tmp_path):
     """The diff follows a `rebuilt` notice, so it needs a promoted version."""
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 300, seed=4)
-    rebuild(log_path, tmp_path / "proj", workers=0, promote=False)
+    rebuild(log_path, tmp_path / "proj", promote=False)
     assert Versions(tmp_path / "proj").info(V).state == "ready"
     with pytest.raises(VersionStateError, match="promote it first"):
         emit_diff(tmp_path / "proj", version=V)

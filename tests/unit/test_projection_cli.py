@@ -21,7 +21,7 @@ def data_dir(tmp_path):
 def test_replay_then_list_versions(monkeypatch, capsys, data_dir):
     """replay builds and promotes; projections lists state, position, lag, counts, digest."""
     code, out, _ = fleet(monkeypatch, capsys, "--data-dir", str(data_dir), "replay", "graph", "--json",
-                         "--workers", "0")
+                        )
     assert code == 0
     summary = json.loads(out)
     assert summary["promoted"] and summary["position"] == 15 and summary["digest"]
@@ -38,7 +38,7 @@ def test_replay_then_list_versions(monkeypatch, capsys, data_dir):
 
 def test_query_commands(monkeypatch, capsys, data_dir):
     """Each query answers in text and JSON; unknown and malformed ids exit 1 and 2."""
-    fleet(monkeypatch, capsys, "--data-dir", str(data_dir), "replay", "graph", "--workers", "0")
+    fleet(monkeypatch, capsys, "--data-dir", str(data_dir), "replay", "graph")
     d = ("--data-dir", str(data_dir), "query")
     code, out, _ = fleet(monkeypatch, capsys, *d, "node", "gitlab:platform/api#1", "--json")
     assert code == 0 and json.loads(out)["props"]["title"] == "Crash on save"
@@ -92,8 +92,8 @@ def test_rollback_and_drop(monkeypatch, capsys, data_dir):
     """rollback re-activates the previous version; drop removes the retired one."""
     from projections.versions.rebuild import rebuild
 
-    rebuild(data_dir / "log.db", data_dir / "projections", workers=0)
-    rebuild(data_dir / "log.db", data_dir / "projections", version=V + 1, workers=0)
+    rebuild(data_dir / "log.db", data_dir / "projections")
+    rebuild(data_dir / "log.db", data_dir / "projections", version=V + 1)
     d = ("--data-dir", str(data_dir))
     code, out, _ = fleet(monkeypatch, capsys, *d, "rollback", "graph", "--json")
     result = json.loads(out)
@@ -127,13 +127,13 @@ def test_replay_check_compares_the_live_version_with_a_fresh_build(monkeypatch, 
     from workers.projector.loop import Projector, ProjectorConfig
 
     base = ("--data-dir", str(data_dir))
-    fleet(monkeypatch, capsys, *base, "replay", "graph", "--workers", "0")
+    fleet(monkeypatch, capsys, *base, "replay", "graph")
     append(data_dir / "log.db", [ev("user.created", user_id=77, username="late", actor=Actor(id=1))])
     projector = Projector(data_dir / "log.db", data_dir / "projections", ProjectorConfig())
     stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 30))
     assert stats.applied == 1  # the live projector applied what came after the build
     code, out, _ = fleet(monkeypatch, capsys, *base, "replay", "graph", "--check", "--json",
-                         "--workers", "0")
+                        )
     result = json.loads(out)
     assert code == 0 and result["equal"] and result["position"] == 16
     assert [v.state for v in Versions(data_dir / "projections").list()] == ["active"]
@@ -141,6 +141,17 @@ def test_replay_check_compares_the_live_version_with_a_fresh_build(monkeypatch, 
         key = next(iter(txn.cursor(store.env.nodes[next(iter(store.env.nodes))]).iternext(values=False)))
         txn.put(key, encode_props({"tampered": True}), db=store.env.nodes[key[0]])
         txn.commit()
-    code, out, _ = fleet(monkeypatch, capsys, *base, "replay", "graph", "--check", "--workers", "0")
+    code, out, _ = fleet(monkeypatch, capsys, *base, "replay", "graph", "--check")
     assert code == 1 and "DIFFERENT" in out, out
     assert not list((data_dir / "projections" / "graph").glob(".check-*"))
+
+
+def test_the_replay_progress_line_shows_rate_eta_and_memory_against_the_budget():
+    """What an operator watches during a long rebuild."""
+    from ops.cli.projections import _bar
+    from projections.versions.rebuild import RebuildProgress
+
+    line = _bar(RebuildProgress("bulk", 3, 400_000, 1_000_000, 0, 41_234.0, 14.6, 9.7,
+                                300 << 20, 1024 << 20))
+    assert "400000/1000000" in line and "40.0%" in line and "41,234 ev/s" in line
+    assert "ETA    15s" in line and "mem 300/1,024 MB" in line

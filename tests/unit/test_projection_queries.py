@@ -34,7 +34,7 @@ from workers.projector.loop import Projector, ProjectorConfig
 def graph(tmp_path_factory):
     root = tmp_path_factory.mktemp("queries")
     append(root / "log.db", small_project())
-    rebuild(root / "log.db", root / "proj", workers=0)
+    rebuild(root / "log.db", root / "proj")
     with GraphReader(root / "proj") as reader:
         yield reader
 
@@ -161,8 +161,7 @@ def test_projector_wakes_on_notify_and_on_polling(tmp_path):
 
     async def scenario(poll_ms: int, notify: bool, user_id: int):
         stop = asyncio.Event()
-        projector = Projector(log_path, proj, ProjectorConfig(poll_interval_ms=poll_ms,
-                                                              rebuild_workers=0))
+        projector = Projector(log_path, proj, ProjectorConfig(poll_interval_ms=poll_ms))
         task = asyncio.create_task(projector.run(stop))
         try:
             await wait_until(lambda: projector.stats.version == V and projector.stats.lag == 0,
@@ -191,7 +190,7 @@ def test_projector_wakes_on_notify_and_on_polling(tmp_path):
 def test_simulated_workload_queries(tmp_path):
     """On a realistic log every question answers, and k-hop stays bounded."""
     simulated_log(tmp_path / "log.db", 5000, seed=2)
-    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
+    rebuild(tmp_path / "log.db", tmp_path / "proj")
     with GraphReader(tmp_path / "proj") as reader:
         page = reader.find("Project", {}, limit=3)
         assert page.items and page.next
@@ -294,7 +293,7 @@ def simulated_graph(tmp_path_factory):
     """A projection of 3,000 simulated events (read-only for the tests) and all its node keys."""
     root = tmp_path_factory.mktemp("simulated")
     simulated_log(root / "log.db", 3000, seed=7)
-    rebuild(root / "log.db", root / "proj", workers=0)
+    rebuild(root / "log.db", root / "proj")
     with GraphReader(root / "proj") as reader, reader.snapshot() as snap:
         keys = [k for t in NODE_TYPES for k in snap.type_scan(t.code)]
     return root / "proj", keys
@@ -322,7 +321,7 @@ def test_reader_paths_match_plain_bfs_on_a_simulated_graph(simulated_graph):
 def test_fleet_query_path_reports_truncation(monkeypatch, capsys, tmp_path):
     """`fleet query path` says truncated (text and --json) and exits 1, apart from no path."""
     append(tmp_path / "log.db", small_project())
-    rebuild(tmp_path / "log.db", tmp_path / "projections", workers=0)
+    rebuild(tmp_path / "log.db", tmp_path / "projections")
     q = ("--data-dir", str(tmp_path), "query", "path")
     pair = ("issue:gitlab:100", "issue:gitlab:102", "-e", "BLOCKS", "--directed")
     code, out, _ = fleet(monkeypatch, capsys, *q, *pair, "--max-nodes", "2")
@@ -344,9 +343,9 @@ def two_versions(tmp_path):
     """v1 without user 9100, v2 (active) with it."""
     log_path, proj = tmp_path / "log.db", tmp_path / "proj"
     append(log_path, small_project())
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     append(log_path, [ev("user.created", user_id=9100, username="late")])
-    rebuild(log_path, proj, version=V + 1, workers=0)
+    rebuild(log_path, proj, version=V + 1)
     return proj
 
 

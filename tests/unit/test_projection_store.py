@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +16,6 @@ from projections.fold import overlay as overlay_module
 from projections.fold.applier import Applier, plan_rows
 from projections.fold.apply import apply
 from projections.fold.memory import MemoryGraph
-from projections.fold.pipeline import planned_chunks
 from projections.model.mutations import MERGE
 from projections.model.ontology import VERSION
 from projections.read.export import check_derived, export
@@ -67,31 +65,19 @@ def test_lmdb_store_matches_its_memory_twin(tmp_path_factory, events, splits, pr
 
 
 def test_rebuild_digest_equals_the_live_digest(tmp_path):
-    """A rebuild from 0 (planner process, bulk batches) and live batches end in one digest."""
+    """A rebuild from 0 (the fold engine, several segments) and live batches end in one digest."""
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 6000, seed=3)
     with GraphStore(tmp_path / "live", create=True) as live:
         _apply_log(live, log_path, batch=333)
         live_digest = digest(live)
         live_graph = export(live)
-    result = rebuild(log_path, tmp_path / "proj", workers=1, batch_events=2000, plan_chunk=700)
+    result = rebuild(log_path, tmp_path / "proj", budget_bytes=256 << 10)
     assert result.promoted and result.position == 6000
     assert result.digest == live_digest.hexdigest
     with GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as built:
         assert export(built) == live_graph
         assert check_derived(built, strict_lookups=False) == []
-
-
-def test_planner_processes_yield_the_in_process_plan(tmp_path):
-    """Chunks from planner processes (helped by the caller) equal in-process ones, in order."""
-    log_path = tmp_path / "log.db"
-    simulated_log(log_path, 3000, seed=5)
-    local = list(planned_chunks(log_path, 1, 3000, chunk=400, workers=0))
-    pooled = list(planned_chunks(log_path, 1, 3000, chunk=400, workers=1))
-    # Chunks from a planner cross a msgpack round trip (tuples come back as lists).
-    assert msgspec.msgpack.decode(msgspec.msgpack.encode(pooled)) == \
-        msgspec.msgpack.decode(msgspec.msgpack.encode(local))
-    assert [entry[0] for chunk in pooled for entry in chunk] == list(range(1, 3001))
 
 
 def test_digest_depends_on_content_only(tmp_path):
@@ -166,7 +152,7 @@ def test_live_apply_and_a_rebuild_skip_the_same_poison_and_agree(tmp_path):
                       Accepted("orphan-2", "member.removed", "gitlab", "2026-01-01T00:00:00Z", orphan),
                       ev("project.created", project_id=4, name="P", path="p"),
                       ev("member.added", user_id=1, project_id=4)])
-    result = rebuild(log_path, tmp_path / "proj", workers=0)
+    result = rebuild(log_path, tmp_path / "proj")
     assert result.promoted and result.poisoned == 2 and result.position == 5
     with GraphStore(tmp_path / "live", create=True) as live, \
             GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as built:
@@ -233,7 +219,7 @@ def test_rebuild_stops_on_poison_naming_position_and_event(tmp_path):
                       ev("user.created", user_id=2, username="bob"), garbage(7),
                       ev("user.created", user_id=3, username="cy")])
     with pytest.raises(PoisonEvent) as caught:
-        rebuild(log_path, tmp_path / "proj", workers=0, strict=True)
+        rebuild(log_path, tmp_path / "proj", strict=True)
     error = caught.value
     assert error.position == 3 and error.event_id == "poison-7"
     assert "log position 3" in str(error) and "poison-7" in str(error)
@@ -304,7 +290,7 @@ def test_a_creation_logged_late_keeps_what_later_events_set(tmp_path):
     # Comments and commits are created without a read in a rebuild; the same holds there.
     assert graph.nodes["comment:gitlab:5"][1].keys() >= {"updated_at", "author_id", "created_at"}
     assert graph.nodes[f"commit:gitlab:{sha}"][1]["title"] == "Merge branch 'x'"
-    result = rebuild(log_path, tmp_path / "proj", workers=0, batch_events=4, plan_chunk=2)
+    result = rebuild(log_path, tmp_path / "proj", budget_bytes=1)  # a segment per event
     assert result.digest == live_digest
     with GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as built:
         assert export(built) == graph
@@ -314,7 +300,7 @@ def test_the_map_grows_by_itself(tmp_path):
     """A version that outgrows its LMDB map doubles it and retries the batch."""
     log_path = tmp_path / "log.db"
     simulated_log(log_path, 3000)
-    result = rebuild(log_path, tmp_path / "proj", workers=0, map_size=256 << 10, with_digest=False)
+    result = rebuild(log_path, tmp_path / "proj", map_size=256 << 10, with_digest=False)
     assert result.position == 3000
     with GraphStore(tmp_path / "proj" / "graph" / f"v{VERSION}") as store:
         assert store.env.env.info()["map_size"] > 256 << 10

@@ -55,7 +55,7 @@ def test_a_deferred_writer_marks_its_version_flushes_it_and_unmarks_it_on_close(
 
 def test_a_version_marked_by_another_boot_is_refused_with_the_way_out(tmp_path):
     simulated_log(tmp_path / "log.db", 100, seed=1)
-    rebuild(tmp_path / "log.db", tmp_path / "proj", workers=0)
+    rebuild(tmp_path / "log.db", tmp_path / "proj")
     v1 = Versions(tmp_path / "proj").path(V)
     (v1 / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot", "pid": 42}))
     with pytest.raises(VersionDamaged, match="when the machine went down.*rebuilds it from the log"):
@@ -70,7 +70,7 @@ def test_a_version_marked_by_another_boot_is_refused_with_the_way_out(tmp_path):
 def test_the_projector_sets_a_damaged_version_aside_and_rebuilds_it(tmp_path):
     log_path, proj = tmp_path / "log.db", tmp_path / "proj"
     simulated_log(log_path, 1500, seed=3)
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     versions = Versions(proj)
     with GraphStore(versions.path(V)) as store:
         before = digest(store)
@@ -90,7 +90,7 @@ def test_the_projector_sets_a_damaged_version_aside_and_rebuilds_it(tmp_path):
 
 def test_fleet_projections_names_a_damaged_version_and_what_was_set_aside(tmp_path, monkeypatch, capsys):
     simulated_log(tmp_path / "log.db", 300, seed=2)
-    rebuild(tmp_path / "log.db", tmp_path / "projections", workers=0)
+    rebuild(tmp_path / "log.db", tmp_path / "projections")
     versions = Versions(tmp_path / "projections")
     (versions.path(V) / lmdbenv.UNSYNCED).write_text(json.dumps({"boot_id": "an-earlier-boot"}))
     args = ("--data-dir", str(tmp_path), "projections", "--no-digest")

@@ -28,7 +28,7 @@ def log_path(tmp_path):
 def test_first_rebuild_promotes_and_records_states(log_path, tmp_path):
     """The first build becomes active; its bookkeeping says when and from what."""
     proj = tmp_path / "proj"
-    result = rebuild(log_path, proj, workers=0)
+    result = rebuild(log_path, proj)
     versions = Versions(proj)
     assert versions.active() == V and result.previous is None and result.promoted
     [info] = versions.list()
@@ -38,15 +38,15 @@ def test_first_rebuild_promotes_and_records_states(log_path, tmp_path):
 
 def test_rebuilding_the_active_version_is_refused(log_path, tmp_path):
     """The active version is kept current by the projector; replaying it is an error."""
-    rebuild(log_path, tmp_path / "proj", workers=0)
+    rebuild(log_path, tmp_path / "proj")
     with pytest.raises(VersionStateError, match="already active"):
-        rebuild(log_path, tmp_path / "proj", workers=0)
+        rebuild(log_path, tmp_path / "proj")
 
 
 def test_queries_during_a_rebuild_answer_from_the_old_version(log_path, tmp_path):
     """While v2 builds, readers see v1 (an open snapshot survives the promotion)."""
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     append(log_path, [ev("user.created", user_id=9001, username="newcomer")])
     reader = GraphReader(proj)
     assert reader.counts()["position"] == 3000
@@ -62,7 +62,7 @@ def test_queries_during_a_rebuild_answer_from_the_old_version(log_path, tmp_path
             seen.append((reader.version, reader.counts()["position"], visible))
 
     with reader.snapshot() as old:
-        result = rebuild(log_path, proj, version=V + 1, workers=0, batch_events=500, progress=during)
+        result = rebuild(log_path, proj, version=V + 1, budget_bytes=1 << 16, progress=during)
         # A snapshot taken before the promotion keeps reading the old version.
         assert old.store.path.name == f"v{V}"
         assert old.props(parse_key("user:gitlab:9001")) is None
@@ -76,9 +76,9 @@ def test_queries_during_a_rebuild_answer_from_the_old_version(log_path, tmp_path
 def test_version_bump_makes_the_projector_rebuild_and_promote(log_path, tmp_path):
     """A projector whose code version is not active rebuilds it, promotes it, then goes live."""
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     append(log_path, [ev("user.created", user_id=9002, username="late")])
-    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0, poll_interval_ms=20),
+    projector = Projector(log_path, proj, ProjectorConfig(poll_interval_ms=20),
                           version=V + 1)
     stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 60))
     versions = Versions(proj)
@@ -93,9 +93,9 @@ def test_version_bump_makes_the_projector_rebuild_and_promote(log_path, tmp_path
 def test_rollback_reactivates_the_previous_version(log_path, tmp_path):
     """Rollback switches ACTIVE back; readers follow; the rolled-back version can be dropped."""
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     append(log_path, [ev("user.created", user_id=9003, username="v2only")])
-    rebuild(log_path, proj, version=V + 1, workers=0)
+    rebuild(log_path, proj, version=V + 1)
     versions = Versions(proj)
     reader = GraphReader(proj)
     assert reader.node("user:gitlab:9003")
@@ -118,10 +118,10 @@ def test_rollback_reactivates_the_previous_version(log_path, tmp_path):
 def test_a_projector_does_not_rebuild_a_version_rolled_back_from(log_path, tmp_path):
     """After a rollback the projector leaves the retired code version alone (no flip-flop)."""
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
-    rebuild(log_path, proj, version=V + 1, workers=0)
+    rebuild(log_path, proj)
+    rebuild(log_path, proj, version=V + 1)
     Versions(proj).rollback()
-    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0), version=V + 1)
+    projector = Projector(log_path, proj, ProjectorConfig(), version=V + 1)
     stats = asyncio.run(asyncio.wait_for(projector.run(asyncio.Event(), until_caught_up=True), 30))
     assert Versions(proj).active() == V and stats.rebuilds == [] and stats.applied == 0
 
@@ -158,10 +158,10 @@ def test_a_rebuild_without_a_log_says_so_and_leaves_the_version_unlocked(tmp_pat
 def test_a_stale_rebuild_of_an_older_version_never_moves_active(log_path, tmp_path):
     """A redelivered rebuild of v1 after v2's promotion is refused; ACTIVE stays on v2."""
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
-    rebuild(log_path, proj, version=V + 1, workers=0)
+    rebuild(log_path, proj)
+    rebuild(log_path, proj, version=V + 1)
     with pytest.raises(VersionStateError, match="newer than"):
-        rebuild(log_path, proj, version=V, workers=0)
+        rebuild(log_path, proj, version=V)
     with pytest.raises(VersionStateError, match="never replaces a newer version"):
         Versions(proj).promote(V)
     assert Versions(proj).active() == V + 1
@@ -172,7 +172,7 @@ def test_a_worker_runtime_settles_a_rebuild_task_for_another_version(log_path, t
     from workers.projector.runtime import RuntimeConfig, WorkerRuntime
 
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, version=V + 1, workers=0)
+    rebuild(log_path, proj, version=V + 1)
     config = RuntimeConfig(log_path=log_path, projections_dir=proj, nats_url="nats://127.0.0.1:1",
                            poll_interval_secs=60, heartbeat_interval_secs=60)
     runtime = WorkerRuntime(config)
@@ -185,8 +185,8 @@ def test_a_worker_runtime_settles_a_rebuild_task_for_another_version(log_path, t
 def test_an_outdated_projector_stays_idle_and_says_so(log_path, tmp_path):
     """Code v1 beside an active v2: it neither rebuilds nor writes, and reports outdated."""
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, version=V + 1, workers=0)
-    projector = Projector(log_path, proj, ProjectorConfig(rebuild_workers=0, poll_interval_ms=20),
+    rebuild(log_path, proj, version=V + 1)
+    projector = Projector(log_path, proj, ProjectorConfig(poll_interval_ms=20),
                           version=V)
     assert projector.step() == 0
     assert projector.stats.outdated_by == V + 1 and projector.stats.rebuilds == []
@@ -198,7 +198,7 @@ def test_a_dead_projector_thread_fails_the_worker(log_path, tmp_path):
     from workers.projector.runtime import RuntimeConfig, WorkerRuntime
 
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     config = RuntimeConfig(log_path=log_path, projections_dir=proj, nats_url="nats://127.0.0.1:1",
                            poll_interval_secs=0.01, heartbeat_interval_secs=60)
     failed = []
@@ -221,9 +221,9 @@ def test_a_rollback_tells_subscribers_exactly_what_changed(log_path, tmp_path):
     from projections.versions.transition import rollback
 
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
+    rebuild(log_path, proj)
     append(log_path, [ev("user.created", user_id=9004, username="v2only")])
-    result = rebuild(log_path, proj, version=V + 1, workers=0, emit_diff=True)
+    result = rebuild(log_path, proj, version=V + 1, emit_diff=True)
     assert result.diff["previous"] == V and result.diff["nodes_upserted"] == 1
     current, restored, diff = rollback(proj)
     assert (current, restored) == (V + 1, V) and Versions(proj).active() == V
@@ -244,11 +244,11 @@ def test_after_a_rollback_health_names_the_active_version_and_why_it_stands_stil
     from workers.projector.runtime import RuntimeConfig, WorkerRuntime
 
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0)
-    rebuild(log_path, proj, version=V + 1, workers=0)
+    rebuild(log_path, proj)
+    rebuild(log_path, proj, version=V + 1)
     config = RuntimeConfig(log_path=log_path, projections_dir=proj, nats_url="nats://127.0.0.1:1",
                            poll_interval_secs=60, heartbeat_interval_secs=60,
-                           projector=ProjectorConfig(rebuild_workers=0, auto_rebuild=False))
+                           projector=ProjectorConfig(auto_rebuild=False))
     runtime = WorkerRuntime(config)
     runtime.projector.version = V + 1
     assert runtime.projector.step() == 0  # writes v2 (active, caught up)
@@ -267,14 +267,14 @@ def test_a_rebuild_that_waited_for_the_lock_finds_the_version_promoted_and_leave
     import time
 
     proj = tmp_path / "proj"
-    rebuild(log_path, proj, workers=0, promote=False)
+    rebuild(log_path, proj, promote=False)
     versions = Versions(proj)
     lock = WriterLock(versions.path(V)).acquire()
     outcome: list[BaseException | None] = []
 
     def second() -> None:
         try:
-            rebuild(log_path, proj, workers=0)
+            rebuild(log_path, proj)
             outcome.append(None)
         except BaseException as e:  # noqa: BLE001 - handed to the test
             outcome.append(e)

@@ -51,6 +51,7 @@ from events.log import EventLog
 from projections.changes.outbox import prune_outbox
 from projections.errors import StoreBusy, VersionDamaged
 from projections.fold.applier import Applier, BatchResult, plan_rows
+from projections.fold.engine import DEFAULT_BUDGET_BYTES
 from projections.model.ontology import NAME, VERSION
 from projections.store.env import DEFAULT_MAP_SIZE
 from projections.store.graph import CHECKPOINT, OUTBOX_PRUNED, GraphStore
@@ -58,7 +59,6 @@ from projections.store.lock import WriterLock
 from projections.versions.catalog import BUILDING, READY, RETIRED, Versions
 from projections.versions.lanes import prunable
 from projections.versions.pointer import ActivePointer
-from projections.versions.rebuild import REBUILD_BATCH_EVENTS
 from workers.projector import telemetry
 
 #: how often a projector whose version still needs building asks for a rebuild again (a task
@@ -78,10 +78,10 @@ class ProjectorConfig:
     auto_rebuild: bool = True  # build a needed version in a thread of its own (without request_rebuild)
     outbox_prune_secs: float = 0.5
     outbox_prune_max: int = 5_000  # records deleted per transaction: a few ms, then the next batch
-    rebuild_workers: int | None = None
+    #: the fold engine's memory budget for a rebuild's in-memory state
+    rebuild_budget_bytes: int = DEFAULT_BUDGET_BYTES
     #: a version change with more differences tells subscribers to resync instead (None: no bound)
     diff_max: int | None = None
-    rebuild_batch_events: int = REBUILD_BATCH_EVENTS
     map_size: int = DEFAULT_MAP_SIZE
 
 
@@ -372,8 +372,7 @@ class Projector:
         try:
             result = telemetry.run_rebuild(self.log_path, self.projections_dir, name=self.name,
                                  version=self.version, stop=self._rebuild_stop,
-                                 workers=self.config.rebuild_workers,
-                                 batch_events=self.config.rebuild_batch_events,
+                                 budget_bytes=self.config.rebuild_budget_bytes,
                                  map_size=self.config.map_size, with_digest=False,
                                  emit_diff=True, diff_max=self.config.diff_max)
             self.stats.rebuilds.append(result.as_dict())

@@ -125,8 +125,8 @@ class WorkerRuntime:
         self._rebuilding.add(version)
         try:
             result = run_rebuild(self.config.log_path, self.config.projections_dir,
-                                 version=version, workers=self.config.projector.rebuild_workers,
-                                 batch_events=self.config.projector.rebuild_batch_events,
+                                 version=version,
+                                 budget_bytes=self.config.projector.rebuild_budget_bytes,
                                  map_size=self.config.projector.map_size, emit_diff=True,
                                  diff_max=self.config.projector.diff_max)
             log.info("rebuild done", extra=result.as_dict())

@@ -9,7 +9,8 @@ at any point and call it again: it starts from the store's checkpoint.
 Poison: a row that does not decode is recorded and skipped. A handler that
 raises may have changed the segment halfway, so the segment is folded again
 from its start up to the event before, written with the poison record, and
-the fold goes on after it: no partial effect, as with the Applier.
+the fold goes on after it: no partial effect, as with the Applier. With
+``strict`` the fold writes what came before the first poison and raises it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -113,7 +115,7 @@ def _peek(payload: str | bytes) -> tuple[str | None, str | None]:
 
 
 def _fold(seg: Segment, items: list, start: int, poisons: list[PoisonEvent],
-          budget: float) -> int:
+          budget: float, strict: bool = False) -> int:
     """Fold ``items[start:]`` until the budget is reached; the index after the last folded.
 
     The state's size is estimated less often while it is far below the budget.
@@ -125,6 +127,8 @@ def _fold(seg: Segment, items: list, start: int, poisons: list[PoisonEvent],
         position, event = items[i]
         i += 1
         if event.__class__ is PoisonEvent:
+            if strict:
+                raise _HandlerFailed(i - 1, event)  # type: ignore[arg-type]
             poisons.append(event)  # type: ignore[arg-type]
         else:
             seg.position = position
@@ -173,8 +177,13 @@ def _chunks(event_log: EventLog, first: int, last: int, chunk: int, times: Stage
 def fold_log(store: GraphStore, log_path: str | Path, start: int | None = None,
              end: int | None = None, *, budget_bytes: int = DEFAULT_BUDGET_BYTES,
              progress: Callable[[FoldProgress], None] | None = None,
-             chunk: int = 10_000) -> FoldResult:
+             chunk: int = 10_000, strict: bool = False,
+             stop: threading.Event | None = None) -> FoldResult:
     """Fold log positions ``start..end`` (default: after the checkpoint, to the head) into ``store``.
+
+    ``strict`` stops at the first poison (written up to the event before it,
+    then raised); ``stop`` is looked at after each segment written (the fold
+    then returns where it is: call again to go on).
 
     Positions at or below the store's checkpoint are skipped (exactly once);
     a ``start`` past the checkpoint's next position is a gap and refused.
@@ -191,16 +200,21 @@ def fold_log(store: GraphStore, log_path: str | Path, start: int | None = None,
     gc.disable()  # a segment allocates millions of acyclic objects: collections free nothing
     try:
         target = event_log.head if end is None else min(end, event_log.head)
-        return _run(store, event_log, checkpoint, first, target, budget_bytes, progress, chunk)
+        return _run(store, event_log, checkpoint, first, target, budget_bytes, progress, chunk,
+                    strict, stop)
     finally:
         event_log.close()
         if paused:
             gc.enable()
 
 
+class _Stopped(Exception):
+    """``stop`` was set: leave after the segment just written."""
+
+
 def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, target: int,
          budget_bytes: int, progress: Callable[[FoldProgress], None] | None,
-         chunk: int) -> FoldResult:
+         chunk: int, strict: bool, stop: threading.Event | None) -> FoldResult:
     result = FoldResult(position=checkpoint, events=0)
     times = result.times
     started = time.perf_counter()
@@ -240,6 +254,8 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
             rate = done / elapsed if elapsed > 0 else 0.0
             progress(FoldProgress(last, target, result.events, result.segments, state,
                                   budget_bytes, rate, (target - last) / rate if rate else None))
+        if stop is not None and stop.is_set() and last < target:
+            raise _Stopped
 
     def open_segment() -> Segment:
         nonlocal txn
@@ -255,7 +271,7 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
                     seg = open_segment()
                 t0 = time.perf_counter()
                 try:
-                    i = _fold(seg, items, i, poisons, budget_bytes)
+                    i = _fold(seg, items, i, poisons, budget_bytes, strict)
                 except _HandlerFailed as failed:
                     # The segment may hold half of the event: fold it again without it.
                     times.fold += time.perf_counter() - t0
@@ -265,6 +281,10 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
                     txn = None
                     seg = open_segment()
                     poisons = _refold(seg, event_log, seg_start, bad - 1, chunk, times)
+                    if strict:
+                        if bad > seg_start:
+                            flush(bad - 1)
+                        raise failed.poison from failed
                     poisons.append(failed.poison)
                     flush(bad)
                     i = failed.index + 1
@@ -276,6 +296,8 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
                     flush(last_folded)
         if seg is not None:
             flush(last_folded)
+    except _Stopped:
+        pass
     finally:
         if txn is not None:
             env.end_read(txn)

@@ -17,21 +17,24 @@ ontology.VERSION += 1
 
 
 def _upper_case_label_names() -> None:
+    """Both apply paths (live: the overlay's handlers; rebuild: the fold engine's) see label
+    events whose names are upper-cased."""
+    import msgspec
+
     from events.types import EVENT_TYPES
     from projections.fold.apply import registry
+    from projections.fold.engine import handlers as engine
+
+    def upper(event):
+        if getattr(event, "name", None):
+            return msgspec.structs.replace(event, name=event.name.upper())
+        return event
 
     for tag in ("label.created", "label.updated"):
-        handler = registry._HANDLERS[EVENT_TYPES[tag]]
-
-        def upper(event, s, out, handler=handler):
-            start = len(out)
-            handler(event, s, out)
-            for i in range(start, len(out)):  # (CREATE | MERGE, label key, props)
-                op, key, *rest = out[i]
-                if key[:1] == registry.LABEL and rest and isinstance(rest[0], dict) and "name" in rest[0]:
-                    out[i] = (op, key, {**rest[0], "name": rest[0]["name"].upper()}, *rest[1:])
-
-        registry._HANDLERS[EVENT_TYPES[tag]] = upper
+        cls = EVENT_TYPES[tag]
+        live, fold = registry._HANDLERS[cls], engine.HANDLERS[cls]
+        registry._HANDLERS[cls] = lambda event, s, out, live=live: live(upper(event), s, out)
+        engine.HANDLERS[cls] = lambda seg, event, s, fold=fold: fold(seg, upper(event), s)
 
 
 _upper_case_label_names()
