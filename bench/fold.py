@@ -1,6 +1,6 @@
 """Benchmark: the fold engine against the overlay's bulk apply, on the same log, in the same run.
 
-    python bench/fold.py [--events 200000] [--runs 1] [--budget-mb 1024]
+    python bench/fold.py [--events 200000] [--runs 1] [--budget-mb 512]
 
 Builds a log of simulated events in a temporary directory, then runs, each in
 a fresh subprocess so that peak RSS is that run's own:
@@ -105,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--budget-mb", type=float, default=1024, help="the fold's memory budget")
+    parser.add_argument("--budget-mb", type=float, default=512, help="the fold's memory budget")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--log", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

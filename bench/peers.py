@@ -296,7 +296,7 @@ def main() -> None:
     parser.add_argument("--ingest-batch", type=int, default=20_000)
     parser.add_argument("--live-batch", type=int, default=10_000,
                         help="projector batch (ProjectorConfig.batch_max default)")
-    parser.add_argument("--fold-budget-mb", type=int, default=1024,
+    parser.add_argument("--fold-budget-mb", type=int, default=512,
                         help="the rebuild's fold memory budget (FLEET_FOLD_BUDGET_MB)")
     parser.add_argument("--es-batch", type=int, default=1000,
                         help="canonical events per eventsourcing app.save()")

@@ -117,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--budget-mb", type=int, default=1024,
+    parser.add_argument("--budget-mb", type=int, default=512,
                         help="the fold's memory budget (FLEET_FOLD_BUDGET_MB)")
     parser.add_argument("--live-batch", type=int, default=10_000)
     parser.add_argument("--live-events", type=int, default=200_000,

@@ -60,7 +60,7 @@ class Settings:
     projector_batch_max: int = 10_000  # FLEET_PROJECTOR_BATCH_MAX: log entries per LMDB txn
     projector_poll_ms: int = 200  # FLEET_PROJECTOR_POLL_MS: polling beside notifications
     projection_sync_ms: int = 1000  # FLEET_PROJECTION_SYNC_MS: projector fsync interval, 0 = every commit
-    fold_budget_mb: int = 1024  # FLEET_FOLD_BUDGET_MB: a rebuild's in-memory state before it writes
+    fold_budget_mb: int = 512  # FLEET_FOLD_BUDGET_MB: a rebuild's in-memory state before it writes
     gitlab_token: str | None = None  # FLEET_GITLAB_TOKEN
     github_secret: str | None = None  # FLEET_GITHUB_SECRET
     api_host: str = "127.0.0.1"  # FLEET_API_HOST

@@ -37,8 +37,10 @@ __all__ = ["DEFAULT_BUDGET_BYTES", "FoldProgress", "FoldResult", "StageTimes", "
 
 log = logging.getLogger(__name__)
 
-#: The default memory budget of a segment's state (DESIGN: 1 GB).
-DEFAULT_BUDGET_BYTES = 1 << 30
+#: The default memory budget of a segment's state. A segment's write (the write set, LMDB's
+#: dirty pages) comes on top: at 1M events 512 MB peaked at 1.04 GB of RSS and 1 GB at 1.37 GB,
+#: and was slower (BENCHMARKS.md, session 9).
+DEFAULT_BUDGET_BYTES = 512 << 20
 # The log holds accepted events only; the size limit guards ingestion, not replay.
 _NO_LIMIT = 1 << 40
 _MAX_CHECK_EVERY = 256  # events between two estimates of the state's size, at most
