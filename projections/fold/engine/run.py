@@ -28,6 +28,7 @@ from events.codec import decode_event
 from events.errors import InvalidEvent
 from events.log import EventLog
 from projections.errors import PoisonEvent, StoreError
+from projections.fold.applier import MAPPED_BUDGET, mapped_bytes
 from projections.fold.engine.flush import segment_writes, write_segment
 from projections.fold.engine.handlers import fold_event
 from projections.fold.engine.state import Segment
@@ -267,6 +268,10 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
     last_folded = checkpoint
     try:
         for items in _chunks(event_log, first, target, chunk, times):
+            if mapped_bytes() > MAPPED_BUDGET:
+                # Reading earlier segments' state maps the file's pages; they count as
+                # this process's memory until unmapped (the page cache keeps them).
+                env.release_pages()
             i = 0
             while i < len(items):
                 if seg is None:
