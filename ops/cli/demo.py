@@ -29,7 +29,8 @@ def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> Non
     """Start an embedded nats-server, the ingest worker and a simulated workload.
 
     Publishes N simulated events, ingests them into DATA_DIR/log.db, verifies
-    the log and prints its statistics. Uses the configured NATS when
+    the log, brings the graph up to it (a rebuild the first time, live apply
+    after) and prints queries that work on its data. Uses the configured NATS when
     FLEET_NATS_URL is set, else an embedded server on DATA_DIR/nats (on a free
     port when 4222 is taken). Running it twice adds nothing the second time:
     the workload is deterministic and the log drops ids it already has.
@@ -78,6 +79,7 @@ def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> Non
     with open_log(settings, readonly=True) as event_log:
         verify = event_log.verify()
         log_stats = event_log.stats()
+    graph, examples = _graph(settings)
     summary = {
         "published": report.published,
         "publish_duplicates": report.duplicates,
@@ -88,6 +90,8 @@ def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> Non
         "log_verified": verify.ok,
         "seconds": round(done - started, 2),
         "log": log_stats["path"],
+        "graph": graph,
+        "try": examples,
     }
     if as_json:
         echo_json(summary)
@@ -96,7 +100,49 @@ def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> Non
                f" in {published_at - started:.1f}s")
     click.echo(f"ingested  {stats.appended} new, {stats.duplicates} duplicates, {stats.quarantined} quarantined;"
                f" log head {log_stats['head']} ({'verified' if verify.ok else 'VERIFY FAILED'})")
-    click.echo(f"next: fleet log stats | fleet log tail | fleet verify   (data in {settings.data_dir})")
+    click.echo(f"graph     v{graph['version']} at position {graph['position']}: {graph['nodes']:,} nodes,"
+               f" {graph['edges']:,} edges ({graph['seconds']:.1f}s)")
+    click.echo(f"try (data in {settings.data_dir}):")
+    for command in examples:
+        click.echo(f"  {command}")
+
+
+def _graph(settings: Settings) -> tuple[dict, list[str]]:
+    """Bring the graph up to the log (a rebuild the first time: the fold engine), then pick
+    queries that have answers in this data."""
+    from projections.read.questions import open_issues
+    from projections.read.reader import GraphReader
+    from workers.projector.loop import Projector, ProjectorConfig
+
+    started = time.monotonic()
+    projector = Projector(settings.log_path, settings.projections_dir, ProjectorConfig(
+        batch_max=settings.projector_batch_max, poll_interval_ms=50, auto_rebuild=True,
+        diff_max=settings.changes_diff_max, rebuild_budget_bytes=settings.fold_budget_mb << 20))
+    stats = asyncio.run(projector.run(asyncio.Event(), until_caught_up=True))
+    if stats.rebuild_error:
+        raise click.ClickException(f"building the graph failed: {stats.rebuild_error}")
+    reader = GraphReader(settings.projections_dir)
+    try:
+        counts = reader.counts()
+        examples = ["fleet query counts"]
+        best = None
+        for project in reader.find("Project", limit=50).items:
+            issues = open_issues(reader, project.id, limit=1000)
+            if issues and (best is None or len(issues) > len(best[1])):
+                best = (project, issues)
+        if best is not None:
+            project, issues = best
+            examples += [f"fleet query node {project.id}",
+                         f"fleet query open-issues {project.id} -n 10",
+                         f"fleet query neighbors {issues[0].id}"]
+        examples += ["fleet log stats", "fleet up   # the whole fleet: ingest, worker, api"]
+    finally:
+        reader.close()
+    graph = {"version": counts.get("version"), "position": counts.get("position"),
+             "nodes": sum(counts.get("nodes", {}).values()),
+             "edges": sum(counts.get("edges", {}).values()),
+             "seconds": round(time.monotonic() - started, 2)}
+    return graph, examples
 
 
 def register(cli: click.Group) -> None:

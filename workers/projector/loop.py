@@ -334,7 +334,8 @@ class Projector:
         try:
             lock.acquire()
         except StoreBusy as e:
-            self._warn_once(f"busy{version}", str(e))
+            if not self.rebuilding:  # else this process's own rebuild holds it until it is done
+                self._warn_once(f"busy{version}", str(e))
             return False
         try:
             self._store = GraphStore(path, map_size=self.config.map_size)
