@@ -48,14 +48,14 @@ def worker_cmd(settings: Settings, threads: int | None, process_name: str) -> No
     exits 0).
 
     During a deploy the new release's worker runs beside the old one (README
-    "Deploying a new projection version"): it builds its code's version while
+    "Version lifecycle"): it builds its code's version while
     the old one keeps applying and publishing the active version, and takes
     over at the promotion.
 
     \b
     Example:
       fleet worker --threads 4
-      /opt/graphfleet-next/bin/fleet worker --name worker-next
+      /opt/graphfleet-next/.venv/bin/fleet worker --name worker-next
     """
     import dramatiq
 

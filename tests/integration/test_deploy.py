@@ -1,5 +1,5 @@
-"""A deploy of a new projection version on a live fleet, as README "Deploying a new projection
-version" describes it: two releases of the worker beside each other, a rollback, a replay from
+"""A deploy of a new projection version on a live fleet, as README "Version lifecycle"
+describes it: two releases of the worker beside each other, a rollback, a replay from
 scratch and a roll forward, while events keep arriving and a subscriber keeps a copy."""
 
 from __future__ import annotations

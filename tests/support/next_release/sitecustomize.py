@@ -5,7 +5,7 @@ process of the "release" (the ``fleet`` CLI and any process it starts) runs
 with the projection's code version one above this checkout's and one visible
 change to the apply step: label names are upper-cased. A test runs two
 releases of the worker beside each other on one data directory this way, as
-README "Deploying a new projection version" does with two installations.
+README "Version lifecycle" does with two installations.
 The change is made before anything imports the code version by value.
 """
 
