@@ -108,8 +108,11 @@ def emit_diff(projections_dir: str | Path, *, projection: str = "graph", version
             lock.release()
     summary = DiffSummary(**(asdict(summary) | {"elapsed_secs": time.perf_counter() - started}))
     if summary.resync:
-        log.warning("diff above the bound: not sent, subscribers are told to resync",
-                    extra=summary.as_dict() | {"max_changes": max_changes})
+        # A first version's snapshot above the bound is routine (a subscriber starts from the
+        # export either way); a version change that cannot be diffed is worth an operator's eye.
+        (log.info if previous is None else log.warning)(
+            "diff above the bound: not sent, subscribers are told to resync",
+            extra=summary.as_dict() | {"max_changes": max_changes})
     else:
         log.info("diff emitted", extra=summary.as_dict())
     return summary
