@@ -15,10 +15,11 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
 
     from workers.changefeed.publisher import ChangePublisher
+    from workers.projector.loop import ProjectorConfig
     from workers.projector.runtime import RuntimeConfig
 
 __all__ = ["change_publisher", "graph_stream", "ingest_config", "log_writer", "open_log",
-           "runtime_config", "sdlc_stream"]
+           "projector_config", "runtime_config", "sdlc_stream"]
 
 
 def sdlc_stream(settings: Settings) -> StreamSpec:
@@ -57,19 +58,26 @@ def log_writer(settings: Settings) -> BatchWriter | WriterProcess:
     return BatchWriter(open_log(settings), settings.ingest_durable)
 
 
+def projector_config(settings: Settings, *, auto_rebuild: bool, batch_max: int | None = None,
+                     poll_interval_ms: int | None = None) -> "ProjectorConfig":
+    """The projector's configuration from the settings (a CLI option may override two of them)."""
+    from workers.projector.loop import ProjectorConfig
+
+    return ProjectorConfig(batch_max=batch_max or settings.projector_batch_max,
+                           poll_interval_ms=poll_interval_ms or settings.projector_poll_ms,
+                           auto_rebuild=auto_rebuild, diff_max=settings.changes_diff_max,
+                           rebuild_budget_bytes=settings.fold_budget_mb << 20)
+
+
 def runtime_config(settings: Settings, process_name: str = "worker") -> "RuntimeConfig":
     """The worker process's runtime configuration."""
-    from workers.projector.loop import ProjectorConfig
     from workers.projector.runtime import RuntimeConfig
 
     return RuntimeConfig(
         log_path=settings.log_path,
         projections_dir=settings.projections_dir,
         nats_url=settings.nats_url,
-        projector=ProjectorConfig(batch_max=settings.projector_batch_max,
-                                  poll_interval_ms=settings.projector_poll_ms, auto_rebuild=False,
-                                  diff_max=settings.changes_diff_max,
-                                  rebuild_budget_bytes=settings.fold_budget_mb << 20),
+        projector=projector_config(settings, auto_rebuild=False),
         poll_interval_secs=settings.projector_poll_ms / 1000,
         heartbeat_interval_secs=settings.heartbeat_interval_secs,
         process_name=process_name,

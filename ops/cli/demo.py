@@ -15,7 +15,7 @@ from workers.natsio.streams import ensure_stream
 from ..embedded import free_port, port_of
 from ..logs import configure_logging
 from ..settings import Settings
-from ..wiring import ingest_config, log_writer, open_log, sdlc_stream
+from ..wiring import ingest_config, log_writer, open_log, projector_config, sdlc_stream
 from ._common import echo_json, json_option, progress_printer
 from .nats import embedded_server
 
@@ -112,12 +112,11 @@ def _graph(settings: Settings) -> tuple[dict, list[str]]:
     queries that have answers in this data."""
     from projections.read.questions import open_issues
     from projections.read.reader import GraphReader
-    from workers.projector.loop import Projector, ProjectorConfig
+    from workers.projector.loop import Projector
 
     started = time.monotonic()
-    projector = Projector(settings.log_path, settings.projections_dir, ProjectorConfig(
-        batch_max=settings.projector_batch_max, poll_interval_ms=50, auto_rebuild=True,
-        diff_max=settings.changes_diff_max, rebuild_budget_bytes=settings.fold_budget_mb << 20))
+    projector = Projector(settings.log_path, settings.projections_dir,
+                          projector_config(settings, auto_rebuild=True, poll_interval_ms=50))
     stats = asyncio.run(projector.run(asyncio.Event(), until_caught_up=True))
     if stats.rebuild_error:
         raise click.ClickException(f"building the graph failed: {stats.rebuild_error}")

@@ -22,12 +22,13 @@ from projections.versions.catalog import Versions, parse_version
 from projections.versions.digest import digest
 from projections.versions.rebuild import RebuildProgress
 from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
-from workers.projector.loop import Projector, ProjectorConfig
+from workers.projector.loop import Projector
 from workers.projector.telemetry import run_rebuild
 
 from ..logs import configure_logging
 from ..runner import run_until_signal
 from ..settings import Settings
+from ..wiring import projector_config
 from ._common import echo_json, json_option
 from .exits import EXIT_PROBLEM
 
@@ -341,10 +342,8 @@ def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int | None
     configure_logging("projector")
     if until_caught_up:
         _require_log(settings)
-    config = ProjectorConfig(batch_max=batch_max or settings.projector_batch_max,
-                             poll_interval_ms=poll_ms or settings.projector_poll_ms,
-                             auto_rebuild=not no_rebuild, diff_max=settings.changes_diff_max,
-                             rebuild_budget_bytes=settings.fold_budget_mb << 20)
+    config = projector_config(settings, auto_rebuild=not no_rebuild, batch_max=batch_max,
+                              poll_interval_ms=poll_ms)
     defer_sync(settings.projection_sync_ms / 1000)
     projector = Projector(settings.log_path, settings.projections_dir, config)
 
