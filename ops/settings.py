@@ -232,6 +232,11 @@ _POSITIVE = ("max_event_bytes", "ingest_batch_max", "dedup_window_secs", "ingest
 
 #: JetStream stream and consumer names: no '.', '*', '>', whitespace or path separators.
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_nats_name(value: str) -> bool:
+    """Whether ``value`` is a JetStream name (also a heartbeat key): 1-64 letters, digits, '-', '_'."""
+    return _NAME.fullmatch(value) is not None
 #: a subject prefix: one or more dot-separated tokens, no wildcards or whitespace
 _PREFIX = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 #: first tokens other traffic uses (LOG_APPENDED_SUBJECT, the dramatiq broker, inboxes)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from typing import Any, Callable
@@ -15,7 +14,7 @@ from workers.natsio.client import redact_url
 
 from ..logs import configure_logging
 from ..runner import block_stop_signals, run_until_signal, wait_for_stop_signal
-from ..settings import Settings
+from ..settings import Settings, is_nats_name
 from ..startup import Startup
 from ..telemetry import setup_telemetry
 from ..wiring import graph_stream
@@ -23,7 +22,7 @@ from .exits import EXIT_PROBLEM
 
 
 def _check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+    if not is_nats_name(value):
         raise click.BadParameter(f"{value!r} is not a process name - use letters, digits, '-' and '_'"
                                  " (it becomes a heartbeat key), e.g. worker-next")
     return value

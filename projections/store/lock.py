@@ -53,6 +53,11 @@ class WriterLock:
         self._fd = fd
         return self
 
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fd is not None
+
     def release(self) -> None:
         """Release the lock (idempotent)."""
         if self._fd is not None:

@@ -103,7 +103,6 @@ class ChangePublisher:
         self._wake: asyncio.Event | None = None
         self._lock = WriterLock(self.versions.root, what=f"{projection}'s change feed",
                                 name="publisher.lock")
-        self._holds_lock = False
         #: why this publisher stands by (another process publishes the projection), or None
         self.standby: str | None = None
 
@@ -200,11 +199,10 @@ class ChangePublisher:
             publisher.close()
         self._shared.close()
         self._lock.release()
-        self._holds_lock = False
 
     def _take_lock(self) -> bool:
         """Hold the projection's publisher lock; False (standing by) while another process does."""
-        if self._holds_lock:
+        if self._lock.held:
             return True
         try:
             self._lock.acquire()
@@ -216,7 +214,7 @@ class ChangePublisher:
             return False
         if self.standby is not None:
             log.info("taking over publishing", extra={"projection": self.projection})
-        self._holds_lock, self.standby = True, None
+        self.standby = None
         return True
 
     async def publish_pending(self) -> int:
