@@ -30,6 +30,7 @@ def sdlc_stream(settings: Settings) -> StreamSpec:
         duplicate_window_secs=settings.dedup_window_secs,
         max_age_secs=settings.stream_max_age_secs,
         max_bytes=settings.stream_max_bytes,
+        replicas=settings.stream_replicas,
     )
 
 
@@ -66,7 +67,8 @@ def projector_config(settings: Settings, *, auto_rebuild: bool, batch_max: int |
     return ProjectorConfig(batch_max=batch_max or settings.projector_batch_max,
                            poll_interval_ms=poll_interval_ms or settings.projector_poll_ms,
                            auto_rebuild=auto_rebuild, diff_max=settings.changes_diff_max,
-                           rebuild_budget_bytes=settings.fold_budget_mb << 20)
+                           rebuild_budget_bytes=settings.fold_budget_mb << 20,
+                           catchup_lag=settings.catchup_lag)
 
 
 def runtime_config(settings: Settings, process_name: str = "worker") -> "RuntimeConfig":
@@ -92,6 +94,7 @@ def graph_stream(settings: Settings) -> StreamSpec:
         duplicate_window_secs=settings.dedup_window_secs,
         max_age_secs=settings.changes_max_age_secs,
         max_bytes=settings.changes_max_bytes,
+        replicas=settings.stream_replicas,
     )
 
 

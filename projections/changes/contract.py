@@ -14,7 +14,10 @@ below the last it applied for that version drops the message as a repeat.
 Every change carries the full state it leaves behind (a node's properties,
 an edge's properties), so applying one twice, or applying the changes that
 follow a ``rebuilt`` notice on top of the previous version's copy, converges
-on the new version. Changes with ``diff: true`` were not caused by one log
+on the new version. Changes with ``coalesced: true`` stand for every event
+from ``first_position`` to ``position``: a projector far behind the log folds
+segments and sends each thing a segment changed once, in its final state
+(edges removed, then nodes, then edges added or updated). Changes with ``diff: true`` were not caused by one log
 event: a version change (a promotion or a rollback) computed them, old
 version -> new version, after the ``rebuilt`` notice they follow; a ``synced``
 change closes the version change with the digest a copy has there, or says
@@ -78,6 +81,10 @@ class Change(Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=
     event_id: str | None = None
     occurred_at: _Time | None = None
     diff: bool = False  # true: emitted by --emit-diff after `rebuilt`, not caused by one event
+    #: true: the net change of every event from ``first_position`` to ``position`` (a projector
+    #: catching up folds a segment of the log at a time and sends what it changed, once)
+    coalesced: bool = False
+    first_position: int | None = None
 
 
 class NodeUpserted(Change, tag="node_upserted"):

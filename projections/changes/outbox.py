@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Iterable
 
 import lmdb
+import msgspec
 
 from projections.errors import UnknownVersion
 from projections.model.keys import pack_int
 from projections.model.records import decode_record, encode_changes, rebuilt_record
 from projections.store.graph import CHECKPOINT, OUTBOX_PRUNED, OUTBOX_SEQ, GraphStore, putmulti
 
-__all__ = ["OutboxReader", "append_changes", "append_rebuilt", "prune_outbox"]
+__all__ = ["OutboxReader", "append_changes", "append_rebuilt", "append_records", "prune_outbox"]
+
+_encode = msgspec.msgpack.Encoder().encode
 
 
 def append_changes(store: GraphStore, txn: lmdb.Transaction, changes: Iterable[tuple]) -> int:
@@ -31,6 +34,20 @@ def append_changes(store: GraphStore, txn: lmdb.Transaction, changes: Iterable[t
     putmulti(txn, store.env.outbox, records)
     store.put_meta(txn, OUTBOX_SEQ, seq + len(records))
     return len(records)
+
+
+def append_records(store: GraphStore, txn: lmdb.Transaction, records: Iterable[dict]) -> int:
+    """Append ready-made records (dicts without ``seq``) in ``txn``; returns how many."""
+    seq = first = store.meta_int(txn, OUTBOX_SEQ) + 1
+    rows = []
+    for record in records:
+        record["seq"] = seq
+        rows.append((pack_int(seq), _encode(record)))
+        seq += 1
+    if rows:
+        putmulti(txn, store.env.outbox, rows)
+        store.put_meta(txn, OUTBOX_SEQ, seq - 1)
+    return seq - first
 
 
 def append_rebuilt(store: GraphStore, *, projection: str, version: int, previous: int | None,

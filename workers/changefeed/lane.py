@@ -176,7 +176,7 @@ class LanePublisher:
                 records = records[:i]
                 break
         positions = sorted({r["position"] for r in records
-                            if r.get("position") and r.get("kind") not in NOTICE_KINDS and not r.get("diff")})
+                            if r.get("position") and _caused(r)})
         batch = _Round(head, floor, records)
         if positions:
             event_log = self.shared.event_log()
@@ -247,7 +247,7 @@ class LanePublisher:
         for i, record in enumerate(records):
             seq = record["seq"]
             position = record.get("position", 0)
-            caused = record["kind"] not in NOTICE_KINDS and not record.get("diff")
+            caused = _caused(record)
             event_id, occurred_at = causes.get(position, (None, None)) if caused else (None, None)
             change = change_from_record(record if not offset else {**record, "seq": seq + offset},
                                         projection=projection, version=version,
@@ -378,3 +378,8 @@ def failpoint_rounds(failpoint: str | None) -> int | None:
         return None
     _, _, count = failpoint.partition(":")
     return int(count) if count.isdigit() else 1
+
+
+def _caused(record: dict) -> bool:
+    """Whether one log event caused the record (not a notice, a diff or a coalesced change)."""
+    return record["kind"] not in NOTICE_KINDS and not record.get("diff") and not record.get("coalesced")

@@ -51,7 +51,7 @@ from events.log import EventLog
 from projections.changes.outbox import prune_outbox
 from projections.errors import StoreBusy, VersionDamaged
 from projections.fold.applier import Applier, BatchResult, plan_rows
-from projections.fold.engine import DEFAULT_BUDGET_BYTES
+from projections.fold.engine import DEFAULT_BUDGET_BYTES, fold_log
 from projections.model.ontology import NAME, VERSION
 from projections.store.env import DEFAULT_MAP_SIZE
 from projections.store.graph import CHECKPOINT, OUTBOX_PRUNED, GraphStore
@@ -82,6 +82,11 @@ class ProjectorConfig:
     rebuild_budget_bytes: int = DEFAULT_BUDGET_BYTES
     #: a version change with more differences tells subscribers to resync instead (None: no bound)
     diff_max: int | None = None
+    #: this far behind the log head (events), fold segments with coalesced change records
+    #: instead of applying batches (0: never)
+    catchup_lag: int = 20_000
+    #: events per catch-up segment, at most (each is one transaction; stop is honoured between)
+    catchup_events: int = 100_000
     map_size: int = DEFAULT_MAP_SIZE
 
 
@@ -218,6 +223,8 @@ class Projector:
             self.stats.head = event_log.head
             return 0
         assert self._applier is not None
+        if self._far_behind(event_log):
+            return self._catch_up(event_log)
         batch_max = self.config.batch_max
         result = None
         with tracer.start_as_current_span("projector.batch") as span:
@@ -236,6 +243,43 @@ class Projector:
             self._on_commit(result)
         self._prune()
         return len(rows)
+
+    def _far_behind(self, event_log: EventLog) -> bool:
+        """Whether the log head is at least ``catchup_lag`` ahead (the head is re-read only
+        when the last known one says so, or before the first batch)."""
+        threshold = self.config.catchup_lag
+        if not threshold:
+            return False
+        if self.stats.batches == 0 or self.stats.head - self._checkpoint >= threshold:
+            self.stats.head = event_log.head
+        return self.stats.head - self._checkpoint >= threshold
+
+    def _catch_up(self, event_log: EventLog) -> int:
+        """Fold one segment of up to ``catchup_events`` with coalesced change records."""
+        assert self._store is not None
+        start = self._checkpoint
+        end = min(self.stats.head, start + self.config.catchup_events)
+        with tracer.start_as_current_span("projector.catchup") as span:
+            started = time.perf_counter()
+            fold = fold_log(self._store, self.log_path, start + 1, end, changes=True,
+                            budget_bytes=self.config.rebuild_budget_bytes)
+            result = BatchResult(checkpoint=fold.position, applied=fold.events,
+                                 poisoned=fold.poisoned, outbox=fold.outbox)
+            self._checkpoint = fold.position
+            self._record(result, started, span)
+            span.set_attribute("projector.segments", fold.segments)
+        elapsed = time.perf_counter() - started
+        self.stats.position = self._checkpoint
+        lag = max(0, self.stats.head - self._checkpoint)
+        telemetry.lag.set(lag, {"projection": self.name, "version": self.stats.version})
+        log.info("catching up", extra={
+            "projection": self.name, "version": self.stats.version, "position": self._checkpoint,
+            "lag": lag, "events": fold.events, "changes": fold.outbox,
+            "events_per_sec": round(fold.events / elapsed) if elapsed > 0 else None})
+        if self._on_commit is not None:
+            self._on_commit(result)
+        self._prune()
+        return self._checkpoint - start
 
     def _record(self, result: BatchResult, started: float, span) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 
 import lmdb
 
+from projections.changes.outbox import append_records
 from projections.errors import PoisonEvent, StoreError
 from projections.fold.applier import MAPPED_BUDGET, mapped_bytes
+from projections.fold.engine.changes import coalesced_changes
 from projections.fold.engine.state import Segment
 from projections.fold.slots import MISSING, TOMB
 from projections.model.indexing import INDEXED_CODES, index_keys
@@ -142,8 +144,12 @@ def _edges(seg: Segment, ws: WriteSet, edge: int) -> None:
 
 
 def write_segment(store: GraphStore, ws: WriteSet, *, after: int, checkpoint: int,
-                  poisons: Sequence[PoisonEvent] = ()) -> None:
+                  poisons: Sequence[PoisonEvent] = (), changes: bool = False) -> int:
     """Write ``ws``, the poison records and the checkpoint in one transaction.
+
+    With ``changes``, the segment's coalesced change records
+    (:mod:`.changes`) go to the outbox in the same transaction; returns how
+    many (0 without).
 
     Re-reads the checkpoint inside the transaction: a segment folded from
     another checkpoint than ``after`` (another writer went on meanwhile) is
@@ -160,6 +166,10 @@ def write_segment(store: GraphStore, ws: WriteSet, *, after: int, checkpoint: in
                 if found != after:
                     raise StoreError(f"{store.path} moved from position {after} to {found} while"
                                      " a segment was folded - is another writer running?")
+                written = 0
+                if changes:
+                    written = append_records(store, txn, list(coalesced_changes(
+                        store, txn, ws, first=after + 1, last=checkpoint)))
                 store.write(txn, ws, checkpoint=checkpoint, poisons=records,
                             release_pages=release)
                 txn.commit()
@@ -172,3 +182,4 @@ def write_segment(store: GraphStore, ws: WriteSet, *, after: int, checkpoint: in
     store.tombs.update(ws.tombs)
     if release or mapped_bytes() > MAPPED_BUDGET:
         store.env.release_pages()
+    return written

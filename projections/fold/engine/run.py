@@ -81,6 +81,8 @@ class FoldResult:
     poisoned: list[PoisonEvent] = field(default_factory=list)
     segments: int = 0
     peak_state_bytes: int = 0
+    #: coalesced change records written to the outbox (``changes=True``)
+    outbox: int = 0
     times: StageTimes = field(default_factory=StageTimes)
 
 
@@ -181,12 +183,14 @@ def fold_log(store: GraphStore, log_path: str | Path, start: int | None = None,
              end: int | None = None, *, budget_bytes: int = DEFAULT_BUDGET_BYTES,
              progress: Callable[[FoldProgress], None] | None = None,
              chunk: int = 10_000, strict: bool = False,
-             stop: threading.Event | None = None) -> FoldResult:
+             stop: threading.Event | None = None, changes: bool = False) -> FoldResult:
     """Fold log positions ``start..end`` (default: after the checkpoint, to the head) into ``store``.
 
     ``strict`` stops at the first poison (written up to the event before it,
     then raised); ``stop`` is looked at after each segment written (the fold
-    then returns where it is: call again to go on).
+    then returns where it is: call again to go on). ``changes`` writes each
+    segment's coalesced change records (:mod:`.changes`) to the outbox with
+    it: how an active version catches up.
 
     Positions at or below the store's checkpoint are skipped (exactly once);
     a ``start`` past the checkpoint's next position is a gap and refused.
@@ -204,7 +208,7 @@ def fold_log(store: GraphStore, log_path: str | Path, start: int | None = None,
     try:
         target = event_log.head if end is None else min(end, event_log.head)
         return _run(store, event_log, checkpoint, first, target, budget_bytes, progress, chunk,
-                    strict, stop)
+                    strict, stop, changes)
     finally:
         event_log.close()
         if paused:
@@ -217,7 +221,7 @@ class _Stopped(Exception):
 
 def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, target: int,
          budget_bytes: int, progress: Callable[[FoldProgress], None] | None,
-         chunk: int, strict: bool, stop: threading.Event | None) -> FoldResult:
+         chunk: int, strict: bool, stop: threading.Event | None, changes: bool) -> FoldResult:
     result = FoldResult(position=checkpoint, events=0)
     times = result.times
     started = time.perf_counter()
@@ -239,7 +243,8 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
         seg = None
         env.end_read(txn)
         txn = None
-        write_segment(store, ws, after=seg_start - 1, checkpoint=last, poisons=poisons)
+        result.outbox += write_segment(store, ws, after=seg_start - 1, checkpoint=last,
+                                       poisons=poisons, changes=changes)
         times.write += time.perf_counter() - t0
         result.poisoned.extend(poisons)
         for p in poisons:
