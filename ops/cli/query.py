@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 from projections.read import questions
+from projections.read.paging import LIMIT_MAX
 from projections.read.reader import PATH_MAX_NODES, GraphReader
-from projections.read.results import Node
+from projections.read.results import Node, Page
 
 from ..settings import Settings
 from ._common import echo_json, json_option
@@ -34,6 +35,28 @@ def _echo_node(node: Node) -> None:
         click.echo(f"  {k}: {_fmt(v)}")
 
 
+def _limit_option(default: int):
+    return click.option("-n", "--limit", type=click.IntRange(1, LIMIT_MAX), default=default,
+                        show_default=True, help="Items per page.")
+
+
+_after_option = click.option("--after", metavar="CURSOR",
+                             help="The next page: the cursor the previous page printed (JSON: next).")
+
+
+def _footer(page: Page, noun: str, after: str | None) -> None:
+    """Say how much of the answer was shown, and how to see the rest."""
+    total = f"{'at least ' if page.total_is_lower_bound else ''}{page.total}"
+    if page.truncated and page.next:
+        click.echo(f"showing {len(page.items)} of {total} {noun} (--limit, --after {page.next})")
+    elif page.truncated:
+        click.echo(f"showing {len(page.items)} of {total} {noun} (raise --limit for the rest)")
+    elif after is not None:
+        click.echo(f"showing {len(page.items)} of {total} {noun} (last page)")
+    else:
+        click.echo(f"{total} {noun}")
+
+
 def _parse_value(text: str) -> Any:
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
@@ -51,6 +74,9 @@ def query_group() -> None:
 
     Node ids are type:source:id (issue:gitlab:12) or paths: gitlab:group/project,
     gitlab:group/project#12 (an issue), gitlab:group/project!3 (a merge request).
+    Lists come a page at a time: "showing 100 of 466 ..." names the cursor to
+    pass to --after for the next page (JSON: items, next, total,
+    total_is_lower_bound, truncated).
     Exit codes: 0 answered, 1 unknown node or no answer (e.g. no path, or a
     path search truncated at --max-nodes), 2 malformed arguments.
 
@@ -89,27 +115,29 @@ _direction_option = click.option("-d", "--direction", type=click.Choice(["out", 
 @click.argument("node")
 @_edge_option
 @_direction_option
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@_limit_option(100)
+@_after_option
 @json_option
 @click.pass_obj
 def neighbors_cmd(settings: Settings, node: str, edges: tuple[str, ...], direction: str,
-                  limit: int, as_json: bool) -> None:
-    """List the edges at a node, by edge type and direction.
+                  limit: int, after: str | None, as_json: bool) -> None:
+    """List the edges at a node, by edge type and direction, a page at a time.
 
     \b
     Example:
       fleet query neighbors project:gitlab:7 -d in -e IN_PROJECT -n 20
     """
     with _reader(settings) as reader:
-        found = reader.neighbors(node, edges=list(edges) or None, direction=direction,
-                                 limit=limit, with_props=True)
+        page = reader.neighbor_page(node, edges=list(edges) or None, direction=direction,
+                                    limit=limit, after=after, with_props=True)
     if as_json:
-        echo_json([n.as_dict() for n in found])
+        echo_json(page.as_dict())
         return
-    for n in found:
+    for n in page.items:
         arrow = "->" if n.direction == "out" else "<-"
         props = f"  {n.props}" if n.props else ""
         click.echo(f"{arrow} {n.edge:<13} {n.id}{props}")
+    _footer(page, "edges", after)
 
 
 @query_group.command("hops")
@@ -184,8 +212,8 @@ def path_cmd(settings: Settings, source: str, target: str, edges: tuple[str, ...
 @click.argument("type_name", metavar="TYPE")
 @click.argument("filters", nargs=-1, metavar="[PROP=VALUE]...")
 @click.option("--source", help="Only nodes of this event source (gitlab, github, ...).")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--after", help="Continue after this node id (the previous page's `next`).")
+@_limit_option(50)
+@_after_option
 @json_option
 @click.pass_obj
 def find_cmd(settings: Settings, type_name: str, filters: tuple[str, ...], source: str | None,
@@ -212,8 +240,7 @@ def find_cmd(settings: Settings, type_name: str, filters: tuple[str, ...], sourc
         summary = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(node.props.items())
                             if k in ("title", "name", "username", "state", "iid", "path"))
         click.echo(f"{node.id}  {summary}")
-    if page.next:
-        click.echo(f"more: --after {page.next}")
+    _footer(page, "nodes", after)
 
 
 @query_group.command("counts")
@@ -241,11 +268,12 @@ def counts_cmd(settings: Settings, as_json: bool) -> None:
 @query_group.command("open-issues")
 @click.argument("project")
 @click.option("--label", help="Only issues with this label (name or label id).")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@_limit_option(100)
+@_after_option
 @json_option
 @click.pass_obj
 def open_issues_cmd(settings: Settings, project: str, label: str | None, limit: int,
-                    as_json: bool) -> None:
+                    after: str | None, as_json: bool) -> None:
     """Open issues of a project, optionally with a given label.
 
     \b
@@ -254,20 +282,23 @@ def open_issues_cmd(settings: Settings, project: str, label: str | None, limit: 
       fleet query open-issues project:gitlab:7 --json
     """
     with _reader(settings) as reader:
-        found = questions.open_issues(reader, project, label=label, limit=limit)
+        page = questions.open_issues_page(reader, project, label=label, limit=limit, after=after)
     if as_json:
-        echo_json([n.as_dict() for n in found])
+        echo_json(page.as_dict())
         return
-    for node in found:
+    for node in page.items:
         click.echo(f"#{node.props.get('iid')}  {node.id}  {node.props.get('title', '')}")
-    click.echo(f"{len(found)} open issues")
+    _footer(page, "open issues", after)
 
 
 @query_group.command("closed-by")
 @click.argument("issue")
+@_limit_option(100)
+@_after_option
 @json_option
 @click.pass_obj
-def closed_by_cmd(settings: Settings, issue: str, as_json: bool) -> None:
+def closed_by_cmd(settings: Settings, issue: str, limit: int, after: str | None,
+                  as_json: bool) -> None:
     """Commits and merge requests that close an issue by a closing keyword.
 
     \b
@@ -275,26 +306,29 @@ def closed_by_cmd(settings: Settings, issue: str, as_json: bool) -> None:
       fleet query closed-by 'gitlab:platform/api#12'
     """
     with _reader(settings) as reader:
-        found = questions.closed_by(reader, issue)
+        page = questions.closed_by(reader, issue, limit=limit, after=after)
     if as_json:
-        echo_json([n.as_dict() for n in found])
+        echo_json(page.as_dict())
         return
-    for node in found:
+    for node in page.items:
         extra = node.props.get("title") or ""
         state = f" [{node.props['state']}]" if "state" in node.props else ""
         click.echo(f"{node.id}{state}  {extra}")
-    if not found:
+    if page.total == 0:
         click.echo("nothing in the graph closes it")
+    else:
+        _footer(page, "closing commits and merge requests", after)
 
 
 @query_group.command("authored")
 @click.argument("project")
 @click.option("--user", help="Only this user's work (user:gitlab:3).")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+@_limit_option(1000)
+@_after_option
 @json_option
 @click.pass_obj
 def authored_cmd(settings: Settings, project: str, user: str | None, limit: int,
-                 as_json: bool) -> None:
+                 after: str | None, as_json: bool) -> None:
     """Who authored what in a project (per user counts, or one user's items).
 
     \b
@@ -302,25 +336,33 @@ def authored_cmd(settings: Settings, project: str, user: str | None, limit: int,
       fleet query authored gitlab:platform/api
       fleet query authored project:gitlab:7 --user user:gitlab:3 --json
     """
+    if after is not None and user is None:
+        raise click.UsageError("--after pages one user's items: give --user too")
     with _reader(settings) as reader:
-        found = questions.authored(reader, project, user=user, limit=limit)
+        found = questions.authored(reader, project, user=user, limit=limit, after=after)
     if as_json:
         echo_json(found)
         return
     if user is not None:
         for item in found["items"]:
             click.echo(f"{item['type']:<13} {item['id']}  {item['props'].get('title', '')}")
+        _footer(Page(found["items"], found["next"], found["total"], found["total_is_lower_bound"],
+                     found["truncated"]), "items", after)
         return
     for author, per in sorted(found["authors"].items(), key=lambda kv: -sum(kv[1].values())):
         click.echo(f"{author:<28} " + ", ".join(f"{k}={v}" for k, v in sorted(per.items())))
+    if found["truncated"]:
+        click.echo(f"counted over the first {found['counted']} issues, merge requests and commits"
+                   " (raise --limit: it counts --limit x 100)")
 
 
 @query_group.command("blocks")
 @click.argument("issue")
 @click.option("--direct", is_flag=True, help="Only issues it blocks directly.")
+@_limit_option(1000)
 @json_option
 @click.pass_obj
-def blocks_cmd(settings: Settings, issue: str, direct: bool, as_json: bool) -> None:
+def blocks_cmd(settings: Settings, issue: str, direct: bool, limit: int, as_json: bool) -> None:
     """Issues an issue blocks, transitively, with their distance.
 
     \b
@@ -328,14 +370,16 @@ def blocks_cmd(settings: Settings, issue: str, direct: bool, as_json: bool) -> N
       fleet query blocks issue:gitlab:12
     """
     with _reader(settings) as reader:
-        found = questions.blocks(reader, issue, transitive=not direct)
+        page = questions.blocks_page(reader, issue, transitive=not direct, limit=limit)
     if as_json:
-        echo_json(found)
+        echo_json(page.as_dict())
         return
-    for item in found:
+    for item in page.items:
         click.echo(f"{'  ' * (item['depth'] - 1)}{item['id']}  [{item['state']}]  {item['title'] or ''}")
-    if not found:
+    if not page.items:
         click.echo("it blocks nothing")
+    else:
+        _footer(page, "blocked issues", None)
 
 
 def register(cli: click.Group) -> None:

@@ -38,8 +38,17 @@ from projections.model.keys import (
     source_prefix,
 )
 from projections.model.ontology import EDGE_TYPES, INDEXES, NAME, NODE_TYPES, edge_type, node_type
+from projections.read.paging import (
+    COUNT_MAX,
+    check_limit,
+    count_bounded,
+    decode_cursor,
+    encode_cursor,
+    fingerprint,
+    is_cursor,
+)
 from projections.read.results import Neighbor, Node, Page, PathResult
-from projections.read.snapshot import OpenVersion, Snapshot
+from projections.read.snapshot import OpenVersion, Snapshot, edge_position
 from projections.read.traverse import hops, shortest_path
 from projections.store.graph import CHECKPOINT, GraphStore
 from projections.store.writeset import decode_props
@@ -48,7 +57,10 @@ from projections.versions.pointer import Pointer, read_pointer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GraphReader", "PATH_MAX_NODES"]
+__all__ = ["CURSOR_FIND", "CURSOR_NEIGHBORS", "PATH_MAX_NODES", "GraphReader"]
+
+#: cursor kinds (:mod:`.paging`) of the reader's pages
+CURSOR_NEIGHBORS, CURSOR_FIND = 1, 2
 
 #: default bound on the nodes a shortest-path search visits before it gives up
 PATH_MAX_NODES = 1_000_000
@@ -234,6 +246,37 @@ class GraphReader:
                     out += [Neighbor(name, d, format_key(o)) for o in others]
         return out
 
+    def neighbor_page(self, ref: str, *, edges: str | list[str] | None = None,
+                      direction: str = "both", limit: int = 100, after: str | None = None,
+                      with_props: bool = False) -> Page:
+        """A page of :meth:`neighbors` (items are :class:`Neighbor`), with the exact total
+        and the cursor to the next page (:mod:`.paging`); ``after`` is a previous page's ``next``.
+
+        Order: edge table by table (the plan's order), others in key order.
+        """
+        _check_direction(direction)
+        check_limit(limit)
+        codes = _edge_codes(edges)
+        with self.snapshot() as snap:
+            key = snap.require(snap.resolve(ref))
+            query = fingerprint(key, direction, None if codes is None else sorted(codes))
+            position = None if after is None else decode_cursor(after, CURSOR_NEIGHBORS, query)
+            total = snap.edge_count(key, direction, codes)
+            found = list(islice(snap.edges_after(key, direction, codes, position), limit + 1))
+            more = len(found) > limit
+            del found[limit:]
+            items = []
+            for code, d, other in found:
+                props = None
+                if with_props and code in PROPS_EDGES:
+                    props = snap.edge_props(*((key, code, other) if d == "out" else (other, code, key)))
+                items.append(Neighbor(_EDGE_NAME[code], d, format_key(other), props))
+        cursor = None
+        if more:
+            code, d, other = found[-1]
+            cursor = encode_cursor(CURSOR_NEIGHBORS, query, edge_position(code, d, other))
+        return Page(items, cursor, total, False, more)
+
     def hops(self, ref: str, depth: int, *, edges: str | list[str] | None = None,
              direction: str = "both", max_nodes: int = 10_000) -> dict:
         """Nodes within ``depth`` hops: ``{"nodes": {id: distance}, "truncated": bool}``."""
@@ -273,40 +316,64 @@ class GraphReader:
         return PathResult(steps, found.truncated, found.visited)
 
     def find(self, type_name: str, filters: dict[str, Any] | None = None, *,
-             source: str | None = None, limit: int = 50, after: str | None = None) -> Page:
-        """Nodes of a type whose properties equal ``filters``, a page at a time.
+             source: str | None = None, limit: int = 50, after: str | None = None,
+             count_max: int = COUNT_MAX) -> Page:
+        """Nodes of a type whose properties equal ``filters``, a page at a time, in key order.
 
         Uses the longest index whose leading fields are all filtered on, else
-        scans the type; properties are always re-checked.
+        scans the type; properties are always re-checked. ``after`` is a
+        previous page's ``next`` (or, as before cursors, a node id). The total
+        is exact when an index entry or the type's table answers it alone,
+        else counted up to ``count_max`` (then a lower bound).
         """
+        check_limit(limit)
         t = node_type(type_name)
         filters = dict(filters or {})
         unknown = [f for f in filters if f not in t.props]
         if unknown:
             raise QueryError(f"{t.name} has no property {unknown[0]!r} - it has: {', '.join(t.props)}")
         index = _best_index(t.name, filters)
+        query = fingerprint(t.code, source, sorted(filters.items(), key=repr))
         items: list[Node] = []
         with self.snapshot() as snap:
-            after_key = snap.resolve(after) if after else None
-            if index is None:
-                candidates = snap.type_scan(t.code, after_key)
-                if source is not None:
+            after_key: bytes | None = None
+            if after:
+                after_key = (decode_cursor(after, CURSOR_FIND, query) if is_cursor(after)
+                             else snap.resolve(after))
+
+            def candidates(start: bytes | None):
+                if index is None:
+                    keys = snap.type_scan(t.code, start)
+                    if source is None:
+                        return keys
                     prefix = CODES[t.name] + source_prefix(source)
-                    candidates = (k for k in candidates if k.startswith(prefix))
-            else:
+                    return (k for k in keys if k.startswith(prefix))
                 sources = [source] if source else _sources(snap, t.code)
-                candidates = (k for s in sources for k in snap.index_scan(
-                    _index_key(index, s, filters), after_key))
-            for key in candidates:
+                return (k for s in sources for k in snap.index_scan(_index_key(index, s, filters), start))
+
+            def matching(keys):
+                return keys if not filters else (k for k in keys if _matches(snap.props(k), filters))
+
+            last = None
+            for key in candidates(after_key):
                 props = snap.props(key)
-                if props is None or any(props.get(f) != v for f, v in filters.items()):
+                if not _matches(props, filters):
                     continue
-                items.append(Node(format_key(key), t.name, props))
-                if len(items) > limit:
+                if len(items) == limit:
                     break
-        more = len(items) > limit
-        items = items[:limit]
-        return Page(items, items[-1].id if more and items else None)
+                items.append(Node(format_key(key), t.name, props))
+                last = key
+            else:
+                last = None
+            more = last is not None
+            cursor = encode_cursor(CURSOR_FIND, query, last) if more else None
+            if index is None and not filters and source is None:
+                total, lower = snap.txn.stat(snap.store.env.nodes[t.code])["entries"], False
+            elif index is not None and set(filters) == set(index.fields):
+                total, lower = _index_count(snap, index, filters, source, t.code), False
+            else:
+                total, lower = count_bounded(matching(candidates(None)), count_max)
+        return Page(items, cursor, total, lower, more)
 
     def counts(self) -> dict:
         """Nodes and edges per type, and the version and checkpoint they describe."""
@@ -325,6 +392,20 @@ def _best_index(type_name: str, filters: dict):
             if best is None or len(index.fields) > len(best.fields):
                 best = index
     return best
+
+
+def _matches(props: dict | None, filters: dict) -> bool:
+    return props is not None and all(props.get(f) == v for f, v in filters.items())
+
+
+def _index_count(snap: Snapshot, index, filters: dict, source: str | None, code: int) -> int:
+    """How many nodes an exact index entry holds, summed over the sources (O(1) each)."""
+    c = snap.cursor(snap.store.env.idx)
+    n = 0
+    for s in [source] if source else _sources(snap, code):
+        if c.set_key(_index_key(index, s, filters)):
+            n += c.count()
+    return n
 
 
 def _index_key(index, source: str, filters: dict) -> bytes:

@@ -34,13 +34,26 @@ class Neighbor(msgspec.Struct, frozen=True):
 
 
 class Page(msgspec.Struct, frozen=True):
-    """One page of nodes; pass ``next`` as ``after`` for the following page."""
+    """One page of a list answer (nodes, neighbours, ...).
 
-    items: list[Node]
+    ``truncated`` says more items follow this page; ``next`` is then the
+    opaque cursor to pass as ``after`` for them (:mod:`.paging`), None on the
+    last page or where the answer cannot be continued (then raise the limit).
+    ``total`` counts the whole answer, not what is left; when
+    ``total_is_lower_bound`` it is "at least" that many (counting stopped at
+    :data:`~projections.read.paging.COUNT_MAX`).
+    """
+
+    items: list
     next: str | None
+    total: int = 0
+    total_is_lower_bound: bool = False
+    truncated: bool = False
 
-    def as_dict(self) -> dict:
-        return {"items": [n.as_dict() for n in self.items], "next": self.next}
+    def as_dict(self, items: str = "items") -> dict:
+        return {items: [i.as_dict() if hasattr(i, "as_dict") else i for i in self.items],
+                "next": self.next, "total": self.total,
+                "total_is_lower_bound": self.total_is_lower_bound, "truncated": self.truncated}
 
 
 class Step(msgspec.Struct, frozen=True):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import lmdb
 
 from projections.errors import QueryError, UnknownNode
-from projections.model.indexing import child_lookup, iid_lookup, root_lookup
+from projections.model.indexing import child_lookup, iid_lookup, path_lookup, root_lookup
 from projections.model.keys import (
     CODES,
     COMMIT_REF,
@@ -32,7 +32,7 @@ from projections.store.graph import IN_EDGES_OF, OUT_EDGES_OF, GraphStore
 from projections.store.writeset import EDGE_BYTES, PROPS_EDGES, decode_props
 from projections.versions.pointer import Pointer, PointerWatch
 
-__all__ = ["OpenVersion", "Plan", "Snapshot"]
+__all__ = ["OpenVersion", "Plan", "Snapshot", "edge_position"]
 
 _EDGE_NAME = {e.code: e.name for e in EDGE_TYPES}
 _TYPE_NAME = {t.code: t.name for t in NODE_TYPES}
@@ -155,6 +155,45 @@ class Snapshot:
                 # Read the table's run now: the caller may walk other edges in between.
                 for other in list(c.iternext_dup()):
                     yield code, d, other
+
+    def edges_after(self, key: bytes, direction: str,
+                    codes: set[int] | frozenset[int] | None = None, after: bytes | None = None
+                    ) -> Iterator[tuple[int, str, bytes]]:
+        """``(edge code, direction, other key)`` at ``key`` in page order (the plan's tables
+        in turn, each one's others in key order), strictly after the position ``after``
+        (:func:`edge_position`). Lazy, one table's cursor at a time: read other
+        tables while iterating, not the one it reads."""
+        tables = self.plan(direction, _frozen(codes)).get(key[0], ())
+        start, last = 0, None
+        if after is not None:
+            if len(after) < 3 or after[1] > 1:
+                raise QueryError("the cursor holds no edge position - pass the `next` of the "
+                                 "previous page unchanged")
+            code, d, last = after[0], "in" if after[1] else "out", after[2:]
+            start = next((i for i, (c, dd, _) in enumerate(tables) if (c, dd) == (code, d)), -1)
+            if start < 0:
+                raise QueryError("the cursor names an edge this query does not read - pass the "
+                                 "`next` of the previous page of the same query")
+        for i in range(start, len(tables)):
+            code, d, db = tables[i]
+            c = self.cursor(db)
+            if last is not None and i == start:
+                if not c.set_range_dup(key, last) or (c.value() == last and not c.next_dup()):
+                    continue
+            elif not c.set_key(key):
+                continue
+            for other in c.iternext_dup():
+                yield code, d, other
+
+    def edge_count(self, key: bytes, direction: str,
+                   codes: set[int] | frozenset[int] | None = None) -> int:
+        """How many edges :meth:`edges_after` yields from the start (O(1) per table)."""
+        n = 0
+        for _, _, db in self.plan(direction, _frozen(codes)).get(key[0], ()):
+            c = self.cursor(db)
+            if c.set_key(key):
+                n += c.count()
+        return n
 
     def expander(self, direction: str, codes: frozenset[int] | None = None
                  ) -> Callable[[bytes], Iterator[bytes]]:
@@ -310,12 +349,15 @@ class Snapshot:
         segments = [seg for seg in text.split("/") if seg]
         if not segments:
             raise QueryError(f"{ref!r} names no path - e.g. gitlab:group/project#12")
-        node = self.lookup(root_lookup(s, segments[0]))
-        for segment in segments[1:]:
-            if node is None or node[0] != CODES["Group"][0]:
-                node = None
-                break
-            node = self.lookup(child_lookup(node, segment))
+        # a project known by its full path only (its group unknown, or GitHub's owner/repo)
+        node = self.lookup(path_lookup(s, "/".join(segments)))
+        if node is None:
+            node = self.lookup(root_lookup(s, segments[0]))
+            for segment in segments[1:]:
+                if node is None or node[0] != CODES["Group"][0]:
+                    node = None
+                    break
+                node = self.lookup(child_lookup(node, segment))
         if node is None:
             raise UnknownNode(f"no group or project at {source}:{text} in the graph")
         if kind is None:
@@ -327,6 +369,11 @@ class Snapshot:
             what = "issue" if kind == b"i" else "merge request"
             raise UnknownNode(f"no {what} {number} in project {source}:{text}")
         return found
+
+
+def edge_position(code: int, direction: str, other: bytes) -> bytes:
+    """The position of one edge in :meth:`Snapshot.edges_after`'s order, for a cursor."""
+    return bytes((code, direction == "in")) + other
 
 
 def _walk_type(c: lmdb.Cursor, code: int, wanted: set[bytes], out: list[bytes]) -> None:

@@ -58,11 +58,11 @@ def test_query_commands(monkeypatch, capsys, data_dir):
     code, out, _ = fleet(monkeypatch, capsys, *d, "open-issues", "gitlab:platform/api", "--label", "bug")
     assert code == 0 and "Crash on save" in out
     code, out, _ = fleet(monkeypatch, capsys, *d, "closed-by", "issue:gitlab:101", "--json")
-    assert code == 0 and json.loads(out)[0]["type"] == "Commit"
+    assert code == 0 and json.loads(out)["items"][0]["type"] == "Commit"
     code, out, _ = fleet(monkeypatch, capsys, *d, "authored", "project:gitlab:7")
     assert code == 0 and "user:gitlab:2" in out
     code, out, _ = fleet(monkeypatch, capsys, *d, "blocks", "issue:gitlab:100", "--json")
-    assert code == 0 and [b["depth"] for b in json.loads(out)] == [1, 2]
+    assert code == 0 and [b["depth"] for b in json.loads(out)["items"]] == [1, 2]
     code, _, err = fleet(monkeypatch, capsys, *d, "node", "issue:gitlab:4242")
     assert code == 1 and "no node issue:gitlab:4242" in err
     code, _, err = fleet(monkeypatch, capsys, *d, "node", "nonsense")

@@ -93,10 +93,13 @@ def test_hops_and_shortest_path(graph):
 def test_find_with_filters_and_pagination(graph):
     """find uses an index when the filters cover one, else scans; pages do not overlap."""
     first = graph.find("issue", {"project_id": 7, "state": "opened"}, limit=1)
-    assert len(first.items) == 1 and first.next == first.items[0].id
+    assert len(first.items) == 1 and first.truncated and first.next and ":" not in first.next
+    assert (first.total, first.total_is_lower_bound) == (2, False)
     second = graph.find("issue", {"project_id": 7, "state": "opened"}, limit=1, after=first.next)
     assert ids(first.items + second.items) == ["issue:gitlab:100", "issue:gitlab:102"]
-    assert second.next is None
+    assert second.next is None and not second.truncated and second.total == 2
+    by_id = graph.find("issue", {"project_id": 7, "state": "opened"}, limit=1, after=first.items[0].id)
+    assert ids(by_id.items) == ["issue:gitlab:102"]  # a node id as `after`, as before cursors
     assert ids(graph.find("User", {"username": "bob"}).items) == ["user:gitlab:2"]
     assert ids(graph.find("Issue", {"title": "Typo"}).items) == ["issue:gitlab:102"]
     assert graph.find("Issue", {"title": "Typo"}, source="github").items == []
@@ -125,9 +128,10 @@ def test_open_issues_of_a_project_with_a_label(graph):
 
 def test_what_closed_an_issue(graph):
     """A merge request's description and a commit on the default branch close issues."""
-    assert ids(questions.closed_by(graph, "gitlab:platform/api#1")) == ["merge_request:gitlab:500"]
-    assert ids(questions.closed_by(graph, "issue:gitlab:101")) == ["commit:gitlab:" + "a" * 40]
-    assert questions.closed_by(graph, "issue:gitlab:102") == []
+    assert ids(questions.closed_by(graph, "gitlab:platform/api#1").items) == ["merge_request:gitlab:500"]
+    assert ids(questions.closed_by(graph, "issue:gitlab:101").items) == ["commit:gitlab:" + "a" * 40]
+    none = questions.closed_by(graph, "issue:gitlab:102")
+    assert (none.items, none.total, none.truncated, none.next) == ([], 0, False, None)
 
 
 def test_who_authored_what(graph):
