@@ -61,6 +61,9 @@ class Settings:
     projector_poll_ms: int = 200  # FLEET_PROJECTOR_POLL_MS: polling beside notifications
     projection_sync_ms: int = 1000  # FLEET_PROJECTION_SYNC_MS: projector fsync interval, 0 = every commit
     fold_budget_mb: int = 512  # FLEET_FOLD_BUDGET_MB: a rebuild's in-memory state before it writes
+    #: FLEET_CATCHUP_LAG: events behind the log head from which the projector folds segments
+    #: with coalesced change records instead of applying batches (0: never)
+    catchup_lag: int = 20_000
     gitlab_token: str | None = None  # FLEET_GITLAB_TOKEN
     github_secret: str | None = None  # FLEET_GITHUB_SECRET
     api_host: str = "127.0.0.1"  # FLEET_API_HOST
@@ -222,6 +225,7 @@ _MAXIMA = {
     "changes_max_bytes": (2**62, "no disk holds that much"),
     "changes_diff_max": (2**62, "no graph has that many differences"),
     "fold_budget_mb": (1 << 20, "a terabyte of memory"),
+    "catchup_lag": (2**62, "no log gets that long"),
 }
 
 _POSITIVE = ("max_event_bytes", "ingest_batch_max", "dedup_window_secs", "ingest_ack_wait_secs",
@@ -277,6 +281,9 @@ def _validate(s: Settings) -> None:
     if s.changes_diff_max < 0:
         raise ConfigError(f"FLEET_CHANGES_DIFF_MAX={s.changes_diff_max} must be 0 (never send a"
                           " diff: subscribers resync) or more (the largest diff sent at a version change)")
+    if s.catchup_lag < 0:
+        raise ConfigError(f"FLEET_CATCHUP_LAG={s.catchup_lag} must be 0 (always apply batches) or more"
+                          " (events behind the log head from which the projector folds segments)")
     if s.ready_max_lag < 0:
         raise ConfigError(f"FLEET_READY_MAX_LAG={s.ready_max_lag} must be 0 or more (events a"
                           " projection may lag behind the log before /readyz fails)")
