@@ -65,8 +65,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_of(url: str) -> tuple[str, int]:
-    """Host and port of a ``nats://`` URL (default port 4222)."""
-    parsed = urlparse(url)
+    """Host and port of a ``nats://`` URL (default port 4222); of a list's first server (this host's)."""
+    parsed = urlparse(url.split(",")[0].strip())
     return parsed.hostname or "127.0.0.1", parsed.port or 4222
 
 
@@ -78,11 +78,19 @@ class NatsServer:
     carries the fleet's. ``scope`` cuts the producer's and subscriber's
     permissions to the fleet's stream and subject names. ``anonymous_role``
     lets clients without credentials in as that role (tests only).
+
+    With ``cluster_port`` the server is one member of a JetStream cluster:
+    its routes listen on ``host:cluster_port``, ``routes`` name the other
+    members (``nats-route://host:port``), ``server_name`` must be unique in
+    the cluster and ``cluster_name`` the same on every member. Every member
+    needs the same ``auth.json`` (copy the first one's).
     """
 
     def __init__(self, store_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
                  log_file: Path | None = None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                 auth: bool = True, scope: Scope = _DEFAULT_SCOPE, anonymous_role: str | None = None) -> None:
+                 auth: bool = True, scope: Scope = _DEFAULT_SCOPE, anonymous_role: str | None = None,
+                 server_name: str | None = None, cluster_name: str = "graphfleet",
+                 cluster_port: int = 0, routes: tuple[str, ...] = ()) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port(host)
@@ -91,6 +99,10 @@ class NatsServer:
         self.auth = auth
         self.scope = scope
         self.anonymous_role = anonymous_role
+        self.server_name = server_name
+        self.cluster_name = cluster_name
+        self.cluster_port = cluster_port
+        self.routes = tuple(routes)
         self.process: subprocess.Popen | None = None
         self._credentials: Credentials | None = None
 
@@ -127,6 +139,11 @@ class NatsServer:
         """Write the credentials (first time) and the configuration; the command line to run."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config: dict = {"max_payload": self.max_payload_bytes}
+        if self.server_name:
+            config["server_name"] = self.server_name
+        if self.cluster_port:
+            config["cluster"] = {"name": self.cluster_name, "listen": f"{self.host}:{self.cluster_port}",
+                                 "routes": list(self.routes)}
         if self.credentials is not None:
             config.update(authorization(self.credentials, self.scope, anonymous_role=self.anonymous_role))
         aside = self.config_path.with_name(f".{CONFIG_FILE}.{os.getpid()}")

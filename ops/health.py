@@ -4,6 +4,8 @@
 :func:`gather` does the I/O. States:
 
 * ``ok`` / ``rebuilding`` (a rebuild in progress is not a failure) - healthy;
+* ``catching up`` - a projection more than ``ready_max_lag`` events behind (or
+  building the first version) and moving: healthy but *not ready*;
 * ``failed`` - the worker's projector thread died (the worker exits non-zero);
 * ``outdated`` - a worker whose code is older than the active version: idle,
   holding nothing up (the newer release's worker serves), and it says so;
@@ -13,6 +15,12 @@
 * ``down`` - its heartbeat is older than ``stale_after_secs``, it stopped,
   or (for NATS) it cannot be reached;
 * ``never started`` - no heartbeat was ever seen.
+
+Readiness is judged in the same pass: a component that holds reads back
+(NATS unreachable, a failed worker, a projection over the lag bound or with no
+version built yet) carries the reason in ``not_ready``; ``fleet health``'s exit
+code follows :attr:`HealthReport.ok`, ``/readyz`` follows
+:attr:`HealthReport.ready`, and both print the same lines.
 """
 
 from __future__ import annotations
@@ -28,14 +36,16 @@ from nats.js.errors import NoKeysError, NotFoundError
 
 from events.errors import FleetError, TransientError
 from workers.natsio.client import connect
-from workers.natsio.heartbeat import Beat, read_heartbeats
+from workers.natsio.cluster import Member, cluster_members
+from workers.natsio.heartbeat import Beat, MetricFamily, read_heartbeats
+from workers.projector.progress import catch_up_line
 
 from .settings import Settings
 from .wiring import open_log
 
 __all__ = ["Component", "HealthReport", "assess", "gather"]
 
-HEALTHY = {"ok", "rebuilding", "outdated"}
+HEALTHY = {"ok", "rebuilding", "outdated", "catching up"}
 
 
 @dataclass(frozen=True)
@@ -47,31 +57,55 @@ class Component:
     state: str
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    #: why it holds reads back (``/readyz`` 503), e.g. ``projection graph v3: catching up: ...``
+    not_ready: str = ""
 
     @property
     def healthy(self) -> bool:
         return self.state in HEALTHY
 
+    @property
+    def ready(self) -> bool:
+        return not self.not_ready
+
 
 @dataclass(frozen=True)
 class HealthReport:
-    """Every component's state; ``ok`` only when all are healthy."""
+    """Every component's state; ``ok`` only when all are healthy, ``ready`` when none holds reads back."""
 
     components: tuple[Component, ...]
     at: float
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # process -> snapshot
+    metrics: dict[str, list[MetricFamily]] = field(default_factory=dict)  # process -> its metrics
 
     @property
     def ok(self) -> bool:
         return all(c.healthy for c in self.components)
 
     @property
+    def ready(self) -> bool:
+        return all(c.ready for c in self.components)
+
+    @property
+    def not_ready(self) -> list[str]:
+        """Why ``/readyz`` answers 503 (empty when ready)."""
+        return [c.not_ready for c in self.components if c.not_ready]
+
+    @property
+    def notes(self) -> list[str]:
+        """Worth knowing, holding nothing up: outdated workers."""
+        return [f"{c.name}: outdated: {c.data.get('outdated')}" for c in self.components
+                if c.kind == "process" and c.state == "outdated"]
+
+    @property
     def culprits(self) -> list[Component]:
         return [c for c in self.components if not c.healthy]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "at": self.at, "components": [asdict(c) for c in self.components],
-                "culprits": [c.name for c in self.culprits]}
+        return {"ok": self.ok, "at": self.at,
+                "components": [asdict(c) | {"healthy": c.healthy, "ready": c.ready}
+                               for c in self.components],
+                "culprits": [c.name for c in self.culprits],
+                "ready": self.ready, "not_ready": self.not_ready, "notes": self.notes}
 
 
 def _age(now: float, then: float | None) -> str:
@@ -90,11 +124,17 @@ def assess(
     quarantine_open: int,
     stale_after_secs: float = 6.0,
     stuck_after_secs: float = 30.0,
+    ready_max_lag: int = 10_000,
+    cluster: tuple[Member, ...] | list[Member] = (),
 ) -> HealthReport:
     """Judge the gathered facts; every health rule lives here."""
     out: list[Component] = [
-        Component("nats", "nats", "ok" if nats_ok else "down", nats_detail)
+        Component("nats", "nats", "ok" if nats_ok else "down", nats_detail,
+                  not_ready="" if nats_ok else f"nats: {nats_detail}")
     ]
+    # A lost cluster member is named even while a quorum keeps the fleet working.
+    out.extend(Component(f"nats server {m.name}", "nats", "ok" if m.up else "down", m.detail)
+               for m in cluster)
     for name in sorted(set(expected) | set(beats)):
         beat = beats.get(name)
         if beat is None:
@@ -132,9 +172,10 @@ def assess(
             state = "stuck"
             detail = (f"backlog {beat.details.get('backlog')} but no progress since "
                       f"{_age(now, beat.details.get('progress_at'))}")
-        out.append(Component(name, "process", state, detail, data))
+        failed = f"{name}: {beat.details.get('failure', 'failed')}" if state == "failed" else ""
+        out.append(Component(name, "process", state, detail, data, not_ready=failed))
         for projection in beat.details.get("projections", []):
-            out.append(_projection(now, projection, stuck_after_secs))
+            out.append(_projection(now, projection, stuck_after_secs, ready_max_lag))
     if consumer_pending is not None:
         out.append(Component("ingest consumer", "consumer", "ok", f"{consumer_pending} pending",
                              {"pending": consumer_pending}))
@@ -142,7 +183,7 @@ def assess(
                          f"head {log_head if log_head is not None else 'none'}, "
                          f"{quarantine_open} quarantined",
                          {"head": log_head, "quarantine_open": quarantine_open}))
-    return HealthReport(tuple(out), now, {name: b.metrics for name, b in beats.items()})
+    return HealthReport(tuple(out), now, {name: b.families for name, b in beats.items()})
 
 
 def _is_stuck(now: float, backlog: int | None, progress_at: float | None, stuck_after_secs: float
@@ -151,22 +192,41 @@ def _is_stuck(now: float, backlog: int | None, progress_at: float | None, stuck_
     return bool(backlog) and progress_at is not None and now - progress_at > stuck_after_secs
 
 
-def _projection(now: float, p: dict[str, Any], stuck_after_secs: float) -> Component:
+def _projection(now: float, p: dict[str, Any], stuck_after_secs: float, ready_max_lag: int
+                ) -> Component:
+    """One projection version's line: its state, and whether it holds reads back."""
     version = p.get("version")
     name = f"projection {p.get('name')}" + (f" v{version}" if version is not None else "")
     lag = p.get("lag") or 0
+    rate = float(p.get("events_per_sec") or 0.0)
+    if p.get("state") == "rebuilding":
+        line = catch_up_line(lag, rate)
+        if p.get("first_build"):  # nothing active yet: queries wait for this version
+            return Component(name, "projection", "catching up", f"first build: {line}", p,
+                             not_ready=f"{name}: first build: {line}")
+        # Beside the active version, which serves reads meanwhile.
+        return Component(name, "projection", "rebuilding",
+                         f"position {p.get('checkpoint')}, {line.replace('catching up: ', '')}", p)
     if p.get("checkpoint") is None:
         if not p.get("head"):
             return Component(name, "projection", "ok", "waiting for the first event", p)
-        return Component(name, "projection", "never started", "no checkpoint yet", p)
+        lag = lag or p["head"]
+        return Component(name, "projection", "never started", f"no checkpoint yet, lag {lag:,}", p,
+                         not_ready=f"{name}: no version built yet, lag {lag:,}")
     state = p.get("state", "ok")
-    detail = f"position {p.get('checkpoint')}, lag {lag}"
+    over = lag > ready_max_lag
+    detail = f"position {p.get('checkpoint')}, " + (catch_up_line(lag, rate) if over else f"lag {lag}")
     if p.get("fsync"):
         detail += f", fsync {p['fsync']}"
-    if state != "rebuilding" and _is_stuck(now, lag, p.get("progress_at"), stuck_after_secs):
+    if _is_stuck(now, lag, p.get("progress_at"), stuck_after_secs):
         state = "stuck"
         detail += f", no progress since {_age(now, p.get('progress_at'))}"
-    return Component(name, "projection", state, detail, p)
+    elif over:
+        state = "catching up"
+    not_ready = f"{name}: lag {lag} over {ready_max_lag}" if over else ""
+    if over and state == "catching up":
+        not_ready = f"{name}: {catch_up_line(lag, rate)} (ready within {ready_max_lag:,})"
+    return Component(name, "projection", state, detail, p, not_ready=not_ready)
 
 
 async def gather(settings: Settings, *, expected: tuple[str, ...], nc: Client | None = None
@@ -179,6 +239,7 @@ async def gather(settings: Settings, *, expected: tuple[str, ...], nc: Client | 
     nats_ok, nats_detail = False, ""
     beats: dict[str, Beat] = {}
     pending: int | None = None
+    members: list[Member] = []
     own = nc is None
     if own:
         try:
@@ -200,11 +261,16 @@ async def gather(settings: Settings, *, expected: tuple[str, ...], nc: Client | 
                 pending = info.num_pending + info.num_ack_pending
             except NotFoundError:
                 pending = None
+            members = await cluster_members(js, settings.nats_url, stream=settings.stream,
+                                            lost_after_secs=settings.heartbeat_stale_secs)
         except (NatsError, asyncio.TimeoutError) as e:
             nats_ok, nats_detail = False, f"NATS request failed: {e!r}"
         finally:
             if own:
                 await nc.close()
+    if not nats_ok and not members:
+        members = await cluster_members(None, settings.nats_url, stream=settings.stream,
+                                        lost_after_secs=settings.heartbeat_stale_secs)
     head, quarantined = None, 0
     try:
         with open_log(settings, readonly=True) as event_log:
@@ -213,4 +279,5 @@ async def gather(settings: Settings, *, expected: tuple[str, ...], nc: Client | 
         pass
     return assess(now=time.time(), nats_ok=nats_ok, nats_detail=nats_detail, expected=expected,
                   beats=beats, consumer_pending=pending, log_head=head, quarantine_open=quarantined,
-                  stale_after_secs=settings.heartbeat_stale_secs, stuck_after_secs=settings.stuck_after_secs)
+                  stale_after_secs=settings.heartbeat_stale_secs, stuck_after_secs=settings.stuck_after_secs,
+                  ready_max_lag=settings.ready_max_lag, cluster=members)

@@ -35,6 +35,14 @@ class Settings:
     nats_password: str | None = None  # FLEET_NATS_PASSWORD
     embedded_nats: bool = True  # FLEET_EMBEDDED_NATS: `fleet nats` runs a server
     startup_timeout_secs: int = 60  # FLEET_STARTUP_TIMEOUT_SECS: wait this long for NATS at start
+    #: FLEET_STREAM_REPLICAS: copies of every stream and bucket the fleet creates (3 on a cluster)
+    stream_replicas: int = 1
+    nats_server_name: str | None = None  # FLEET_NATS_SERVER_NAME: this host's server in a cluster
+    nats_cluster_name: str = "graphfleet"  # FLEET_NATS_CLUSTER_NAME: the same on every member
+    nats_cluster_port: int = 0  # FLEET_NATS_CLUSTER_PORT: routes listen here; 0 = not clustered
+    #: FLEET_NATS_CLUSTER_ROUTES: the other members' cluster addresses, comma-separated
+    #: (nats-route://host:port)
+    nats_cluster_routes: str = ""
     stream: str = "SDLC"  # FLEET_STREAM
     subject_prefix: str = "sdlc"  # FLEET_SUBJECT_PREFIX
     stream_max_age_secs: int = 0  # FLEET_STREAM_MAX_AGE_SECS, 0 = keep forever
@@ -74,6 +82,7 @@ class Settings:
     heartbeat_stale_secs: int = 6  # FLEET_HEARTBEAT_STALE_SECS: older means the process is down
     stuck_after_secs: int = 30  # FLEET_STUCK_AFTER_SECS: backlog without progress this long = stuck
     expected_processes: str = "ingest,worker,api"  # FLEET_EXPECTED_PROCESSES: comma-separated, for `fleet health`
+    stop_grace_secs: int = 30  # FLEET_STOP_GRACE_SECS: `fleet up` sends SIGKILL to a process this long after SIGTERM
     testing: bool = False  # FLEET_TESTING: set by the test suite; enables FLEET_FAILPOINT
     failpoint: str | None = None  # FLEET_FAILPOINT: fault injection, honoured only with FLEET_TESTING
 
@@ -81,6 +90,11 @@ class Settings:
     def expected(self) -> tuple[str, ...]:
         """The processes `fleet health` expects a heartbeat from."""
         return tuple(p.strip() for p in self.expected_processes.split(",") if p.strip())
+
+    @property
+    def cluster_routes(self) -> tuple[str, ...]:
+        """The other cluster members' route URLs (FLEET_NATS_CLUSTER_ROUTES)."""
+        return tuple(r.strip() for r in self.nats_cluster_routes.split(",") if r.strip())
 
     @property
     def public_nats_url(self) -> str:
@@ -226,13 +240,15 @@ _MAXIMA = {
     "changes_diff_max": (2**62, "no graph has that many differences"),
     "fold_budget_mb": (1 << 20, "a terabyte of memory"),
     "catchup_lag": (2**62, "no log gets that long"),
+    "stream_replicas": (5, "JetStream keeps at most 5 replicas of a stream"),
+    "stop_grace_secs": (3_600, "an hour"),
 }
 
 _POSITIVE = ("max_event_bytes", "ingest_batch_max", "dedup_window_secs", "ingest_ack_wait_secs",
              "heartbeat_interval_secs", "heartbeat_stale_secs", "stuck_after_secs",
              "changes_batch_max", "changes_poll_interval_ms", "worker_threads", "projector_batch_max",
              "projector_poll_ms", "ingest_inflight_bytes", "max_body_bytes", "startup_timeout_secs",
-             "fold_budget_mb")
+             "fold_budget_mb", "stream_replicas", "stop_grace_secs")
 
 #: JetStream stream and consumer names: no '.', '*', '>', whitespace or path separators.
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -253,7 +269,12 @@ def _var(name: str) -> str:
 
 
 def _validate(s: Settings) -> None:
-    _check_url("FLEET_NATS_URL", s.nats_url, _NATS_SCHEMES)
+    for part in s.nats_url.split(","):
+        if not part.strip():
+            raise ConfigError(f"FLEET_NATS_URL={s.public_nats_url!r} has an empty server in its"
+                              " list - separate servers with one comma, e.g."
+                              " nats://10.0.0.1:4222,nats://10.0.0.2:4222")
+        _check_url("FLEET_NATS_URL", part.strip(), _NATS_SCHEMES)
     if s.broker_url:
         for part in s.broker_url.split(","):
             _check_url("FLEET_BROKER_URL", part.strip(), None)
@@ -303,6 +324,34 @@ def _validate(s: Settings) -> None:
     if not 0 < s.api_port < 65536:
         raise ConfigError(f"FLEET_API_PORT={s.api_port} is not a TCP port (1-65535)")
     _check_names(s)
+    _check_cluster(s)
+
+
+def _check_cluster(s: Settings) -> None:
+    if s.nats_server_name is not None and not _NAME.fullmatch(s.nats_server_name):
+        raise ConfigError(f"FLEET_NATS_SERVER_NAME={s.nats_server_name!r} is not a server name - use"
+                          " 1-64 letters, digits, '-' or '_', one per host, e.g. nats-a")
+    if not _NAME.fullmatch(s.nats_cluster_name):
+        raise ConfigError(f"FLEET_NATS_CLUSTER_NAME={s.nats_cluster_name!r} is not a cluster name -"
+                          " use 1-64 letters, digits, '-' or '_', the same on every member")
+    if not 0 <= s.nats_cluster_port < 65536:
+        raise ConfigError(f"FLEET_NATS_CLUSTER_PORT={s.nats_cluster_port} is not a TCP port"
+                          " (1-65535, or 0 for a server outside any cluster)")
+    routes = s.cluster_routes
+    for route in routes:
+        _check_url("FLEET_NATS_CLUSTER_ROUTES", route, ("nats-route", "nats"))
+    if not s.nats_cluster_port:
+        if routes:
+            raise ConfigError("FLEET_NATS_CLUSTER_ROUTES is set without FLEET_NATS_CLUSTER_PORT -"
+                              " set the port this server's routes listen on (e.g. 6222)")
+        return
+    if not routes:
+        raise ConfigError(f"FLEET_NATS_CLUSTER_PORT={s.nats_cluster_port} is set without"
+                          " FLEET_NATS_CLUSTER_ROUTES - list the other members, e.g."
+                          " nats-route://10.0.0.2:6222,nats-route://10.0.0.3:6222")
+    if s.nats_server_name is None:
+        raise ConfigError("FLEET_NATS_CLUSTER_PORT is set without FLEET_NATS_SERVER_NAME - a"
+                          " JetStream cluster needs a distinct name per server, e.g. nats-a")
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...] | None) -> None:

@@ -115,7 +115,7 @@ class Startup:
                                 lambda spec=spec: ensure_stream(js, spec))
             if heartbeats:
                 await self.step(f"JetStream key-value bucket {HEARTBEAT_BUCKET} at {shown}",
-                                lambda: heartbeat_bucket(js))
+                                lambda: heartbeat_bucket(js, replicas=self.settings.stream_replicas))
         except BaseException:
             await _close(nc)
             raise

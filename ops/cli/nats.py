@@ -19,7 +19,9 @@ def embedded_server(settings: Settings, *, port: int | None = None) -> NatsServe
     host, configured_port = port_of(settings.nats_url)
     return NatsServer(settings.nats_store_dir, port=port or configured_port, host=host,
                       max_payload_bytes=max_payload_for(settings.max_event_bytes),
-                      scope=settings.nats_scope)
+                      scope=settings.nats_scope, server_name=settings.nats_server_name,
+                      cluster_name=settings.nats_cluster_name,
+                      cluster_port=settings.nats_cluster_port, routes=settings.cluster_routes)
 
 
 @click.group("nats", invoke_without_command=True)
@@ -28,7 +30,8 @@ def nats_group(ctx: click.Context) -> None:
     """Run the embedded nats-server with JetStream on DATA_DIR/nats.
 
     It listens where FLEET_NATS_URL points (default nats://127.0.0.1:4222,
-    loopback only) and requires a user: the fleet's, a producer's (publishes
+    loopback only; in a list of servers, the first: this host's) and
+    requires a user: the fleet's, a producer's (publishes
     to sdlc.> only) and a subscriber's (reads the GRAPH stream only), with
     passwords generated at the first start into DATA_DIR/nats/auth.json
     (mode 0600). `fleet nats credentials` prints the producer's and the
@@ -36,10 +39,19 @@ def nats_group(ctx: click.Context) -> None:
     FLEET_EMBEDDED_NATS not true) it only waits, so that the Procfile keeps
     running.
 
+    As one member of a JetStream cluster (FLEET_NATS_CLUSTER_PORT set) it
+    routes to FLEET_NATS_CLUSTER_ROUTES under FLEET_NATS_SERVER_NAME; every
+    member needs the same DATA_DIR/nats/auth.json (copy the first one's) and
+    FLEET_STREAM_REPLICAS=3 makes the fleet's streams survive one member's
+    loss (README "Beyond one machine").
+
     \b
     Example:
       fleet nats
       FLEET_NATS_URL=nats://127.0.0.1:4333 FLEET_EMBEDDED_NATS=true fleet nats
+      FLEET_NATS_URL=nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222 \\
+        FLEET_EMBEDDED_NATS=true FLEET_NATS_SERVER_NAME=nats-a FLEET_NATS_CLUSTER_PORT=6222 \\
+        FLEET_NATS_CLUSTER_ROUTES=nats-route://10.0.0.2:6222,nats-route://10.0.0.3:6222 fleet nats
     """
     if ctx.invoked_subcommand is not None:
         return

@@ -111,10 +111,18 @@ async def _start(settings: Settings, stop: asyncio.Event, broker_from_url: Calla
         shown = redact_url(broker_url)
         # The broker connects on a thread of its own (blocking); a failure is retried like the rest.
         broker = await startup.step(f"the dramatiq broker at {shown}",
-                                    lambda: asyncio.to_thread(broker_from_url, broker_url))
+                                    lambda: asyncio.to_thread(broker_from_url, broker_url,
+                                                              **_broker_options(broker_url, settings)))
     finally:
         await nc.drain()
     return settings, broker
+
+
+def _broker_options(broker_url: str, settings: Settings) -> dict[str, Any]:
+    """The JetStream broker's stream is replicated like the fleet's others (FLEET_STREAM_REPLICAS)."""
+    if broker_url.split(":", 1)[0].lower() in ("nats", "tls") and settings.stream_replicas > 1:
+        return {"replicas": settings.stream_replicas}
+    return {}
 
 
 def register(cli: click.Group) -> None:

@@ -26,7 +26,7 @@ from nats.protocol.parser import MAX_CONTROL_LINE_SIZE, Parser
 from events.errors import ConfigError, TransientError
 
 __all__ = ["FLEET_INBOX_PREFIX", "LOG_APPENDED_SUBJECT", "FleetClient", "connect", "hpub_frame",
-           "redact_url", "split_credentials", "wait_for_server", "with_credentials"]
+           "redact_url", "server_urls", "split_credentials", "wait_for_server", "with_credentials"]
 
 #: Core NATS subject the ingest worker pings after each commit (payload: the log head).
 LOG_APPENDED_SUBJECT = "fleet.log.appended"
@@ -234,15 +234,34 @@ _BREAKS_FRAME = re.compile(r"[\r\n]")
 _BAD_NAME = re.compile(r"[\s:]")
 
 
+def server_urls(url: str | list[str]) -> list[str]:
+    """The servers of ``url``: a list as it is, a comma-separated string split (a cluster's servers)."""
+    if not isinstance(url, str):
+        return list(url)
+    return [part.strip() for part in url.split(",") if part.strip()] or [url]
+
+
 def with_credentials(url: str, user: str, password: str) -> str:
-    """``url`` with ``user`` and ``password`` as its user info, quoted (any characters work)."""
+    """``url`` with ``user`` and ``password`` as its user info, quoted (any characters work).
+
+    A comma-separated list of servers gets them on every server.
+    """
+    if "," in url:
+        return ",".join(with_credentials(u, user, password) for u in server_urls(url))
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """``(url without user info, user, password)``, unquoted; ``None`` for what is absent."""
+    """``(url without user info, user, password)``, unquoted; ``None`` for what is absent.
+
+    For a comma-separated list: every server without user info, and the first user found.
+    """
+    if "," in url:
+        split = [split_credentials(u) for u in server_urls(url)]
+        user, password = next(((u, p) for _, u, p in split if u), (None, None))
+        return ",".join(plain for plain, _, _ in split), user, password
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url, None, None
@@ -254,6 +273,8 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
 
 def redact_url(url: str) -> str:
     """``url`` with its password replaced by ``***``: the form every message and log uses."""
+    if "," in url:
+        return ",".join(redact_url(u) for u in server_urls(url))
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
@@ -267,7 +288,9 @@ async def connect(url: str | list[str], *, name: str, connect_timeout_secs: floa
     """Connect to NATS at ``url``, retrying reconnects forever once connected.
 
     ``url`` may carry credentials (``nats://user:password@host:port``); a
-    list is a cluster's servers. ``wait_for_server_secs`` keeps trying the
+    list, or a comma-separated string, is a cluster's servers: the first
+    connection goes to any one that answers, and reconnects ride out the loss
+    of one. ``wait_for_server_secs`` keeps trying the
     first connection that long, for processes that start beside the server
     (the Procfile starts all at once). Raises TransientError when nothing
     answers, ConfigError when the server refuses the credentials.
@@ -289,25 +312,28 @@ async def wait_for_server(url: str | list[str], *, timeout_secs: float) -> None:
             await asyncio.sleep(0.5)
 
 
-def _first(url: str | list[str]) -> str:
-    return url if isinstance(url, str) else url[0]
-
-
 async def _probe(url: str | list[str], timeout_secs: float) -> None:
-    """Fail fast when nothing listens: nats-py retries a first connect forever."""
-    shown = redact_url(_first(url))
-    try:
-        parsed = urlsplit(_first(url))
-        host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
-    except ValueError as e:
-        raise ConfigError(f"NATS URL {shown!r} is malformed: {e} - e.g. nats://127.0.0.1:4222") from e
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_secs)
-    except (OSError, asyncio.TimeoutError) as e:
-        raise TransientError(
-            f"cannot reach NATS at {shown}: {e!r} - start it with `fleet nats` or set FLEET_NATS_URL"
-        ) from e
-    writer.close()
+    """Fail fast when nothing listens (nats-py retries a first connect forever); one server is enough."""
+    servers = server_urls(url)
+    errors: list[str] = []
+    for server in servers:
+        shown = redact_url(server)
+        try:
+            parsed = urlsplit(server)
+            host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
+        except ValueError as e:
+            raise ConfigError(f"NATS URL {shown!r} is malformed: {e} - e.g. nats://127.0.0.1:4222") from e
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                               timeout_secs / len(servers))
+        except (OSError, asyncio.TimeoutError) as e:
+            errors.append(f"{shown}: {e!r}")
+            continue
+        writer.close()
+        return
+    where = redact_url(",".join(servers))
+    raise TransientError(f"cannot reach NATS at {where}: {'; '.join(errors)} - start it with"
+                         " `fleet nats` or set FLEET_NATS_URL")
 
 
 def _is_auth_error(e: BaseException) -> bool:
@@ -317,11 +343,11 @@ def _is_auth_error(e: BaseException) -> bool:
 
 async def _connect_once(url: str | list[str], name: str, connect_timeout_secs: float) -> Client:
     await _probe(url, connect_timeout_secs)
-    servers = [url] if isinstance(url, str) else list(url)
+    servers = server_urls(url)
     plain = [split_credentials(u) for u in servers]
     user = next((u for _, u, _ in plain if u), None)
     password = next((p for _, u, p in plain if u), None)
-    shown = redact_url(servers[0])
+    shown = redact_url(",".join(servers))
 
     async def on_error(e: Exception) -> None:
         log.warning("nats error", extra={"error": repr(e), "client": name})

@@ -3,8 +3,9 @@
 The bucket has a TTL, so a process that stops writing (killed, wedged, cut
 off) disappears from the bucket and ``fleet health`` reports it ``down``. A
 heartbeat carries the process's state (``starting``, ``ok``, ``rebuilding``,
-...), progress details for the stuck-detector, and a metrics snapshot that
-the ``api`` process renders on ``/metrics``.
+...), progress details for the stuck-detector, and a snapshot of its
+metrics (:class:`MetricFamily`: OpenTelemetry's names, units and histogram
+buckets, unconverted) that the ``api`` process renders on ``/metrics``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 from nats.js import JetStreamContext
@@ -23,11 +25,34 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
-__all__ = ["HEARTBEAT_BUCKET", "Beat", "Heartbeat", "heartbeat_bucket", "read_heartbeats"]
+__all__ = ["HEARTBEAT_BUCKET", "Beat", "Heartbeat", "MetricFamily", "MetricPoint", "heartbeat_bucket",
+           "read_heartbeats"]
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_BUCKET = "fleet_heartbeats"
+
+
+class MetricPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One data point: ``value`` of a counter or gauge, or a histogram's ``count``, ``sum`` and
+    per-bucket ``buckets`` (not cumulative; one more than ``bounds``, the upper bounds)."""
+
+    labels: dict[str, str] = {}
+    value: float = 0.0
+    count: int = 0
+    sum: float = 0.0
+    bounds: list[float] = []
+    buckets: list[int] = []
+
+
+class MetricFamily(msgspec.Struct, kw_only=True):
+    """One instrument's points as the process's meter holds them (cumulative since start)."""
+
+    name: str  # the instrument's name, e.g. ``fleet.projector.events``
+    kind: str  # counter | gauge | histogram
+    unit: str = ""  # UCUM as given to the instrument: ``ms``, ``s``, ``By``, ``{event}``
+    description: str = ""
+    points: list[MetricPoint] = []
 
 
 class Beat(msgspec.Struct, kw_only=True):
@@ -41,19 +66,22 @@ class Beat(msgspec.Struct, kw_only=True):
     host: str
     interval_secs: float
     details: dict[str, Any] = {}
+    #: written by releases before ``families``; read so that their beats still decode, not rendered
     metrics: dict[str, float] = {}
+    families: list[MetricFamily] = []
 
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Beat)
 
 
-async def heartbeat_bucket(js: JetStreamContext, *, ttl_secs: float = 15) -> KeyValue:
-    """The heartbeat bucket, created with ``ttl_secs`` when missing."""
+async def heartbeat_bucket(js: JetStreamContext, *, ttl_secs: float = 15, replicas: int = 1) -> KeyValue:
+    """The heartbeat bucket, created with ``ttl_secs`` and ``replicas`` (FLEET_STREAM_REPLICAS) when missing."""
     try:
         return await js.key_value(HEARTBEAT_BUCKET)
     except (BucketNotFoundError, NotFoundError):
-        return await js.create_key_value(KeyValueConfig(bucket=HEARTBEAT_BUCKET, ttl=ttl_secs, history=1))
+        return await js.create_key_value(KeyValueConfig(bucket=HEARTBEAT_BUCKET, ttl=ttl_secs, history=1,
+                                                        replicas=replicas))
 
 
 @dataclass
@@ -63,7 +91,7 @@ class Heartbeat:
     js: JetStreamContext
     process: str
     status: Callable[[], tuple[str, dict[str, Any]]]
-    metrics: Callable[[], dict[str, float]] | None = None
+    metrics: Callable[[], list[MetricFamily]] | None = None
     interval_secs: float = 2.0
     ttl_secs: float = 15.0
 
@@ -80,7 +108,7 @@ class Heartbeat:
         state, details = self.status()
         record = Beat(process=self.process, state=state, at=time.time(), started_at=self._started_at,
                       pid=os.getpid(), host=socket.gethostname(), interval_secs=self.interval_secs,
-                      details=details, metrics=self.metrics() if self.metrics else {})
+                      details=details, families=self.metrics() if self.metrics else [])
         await self._kv.put(self.process, _encoder.encode(record))
 
     async def _loop(self) -> None:

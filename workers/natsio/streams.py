@@ -34,6 +34,11 @@ class StreamSpec:
     max_age_secs: float = 0
     max_bytes: int = -1
     max_msg_size: int = -1
+    #: copies kept by a JetStream cluster (FLEET_STREAM_REPLICAS; 1 on a single server)
+    replicas: int = 1
+    #: refuse deleting messages and purging the stream (the LOG stream: a replica's source of truth)
+    deny_delete: bool = False
+    deny_purge: bool = False
 
 
 async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
@@ -62,6 +67,9 @@ async def _ensure(js: JetStreamContext, spec: StreamSpec) -> None:
         max_age=spec.max_age_secs,
         max_bytes=spec.max_bytes,
         max_msg_size=spec.max_msg_size,
+        num_replicas=spec.replicas,
+        deny_delete=spec.deny_delete,
+        deny_purge=spec.deny_purge,
     )
     try:
         info = await js.stream_info(spec.name)
@@ -74,6 +82,13 @@ async def _ensure(js: JetStreamContext, spec: StreamSpec) -> None:
         current.duplicate_window != config.duplicate_window
         or (current.max_age or 0) != config.max_age
         or (current.max_bytes or -1) != config.max_bytes
+        or (current.num_replicas or 1) != config.num_replicas
+        or bool(current.deny_delete) != config.deny_delete
+        or bool(current.deny_purge) != config.deny_purge
     ):
+        if current.deny_delete and not config.deny_delete or current.deny_purge and not config.deny_purge:
+            # JetStream never lifts these once set; asking would fail on every start.
+            config.deny_delete = config.deny_delete or bool(current.deny_delete)
+            config.deny_purge = config.deny_purge or bool(current.deny_purge)
         await js.update_stream(config)
-        log.info("stream limits updated", extra={"stream": spec.name})
+        log.info("stream updated", extra={"stream": spec.name, "replicas": spec.replicas})
