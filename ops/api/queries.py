@@ -3,11 +3,17 @@
 ========================================  =============================================
 ``GET /graph/counts``                     nodes and edges per type, version, position
 ``GET /graph/nodes/{id}``                 a node with its properties
-``GET /graph/nodes/{id}/neighbors``       ``?edge=HAS_LABEL&direction=out&limit=100``
+``GET /graph/nodes/{id}/neighbors``       ``?edge=HAS_LABEL&direction=out&limit=100&after=CURSOR``
 ``GET /graph/nodes/{id}/hops``            ``?depth=3&max_nodes=1000&edge=...``
 ``GET /graph/path``                       ``?from=ID&to=ID&max_depth=6&max_nodes=1000000&edge=...``
-``GET /graph/types/{type}``               ``?<prop>=<value>&limit=50&after=ID&source=gitlab``
+``GET /graph/types/{type}``               ``?<prop>=<value>&limit=50&after=CURSOR&source=gitlab``
 ========================================  =============================================
+
+List answers (neighbors, types) are pages: besides their items they carry
+``total`` (the whole answer's size; "at least" when ``total_is_lower_bound``),
+``truncated`` (more items follow) and ``next``, the opaque cursor to pass as
+``after`` for the following page (null on the last page). A cursor that is
+not one of the same query's is a 400 ``bad_query``.
 
 A path answer has ``length`` null when none was found; ``truncated`` true
 then means the search gave up at ``max_nodes`` visited nodes (a path may
@@ -190,11 +196,10 @@ async def node(request: web.Request) -> web.Response:
 
 async def neighbors(request: web.Request) -> web.Response:
     q = request.query
-    return await _answer(request, "neighbors", lambda r: {"neighbors": [
-        n.as_dict() for n in r.neighbors(
-            _ref("id", request.match_info["id"]), edges=q.getall("edge", None),
-            direction=q.get("direction", "both"), limit=_int(request, "limit", 100),
-            with_props=True)]})
+    return await _answer(request, "neighbors", lambda r: r.neighbor_page(
+        _ref("id", request.match_info["id"]), edges=q.getall("edge", None),
+        direction=q.get("direction", "both"), limit=_int(request, "limit", 100),
+        after=_ref("after", q.get("after")), with_props=True).as_dict("neighbors"))
 
 
 async def hops(request: web.Request) -> web.Response:

@@ -136,3 +136,42 @@ def test_graph_export_streams_the_same_snapshot_as_the_cli(nats_server, data_dir
     assert len(body.splitlines()) == 1 + header["nodes"] + header["edges"]
     status, _, body = asyncio.run(get("/graph/export?version=9"))
     assert status == 404 and b"unknown_version" in body
+
+
+def test_neighbors_and_types_pages_follow_next_to_the_end(nats_server, data_dir):
+    """/neighbors and /types say total and truncated, and their `next` cursors page through every
+    item once; a bad cursor or limit is a 400 naming it."""
+    with GraphReader(data_dir / "projections") as reader:
+        project = reader.find("Project", {}, limit=1).items[0].id
+        whole = [(n.edge, n.direction, n.id) for n in reader.neighbors(project, limit=100_000)]
+        issues = [n.id for n in reader.find("Issue", {}, limit=100_000).items]
+    assert len(whole) > 30
+
+    async def follow(first: str, key: str):
+        settings = load_settings({}, data_dir=data_dir, nats_url=nats_server.url, embedded_nats=False)
+        async with TestClient(TestServer(create_app(settings, setups=[queries_setup]))) as client:
+            pages, url = [], first
+            while url:
+                response = await client.get(url)
+                assert response.status == 200, await response.text()
+                body = await response.json()
+                pages.append(body)
+                url = f"{first}&after={body['next']}" if body["next"] else None
+            return pages
+
+    pages = asyncio.run(follow(f"/graph/nodes/{project}/neighbors?limit=13", "neighbors"))
+    seen = [(n["edge"], n["direction"], n["id"]) for p in pages for n in p["neighbors"]]
+    assert seen == whole
+    assert all(p["total"] == len(whole) and p["total_is_lower_bound"] is False for p in pages)
+    assert [p["truncated"] for p in pages] == [True] * (len(pages) - 1) + [False]
+    pages = asyncio.run(follow("/graph/types/Issue?limit=40", "items"))
+    assert [n["id"] for p in pages for n in p["items"]] == issues
+    assert pages[-1]["truncated"] is False and pages[-1]["next"] is None
+    results = asyncio.run(_call(
+        nats_server.url, data_dir, f"/graph/nodes/{project}/neighbors?after=garbage!",
+        f"/graph/nodes/{project}/neighbors?direction=in&after={pages[0]['next']}",
+        f"/graph/nodes/{project}/neighbors?limit=0", f"/graph/nodes/{project}/neighbors?limit=-5",
+        f"/graph/nodes/{project}/neighbors?limit={10**30}", "/graph/types/Issue?limit=1001"))
+    assert [s for s, _ in results] == [400] * 6
+    assert "not a cursor" in results[0][1]["detail"] and "another query" in results[1][1]["detail"]
+    assert all("limit=" in body["detail"] for _, body in results[2:])
