@@ -18,11 +18,13 @@ from ..settings import Settings
 from ..wiring import ingest_config, log_writer, open_log, projector_config, sdlc_stream
 from ._common import echo_json, json_option, progress_printer
 from .nats import embedded_server
+from .publish import SEED
 
 
 @click.command("demo")
 @click.option("--events", "n_events", type=click.IntRange(min=1), default=100_000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the workload; another seed adds another organisation (source simulate-<seed>).")
 @json_option
 @click.pass_obj
 def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> None:
@@ -33,7 +35,9 @@ def demo_cmd(settings: Settings, n_events: int, seed: int, as_json: bool) -> Non
     after) and prints queries that work on its data. Uses the configured NATS when
     FLEET_NATS_URL is set, else an embedded server on DATA_DIR/nats (on a free
     port when 4222 is taken). Running it twice adds nothing the second time:
-    the workload is deterministic and the log drops ids it already has.
+    the workload is deterministic and the log drops ids it already has;
+    `--seed 7` then adds a second organisation beside the first (its ids are
+    `project:simulate-7:1`, ...), so the graph grows.
 
     \b
     Example:

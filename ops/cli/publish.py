@@ -15,9 +15,13 @@ from workers.natsio.publish import Publisher, RateLimiter, publish_events
 from workers.natsio.streams import ensure_stream
 
 from ..settings import Settings
+from ..simulate import MAX_SEED
 from ..wiring import sdlc_stream
 from ._common import echo_json, json_option, progress_printer, run_with_nats
 from .exits import EXIT_PROBLEM
+
+#: click type of ``--seed``: negative seeds would repeat positive ones (``random.Random(-7)``).
+SEED = click.IntRange(min=0, max=MAX_SEED)
 
 
 def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
@@ -111,7 +115,8 @@ def publish_cmd(settings: Settings, file: IO[bytes], raw: bool, rate: float, as_
               help="How many events to publish.")
 @click.option("--rate", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Events per second; 0 = as fast as possible.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the deterministic workload.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the deterministic workload; each seed is its own organisation.")
 @click.option("--dry-run", is_flag=True, help="Print the events as JSON lines instead of publishing.")
 @json_option
 @click.pass_obj
@@ -122,6 +127,12 @@ def simulate_cmd(settings: Settings, n_events: int, rate: float, seed: int, dry_
     Groups, projects, users, labels and milestones first; then issues, merge
     requests, pushes with closing references, comments, renames, transfers and
     deletions, skewed towards a few hot projects and users.
+
+    Each seed has its own id space: its events carry the source `simulate`
+    (seed 0) or `simulate-<seed>`, so seed 7's first project is
+    `project:simulate-7:1`, and runs of several seeds add up to a bigger
+    graph instead of overwriting each other's users and projects. The same
+    seed again publishes the same events, which the log drops as duplicates.
 
     \b
     Example:

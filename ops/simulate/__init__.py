@@ -23,6 +23,11 @@ Conventions of the generated events, for consumers:
 The stream depends only on ``seed``: ``simulate(n)`` is a prefix of
 ``simulate(m)`` for ``n < m``, and event ids are UUID4 strings drawn from the
 seeded generator, so republishing a run is idempotent downstream.
+
+Each seed is its own organisation on its own instance: its events carry the
+source ``simulate`` (seed 0) or ``simulate-<seed>``, and graph ids are
+``type:source:number``, so two seeds never name the same node and their
+events together build the sum of the two graphs.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
+import msgspec
+
+from events.envelope import Source
 from events.types import Event
 
 from .code import CODE_ACTIONS
@@ -38,9 +46,9 @@ from .issues import ISSUE_ACTIONS
 from .merge_requests import MERGE_REQUEST_ACTIONS
 from .people import PEOPLE_ACTIONS
 from .projects import PROJECT_ACTIONS, bootstrap
-from .world import World
+from .world import DEFAULT_SOURCE, World
 
-__all__ = ["DEFAULT_START", "simulate"]
+__all__ = ["DEFAULT_SOURCE", "DEFAULT_START", "MAX_SEED", "seed_source", "simulate"]
 
 #: Where the simulated clock starts unless told otherwise.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -50,23 +58,47 @@ _ACTIONS = (
     + PROJECT_ACTIONS
 )
 _TABLE_BITS = 16
+#: The largest seed (``simulate-<seed>`` must fit the 32 characters of a source).
+MAX_SEED = 10**18 - 1
+
+
+def seed_source(seed: int) -> str:
+    """The source of ``seed``'s events, its id space: ``simulate`` for 0, else ``simulate-<seed>``."""
+    _check_seed(seed)
+    return DEFAULT_SOURCE if seed == 0 else f"{DEFAULT_SOURCE}-{seed}"
+
+
+def _check_seed(seed: int) -> None:
+    # random.Random(-7) is random.Random(7): a negative seed would be another seed's twin.
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
 
 
 def simulate(
     n_events: int,
     *,
     seed: int = 0,
-    source: str = "simulate",
+    source: str | None = None,
     start: datetime | None = None,
 ) -> Iterator[Event]:
     """Yield exactly ``n_events`` canonical events of a simulated organisation.
 
     The same ``seed`` (and ``source``, ``start``) always yields the same
-    events, ids included. ``occurred_at`` starts at ``start`` (default
-    :data:`DEFAULT_START`, must be timezone-aware) and never decreases.
+    events, ids included. ``source`` defaults to the seed's own
+    (:func:`seed_source`); another source gives other event ids too.
+    ``occurred_at`` starts at ``start`` (default :data:`DEFAULT_START`, must be
+    timezone-aware) and never decreases.
     """
     if n_events < 0:
         raise ValueError(f"n_events must be >= 0, got {n_events}")
+    _check_seed(seed)
+    if source is None:
+        source = seed_source(seed)
+    else:
+        try:
+            msgspec.convert(source, Source)
+        except msgspec.ValidationError as e:
+            raise ValueError(f"source {source!r} is not a valid event source: {e}") from None
     start = DEFAULT_START if start is None else start
     if start.tzinfo is None:
         raise ValueError(f"start must be timezone-aware, got naive {start.isoformat()}")

@@ -9,6 +9,7 @@ is archived or deleted (rare); a deleted user is simply skipped and redrawn.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from bisect import bisect
 from collections import deque
@@ -20,7 +21,10 @@ from events.types import Event
 from .entities import Group, Issue, MergeRequest, Project, User
 from .text import text_pools
 
-__all__ = ["World"]
+__all__ = ["DEFAULT_SOURCE", "World"]
+
+#: The source of seed 0's events; other seeds get ``simulate-<seed>`` (see ``seed_source``).
+DEFAULT_SOURCE = "simulate"
 
 _ID_BATCH = 256
 # Version 4 and RFC 4122 variant bits, repeated for every id of a batch.
@@ -34,11 +38,21 @@ _MAX_HEAT = 200.0
 _FOLLOW_UP = timedelta(milliseconds=350)
 
 
-def _uuid_batch(bits) -> list[str]:
+def _id_salt(source: str) -> int:
+    """What a batch's random bits are XORed with: 0 for :data:`DEFAULT_SOURCE` (its ids are
+    what they always were), else 128 bits of the source's hash in every id's place, so one
+    seed under two sources gives two sets of event ids."""
+    if source == DEFAULT_SOURCE:
+        return 0
+    one = int.from_bytes(hashlib.blake2b(source.encode(), digest_size=16).digest(), "big")
+    return sum(one << (128 * k) for k in range(_ID_BATCH))
+
+
+def _uuid_batch(bits, salt: int = 0) -> list[str]:
     # Formatting ids one by one dominated generation time; slicing a whole
     # batch into place with strided copies is about five times cheaper.
     n = _ID_BATCH
-    raw = (bits(128 * n) & _UUID_MASK | _UUID_BITS).to_bytes(16 * n, "big").hex().encode()
+    raw = ((bits(128 * n) ^ salt) & _UUID_MASK | _UUID_BITS).to_bytes(16 * n, "big").hex().encode()
     out = bytearray(b"-" * (37 * n))
     for j, pos in enumerate(_UUID_POS):
         out[pos::37] = raw[j::32]
@@ -66,6 +80,7 @@ class World:
         )
         self.pending: deque[Event] = deque()
         self._ids: list[str] = []
+        self._id_salt = _id_salt(source)
         self.next_id = {"group": 1, "user": 1, "project": 1, "label": 1, "milestone": 1,
                         "mr": 1}
         self.next_issue_id = 1
@@ -93,7 +108,7 @@ class World:
         """A UUID4 event id drawn from the seeded random source."""
         ids = self._ids
         if not ids:
-            ids.extend(_uuid_batch(self.bits))
+            ids.extend(_uuid_batch(self.bits, self._id_salt))
         return ids.pop()
 
     def sha(self) -> str:

@@ -291,10 +291,10 @@ def test_numbers_in_ref_ids_and_paths_the_graph_cannot_hold_get_400(api_settings
     whose #iid is, answer 400."""
     async def main():
         async with api(api_settings) as client:
-            project = (await (await client.get("/graph/nodes/project:simulate:1")).json())["props"]
-            group = (await (await client.get(f"/graph/nodes/group:simulate:{project['group_id']}"))
+            project = (await (await client.get("/graph/nodes/project:simulate-5:1")).json())["props"]
+            group = (await (await client.get(f"/graph/nodes/group:simulate-5:{project['group_id']}"))
                      .json())["props"]
-            path = f"simulate:{group['path']}%2F{project['path']}"
+            path = f"simulate-5:{group['path']}%2F{project['path']}"  # seed 5's own id space
             return [await answer(await client.get(f"/graph/nodes/{ref}")) for ref in (
                 "ref:gitlab:99999999999999999999:branch:main", "ref:gitlab:%C2%B2:branch:main",
                 f"{path}%2399999999999999999999", f"{path}%23%C2%B2")]

@@ -20,7 +20,7 @@ from events.types import (
     MergeRequestOpened,
     MergeRequestUpdated,
 )
-from ops.simulate import DEFAULT_START, simulate
+from ops.simulate import DEFAULT_START, MAX_SEED, seed_source, simulate
 
 N = 20_000
 _PROJECT_CREATED = ("project.created", "project.forked")
@@ -57,6 +57,29 @@ def test_a_shorter_run_is_a_prefix_of_a_longer_one():
     long = [encode_event(e) for e in simulate(4000, seed=3)]
     assert long[:1500] == short
 
+
+def test_each_seed_has_its_own_source_and_event_ids():
+    """Seed 0 publishes as `simulate`, seed 7 as `simulate-7`; one seed under another source
+    shares no event id with its default run."""
+    assert {e.source for e in simulate(50)} == {seed_source(0)} == {"simulate"}
+    assert {e.source for e in simulate(50, seed=7)} == {"simulate-7"}
+    default = {e.event_id for e in simulate(600, seed=7)}
+    assert not default & {e.event_id for e in simulate(600, seed=7, source="loadtest")}
+
+
+@pytest.mark.parametrize("seed", [-1, -7, True, 1.5, MAX_SEED + 1])
+def test_rejects_seeds_outside_the_id_spaces(seed):
+    """A negative seed would replay its positive twin; a seed whose source would not fit, or
+    that is not an integer, is refused with the range."""
+    with pytest.raises(ValueError, match=f"from 0 to {MAX_SEED}"):
+        simulate(1, seed=seed)
+
+
+def test_rejects_an_invalid_source():
+    """An explicit source must be one the codec accepts, or every event would be quarantined."""
+    with pytest.raises(ValueError, match="'Load Test' is not a valid event source"):
+        simulate(1, source="Load Test")
+    assert len(seed_source(MAX_SEED)) <= 32
 
 @pytest.mark.parametrize("n", [0, 1, 2, 17, 300, 2500])
 def test_yields_exactly_n_events(n):
