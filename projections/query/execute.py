@@ -1,0 +1,605 @@
+"""Runs a plan over one read snapshot of the graph, within the plan's work budget.
+
+Every answer is a dict: ``type``, ``version``, ``items``, ``truncated`` (more
+items exist than this page holds, or the budget stopped the work), ``cursor``
+(the next page, or null) and ``budget`` (``nodes_visited``, ``elapsed_ms`` and
+``exhausted``: null, ``"nodes"`` or ``"time"``). A node is visited when it is
+reached: read as a candidate, or found new by a traversal or a path search.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice, product
+from typing import Any
+
+import msgspec
+
+from projections.errors import QueryError, UnknownNode
+from projections.model.indexing import index_prefix
+from projections.model.keys import format_key, key_int, key_type, source_prefix
+from projections.model.ontology import EDGE_TYPES, NODE_TYPES
+from projections.read.reader import GraphReader
+from projections.read.snapshot import Snapshot
+from projections.read.traverse import shortest_path
+
+from . import cursor as cursors
+from .plan import (
+    Access,
+    AggregatePlan,
+    EdgeMatch,
+    Match,
+    NeighborsPlan,
+    NodeRef,
+    NodesPlan,
+    Order,
+    PathPlan,
+    Plan,
+    Pred,
+    Source,
+    TraversalPlan,
+    plan,
+)
+from .schema import InvalidQuery, parse
+
+__all__ = ["BudgetHit", "execute", "run_query"]
+
+_EDGE_NAME = {e.code: e.name for e in EDGE_TYPES}
+_PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
+_TYPE_NAME = {t.code: t.name for t in NODE_TYPES}
+_CHECK_CLOCK_EVERY = 64
+
+
+class BudgetHit(Exception):
+    """The query's work budget ran out (``kind``: nodes or time)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class _Work:
+    """Counts visited nodes and watches the clock; raises :class:`BudgetHit` past either."""
+
+    __slots__ = ("_check_at", "deadline", "exhausted", "max_ms", "max_nodes", "started", "visited")
+
+    def __init__(self, max_nodes: int, max_ms: int) -> None:
+        self.max_nodes = max_nodes
+        self.max_ms = max_ms
+        self.visited = 0
+        self.started = time.monotonic()
+        self.deadline = self.started + max_ms / 1000
+        self.exhausted: str | None = None
+        self._check_at = _CHECK_CLOCK_EVERY
+
+    def visit(self, n: int = 1) -> None:
+        self.visited += n
+        if self.visited > self.max_nodes:
+            self.visited = self.max_nodes
+            self.exhausted = "nodes"
+            raise BudgetHit("nodes")
+        if self.visited >= self._check_at:
+            self._check_at = self.visited + _CHECK_CLOCK_EVERY
+            self.clock()
+
+    def clock(self) -> None:
+        if time.monotonic() > self.deadline:
+            self.exhausted = "time"
+            raise BudgetHit("time")
+
+    def report(self) -> dict:
+        return {"max_nodes": self.max_nodes, "max_ms": self.max_ms, "nodes_visited": self.visited,
+                "elapsed_ms": round((time.monotonic() - self.started) * 1000, 3),
+                "exhausted": self.exhausted}
+
+
+def run_query(reader: GraphReader, document: Any) -> dict:
+    """Parse, plan and execute one query document (JSON text or a decoded object)."""
+    return execute(reader, plan(parse(document)))
+
+
+def execute(reader: GraphReader, planned: Plan) -> dict:
+    """The answer to a plan, from one read snapshot of the reader's current version."""
+    work = _Work(planned.max_nodes, planned.max_ms)
+    with reader.snapshot() as snap:
+        run = _Run(snap, work)
+        if isinstance(planned, NeighborsPlan):
+            answer = run.neighbors(planned)
+        elif isinstance(planned, NodesPlan):
+            answer = run.nodes(planned)
+        elif isinstance(planned, TraversalPlan):
+            answer = run.traversal(planned)
+        elif isinstance(planned, PathPlan):
+            answer = run.path(planned)
+        else:
+            answer = run.aggregate(planned)
+        answer["version"] = snap.version
+    answer["budget"] = work.report()
+    return answer
+
+
+class _Run:
+    """One query's execution: its snapshot, its work counter, the node ids it resolved."""
+
+    def __init__(self, snap: Snapshot, work: _Work) -> None:
+        self.snap = snap
+        self.work = work
+        self._refs: dict[str, bytes] = {}
+
+    # -- ids ---------------------------------------------------------------
+
+    def key(self, ref: str, path: str) -> bytes:
+        """The node ``ref`` names, which must exist; errors name ``path``."""
+        found = self._refs.get(ref)
+        if found is None:
+            try:
+                found = self.snap.require(self.snap.resolve(ref))
+            except UnknownNode as e:
+                raise UnknownNode(f"{e} - at `{path}`") from None
+            except QueryError as e:
+                raise InvalidQuery(path, str(e)) from None
+            self._refs[ref] = found
+        return found
+
+    def start(self, match: Match, path: str) -> bytes:
+        """The node a by-id selector names, checked against the rest of the selector."""
+        key = self.key(match.ref, f"{path}.id")
+        if match.types is not None and key[0] not in match.types:
+            wanted = " or ".join(_TYPE_NAME[c] for c in sorted(match.types))
+            raise InvalidQuery(f"{path}.id", f"{match.ref!r} is a {_TYPE_NAME[key[0]]}, not a {wanted}")
+        return key
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, NodeRef):
+            key = self.key(value.ref, value.path)
+            if key_type(key).id_kind != "int":
+                raise InvalidQuery(value.path, f"{value.ref!r} has no numeric id")
+            return key_int(key)
+        if isinstance(value, tuple):
+            return tuple(self.value(v) for v in value)
+        return value
+
+    # -- matching ----------------------------------------------------------
+
+    def matches(self, m: Match, key: bytes, props: dict | None = None) -> bool:
+        """Whether node ``key`` matches the selector (its properties read once, if needed)."""
+        if m.types is not None and key[0] not in m.types:
+            return False
+        if m.ref is not None and key != self.key(m.ref, f"{m.path}.id"):
+            return False
+        if m.source is not None and not key.startswith(source_prefix(m.source), 1):
+            return False
+        if m.preds:
+            if props is None:
+                props = self.snap.props(key)
+                if props is None:
+                    return False
+            if not all(self._holds(p, props.get(p.prop)) for p in m.preds):
+                return False
+        if not all(self.has_edge(key, e) for e in m.with_):
+            return False
+        if any(self.has_edge(key, e) for e in m.without):
+            return False
+        return not m.any or any(self.matches(a, key, props) for a in m.any)
+
+    def _holds(self, pred: Pred, found: Any) -> bool:
+        op, want = pred.op, self.value(pred.value)
+        if op == "eq":
+            return found == want and (type(found) is bool) == (type(want) is bool)
+        if op == "ne":
+            return not (found == want and (type(found) is bool) == (type(want) is bool))
+        if op == "in":
+            return found is not None and found in want
+        if op == "exists":
+            return (found is not None) == want
+        if found is None:
+            return False
+        if op == "contains":
+            return isinstance(found, str) and want in found
+        if op == "starts_with":
+            return isinstance(found, str) and found.startswith(want)
+        try:
+            if op == "gt":
+                return found > want
+            if op == "gte":
+                return found >= want
+            if op == "lt":
+                return found < want
+            return found <= want
+        except TypeError:  # a stored value of another type than the ontology says
+            return False
+
+    def has_edge(self, key: bytes, e: EdgeMatch) -> bool:
+        """Whether ``key`` has one of the edges ``e`` names, to a node matching its ``node``."""
+        target = e.node
+        if target is None:
+            return any(True for _ in self._others(key, e.edges, first=True))
+        if target.ref is not None:
+            exact = self.key(target.ref, f"{target.path}.id")
+            return any(self.matches(target, o) for o in self._others(key, e.edges, exact=exact))
+        for other in self._others(key, e.edges):
+            self.work.visit()
+            if self.matches(target, other):
+                return True
+        return False
+
+    def _others(self, key: bytes, edges: tuple[tuple[int, str], ...], *,
+                exact: bytes | None = None, first: bool = False) -> Iterator[bytes]:
+        """The nodes at the other end of ``edges`` from ``key``: only ``exact`` when given,
+        only the first of each table with ``first``."""
+        for code, direction in edges:
+            for _, _, db in self.snap.plan(direction, frozenset((code,))).get(key[0], ()):
+                c = self.snap.cursor(db)
+                if exact is not None:
+                    if c.set_key_dup(key, exact):
+                        yield exact
+                elif c.set_key(key):
+                    if first:
+                        yield c.value()
+                    else:
+                        # Read the run now: the caller may use this cursor before the next item.
+                        yield from list(c.iternext_dup())
+
+    # -- candidates ----------------------------------------------------------
+
+    def candidates(self, source: Source, after: bytes | None = None) -> Iterator[bytes]:
+        """The keys a top-level selector's access path yields, in key order, after ``after``."""
+        access = source.access
+        if access.kind == "id":
+            key = self.start(source.match, source.match.path)
+            if after is None or key > after:
+                yield key
+        elif access.kind == "index":
+            yield from self._index(access, source.match, after)
+        elif access.kind == "anchor":
+            anchor = self.key(access.ref, _anchor_path(source.match))
+            found = set(self._others(anchor, access.edges))
+            yield from sorted(k for k in found if after is None or k > after)
+        else:
+            for code in access.types:
+                yield from self.snap.type_scan(code, after)
+
+    def _index(self, access: Access, match: Match, after: bytes | None) -> Iterator[bytes]:
+        code = next(iter(match.types))
+        values = [self.value(v) for v in access.values]
+        sources = [match.source] if match.source else self._sources(code)
+        for s in sorted(sources, key=source_prefix):
+            yield from self.snap.index_scan(index_prefix(access.index, source_prefix(s), values), after)
+
+    def _sources(self, code: int) -> list[str]:
+        """The event sources with nodes of a type (one seek per source)."""
+        found = []
+        c = self.snap.cursor(self.snap.store.env.nodes[code])
+        ok = c.set_range(bytes([code]))
+        while ok:
+            k = c.key()
+            end = k.index(0, 1)
+            found.append(k[1:end].decode())
+            ok = c.set_range(k[:end] + b"\x01")
+        return found
+
+    def select(self, source: Source) -> list[tuple[bytes, dict | None]]:
+        """Every node a selector matches (within the budget), in key order, with properties."""
+        out = []
+        for key in self.candidates(source):
+            self.work.visit()
+            props = self.snap.props(key)
+            if props is not None and self.matches(source.match, key, props):
+                out.append((key, props))
+        return out
+
+    # -- queries -------------------------------------------------------------
+
+    def nodes(self, p: NodesPlan) -> dict:
+        if p.order is not None:
+            found: list[tuple[bytes, dict | None, int]] = []
+            exhausted = self._guard(lambda: found.extend(
+                (k, props, 0) for k, props in self.select(p.source)))
+            return self._sorted_page("nodes", p, found, exhausted, with_depth=False)
+        after = bytes.fromhex(p.after[0]) if p.after else None
+        items: list[tuple[bytes, dict]] = []
+        last = None
+        try:
+            for key in self.candidates(p.source, after):
+                self.work.visit()
+                last = key
+                props = self.snap.props(key)
+                if props is not None and self.matches(p.source.match, key, props):
+                    items.append((key, props))
+                    if len(items) > p.limit:
+                        break
+        except BudgetHit:
+            pass
+        page = items[: p.limit]
+        if len(items) > p.limit:
+            resume = page[-1][0]
+        elif self.work.exhausted and last is not None:
+            resume = last  # the scan goes on after the last node it read, matched or not
+        else:
+            resume = None
+        return {"type": "nodes", "items": [_node(k, props) for k, props in page],
+                "truncated": resume is not None or self.work.exhausted is not None,
+                "cursor": None if resume is None else cursors.encode(p.fingerprint, [resume.hex()])}
+
+    def neighbors(self, p: NeighborsPlan) -> dict:
+        key = self.start(p.start, "$.from")
+        after_table, after_key = (p.after[0], bytes.fromhex(p.after[1])) if p.after else (0, None)
+        items: list[dict] = []
+        positions: list[tuple[int, bytes]] = []
+        more = False
+        want = p.limit + 1
+        try:
+            for i, (code, d, db) in enumerate(self.snap.plan(p.direction, p.codes)[key[0]]):
+                if i < after_table:
+                    continue
+                c = self.snap.cursor(db)
+                if i == after_table and after_key is not None:
+                    if not c.set_range_dup(key, after_key):
+                        continue
+                    others: Iterable[bytes] = (o for o in c.iternext_dup() if o != after_key)
+                elif not c.set_key(key):
+                    continue
+                else:
+                    others = c.iternext_dup()
+                name = _EDGE_NAME[code]
+                if p.select is None:
+                    chunk = list(islice(others, want - len(items)))
+                    self.work.visit(len(chunk))
+                    for o in chunk:
+                        items.append(self._neighbor(name, d, key, code, o, p.with_props))
+                        positions.append((i, o))
+                else:
+                    for o in others:
+                        self.work.visit()
+                        if self.matches(p.select, o):
+                            items.append(self._neighbor(name, d, key, code, o, p.with_props))
+                            positions.append((i, o))
+                            if len(items) >= want:
+                                break
+                if len(items) >= want:
+                    more = True
+                    break
+        except BudgetHit:
+            more = True
+        items = items[: p.limit]
+        last = positions[len(items) - 1] if items else None
+        next_cursor = (cursors.encode(p.fingerprint, [last[0], last[1].hex()])
+                       if more and last is not None else None)
+        return {"type": "neighbors", "items": items, "truncated": more, "cursor": next_cursor}
+
+    def _neighbor(self, name: str, d: str, key: bytes, code: int, other: bytes, with_props: bool
+                  ) -> dict:
+        out = {"edge": name, "direction": d, "id": format_key(other)}
+        if with_props and code in _PROPS_EDGES:
+            props = self.snap.edge_props(*((key, code, other) if d == "out" else (other, code, key)))
+            if props:
+                out["props"] = props
+        return out
+
+    def walk(self, source: Source) -> dict[bytes, int]:
+        """The nodes a traversal returns: key -> hops from the start (the first found).
+
+        Each step walks breadth first from the nodes the step before found, ``depth``
+        levels at most, and keeps the nodes its ``select`` matches; a step may reach a
+        node an earlier step reached (a pattern, not a tree).
+        """
+        starts = []
+        for key in self.candidates(source):
+            if source.access.kind != "id":
+                self.work.visit()
+            if self.matches(source.match, key):
+                starts.append(key)
+        reached: dict[bytes, int] = {}
+        frontier = starts
+        hop = 0
+        for step in source.steps:
+            expanders = [self.snap.expander(d, codes) for d, codes in step.groups]
+            seen = set(frontier)
+            rejected: set[bytes] = set()
+            found: dict[bytes, int] = {}
+            level = frontier
+            for _ in range(step.depth):
+                hop += 1
+                following = []
+                for node in level:
+                    for expand in expanders:
+                        for other in expand(node):
+                            if other in seen or other in rejected:
+                                continue
+                            self.work.visit()
+                            if step.match is not None and not self.matches(step.match, other):
+                                rejected.add(other)
+                                continue
+                            seen.add(other)
+                            following.append(other)
+                            found[other] = hop
+                level = following
+                if not level:
+                    break
+            if source.return_all:
+                for k, d in found.items():
+                    reached.setdefault(k, d)
+            frontier = list(found)
+        if not source.return_all:
+            reached = found if source.steps else {}
+        if source.select is not None:
+            reached = {k: d for k, d in reached.items() if self.matches(source.select, k)}
+        return reached
+
+    def traversal(self, p: TraversalPlan) -> dict:
+        reached: dict[bytes, int] = {}
+        exhausted = self._guard(lambda: reached.update(self.walk(p.source)))
+        found = [(k, None, d) for k, d in reached.items()]
+        return self._sorted_page("traversal", p, found, exhausted, with_depth=True)
+
+    def _sorted_page(self, kind: str, p: NodesPlan | TraversalPlan,
+                     found: list[tuple[bytes, dict | None, int]], exhausted: bool,
+                     with_depth: bool) -> dict:
+        order = p.order or Order("id")
+        if order.by not in ("id", "depth"):
+            found = [(k, props if props is not None else self.snap.props(k), d)
+                     for k, props, d in found]
+        keyed = [(_sort_key(order, k, props, d), k, props, d) for k, props, d in found]
+        rank = functools.cmp_to_key(lambda a, b: _compare(a, b, order.desc))
+        keyed.sort(key=lambda item: rank(item[0]))
+        if p.after is not None:
+            bound = rank(p.after)
+            keyed = [item for item in keyed if rank(item[0]) > bound]
+        page = keyed[: p.limit]
+        more = len(keyed) > p.limit
+        items = []
+        for _, k, props, d in page:
+            item = _node(k, props if props is not None else self.snap.props(k) or {})
+            if with_depth:
+                item["depth"] = d
+            items.append(item)
+        return {"type": kind, "items": items, "truncated": more or exhausted,
+                "cursor": cursors.encode(p.fingerprint, page[-1][0]) if more else None}
+
+    def path(self, p: PathPlan) -> dict:
+        src, dst = self.start(p.src, "$.from"), self.start(p.dst, "$.to")
+        forward_direction = "out" if p.directed else "both"
+        work = self.work
+
+        def counted(expand: Callable[[bytes], Iterable[bytes]]) -> Callable[[bytes], Iterable[bytes]]:
+            def expand_counted(node: bytes) -> Iterable[bytes]:
+                work.clock()
+                return expand(node)
+            return expand_counted
+
+        forward = counted(self.snap.expander(forward_direction, p.codes))
+        backward = counted(self.snap.expander("in", p.codes)) if p.directed else forward
+        degree = self.snap.degree(forward_direction, p.codes)
+        degrees = (degree, self.snap.degree("in", p.codes) if p.directed else degree)
+        try:
+            found = shortest_path(src, dst, forward, backward, max_depth=p.max_depth,
+                                  max_nodes=p.max_nodes, degrees=degrees)
+        except BudgetHit:
+            found = None
+        if found is not None:
+            work.visited = min(found.visited, p.max_nodes)
+            if found.truncated:
+                work.exhausted = "nodes"
+        steps = None
+        if found is not None and found.nodes is not None:
+            steps = [s.as_dict() for s in self.snap.steps(found.nodes, forward_direction, p.codes)]
+        return {"type": "path", "found": steps is not None,
+                "length": None if steps is None else len(steps), "items": steps or [],
+                "truncated": found is None or found.truncated, "cursor": None,
+                "visited": work.visited}
+
+    def aggregate(self, p: AggregatePlan) -> dict:
+        members: list[tuple[bytes, dict | None]] = []
+
+        def collect() -> None:
+            if p.source.steps:
+                members.extend((k, None) for k in self.walk(p.source))
+            else:
+                members.extend(self.select(p.source))
+
+        exhausted = self._guard(collect)
+        counts: Counter = Counter()
+        try:
+            for key, props in members:
+                parts = []
+                for g in p.groups:
+                    if g.kind == "property":
+                        if props is None:
+                            props = self.snap.props(key) or {}
+                        parts.append([_plain(props.get(g.prop))])
+                    elif g.kind == "edge":
+                        parts.append(sorted(format_key(o) for o in self._others(key, g.edges)))
+                    else:
+                        parts.append([_TYPE_NAME[key[0]]])
+                for combo in product(*parts):
+                    counts[combo] += 1
+        except BudgetHit:
+            exhausted = True
+        rows = [([n, msgspec.json.encode(list(k)).decode()], k, n) for k, n in counts.items()]
+        desc = p.order.desc
+        if p.order.by == "count":
+            rank = functools.cmp_to_key(lambda a, b: _compare_count(a, b, desc))
+        else:
+            rank = functools.cmp_to_key(lambda a, b: _compare_count(a[::-1], b[::-1], desc))
+        rows.sort(key=lambda r: rank(r[0]))
+        if p.after is not None:
+            bound = rank(p.after)
+            rows = [r for r in rows if rank(r[0]) > bound]
+        page = rows[: p.limit]
+        more = len(rows) > p.limit
+        edge_parts = [i for i, g in enumerate(p.groups) if g.kind == "edge"]
+        items = []
+        for _, k, n in page:
+            item: dict[str, Any] = {"key": list(k), "count": n}
+            if edge_parts:
+                item["nodes"] = {k[i]: self._brief(k[i]) for i in edge_parts}
+            items.append(item)
+        return {"type": "aggregate", "items": items, "truncated": more or exhausted,
+                "cursor": cursors.encode(p.fingerprint, page[-1][0]) if more else None,
+                "groups": len(counts) if not exhausted else None}
+
+    def _brief(self, node_id: str) -> dict:
+        key = self.snap.resolve(node_id)
+        return {"type": _TYPE_NAME[key[0]], "props": self.snap.props(key) or {}}
+
+    def _guard(self, work: Callable[[], None]) -> bool:
+        """Run ``work``; True when the budget stopped it (what it gathered so far stays)."""
+        try:
+            work()
+        except BudgetHit:
+            return True
+        return False
+
+
+def _anchor_path(match: Match) -> str:
+    for i, e in enumerate(match.with_):
+        if e.node is not None and e.node.ref is not None:
+            return f"{match.path}.with[{i}].node.id"
+    return match.path
+
+
+def _node(key: bytes, props: dict | None) -> dict:
+    return {"id": format_key(key), "type": _TYPE_NAME[key[0]], "props": props or {}}
+
+
+def _plain(value: Any) -> Any:
+    """A group key's value as JSON has it (times as ISO 8601 text)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _sort_key(order: Order, key: bytes, props: dict | None, depth: int) -> list:
+    """``[missing, rank, value, key hex]``: JSON-safe, the cursor of the item."""
+    if order.by == "id":
+        return [0, 0, 0, key.hex()]
+    value = depth if order.by == "depth" else (props or {}).get(order.by)
+    if value is None:
+        return [1, 0, 0, key.hex()]
+    if hasattr(value, "timestamp"):
+        return [0, 0, value.timestamp(), key.hex()]
+    if isinstance(value, str):
+        return [0, 1, value, key.hex()]
+    return [0, 0, int(value) if isinstance(value, bool) else value, key.hex()]
+
+
+def _compare(a: list, b: list, desc: bool) -> int:
+    """Order of two sort keys: present values first, by value (reversed when ``desc``),
+    then by node key."""
+    if a[0] != b[0]:
+        return -1 if a[0] < b[0] else 1
+    va, vb = (a[1], a[2]), (b[1], b[2])
+    if va != vb:
+        less = va < vb
+        return (1 if less else -1) if desc else (-1 if less else 1)
+    return (a[3] > b[3]) - (a[3] < b[3])
+
+
+def _compare_count(a: list, b: list, desc: bool) -> int:
+    """Order of two groups ``[count, key text]`` by the first part (reversed when ``desc``),
+    then the second."""
+    if a[0] != b[0]:
+        less = a[0] < b[0]
+        return (1 if less else -1) if desc else (-1 if less else 1)
+    return (a[1] > b[1]) - (a[1] < b[1])
