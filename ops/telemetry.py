@@ -5,7 +5,9 @@
   ``console`` or ``none``.
 * Metrics: always kept in memory (the heartbeat ships a snapshot, the ``api``
   process renders every process's on ``/metrics``); also exported over OTLP
-  when ``OTEL_METRICS_EXPORTER=otlp`` or an OTLP endpoint is set.
+  when ``OTEL_METRICS_EXPORTER=otlp`` or an OTLP endpoint is set. Latency
+  histograms get the buckets of :data:`LATENCY_BUCKETS_SECS` (scaled for ``ms``
+  instruments), so ``/metrics`` has buckets from 0.5 ms to 30 s.
 * ``OTEL_SDK_DISABLED=true`` turns everything off; ``OTEL_SERVICE_NAME`` and
   ``OTEL_RESOURCE_ATTRIBUTES`` are honoured by the SDK's resource detection.
 """
@@ -14,57 +16,53 @@ from __future__ import annotations
 
 import logging
 import os
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import Histogram as HistogramInstrument
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
     HistogramDataPoint,
     InMemoryMetricReader,
     MetricReader,
+    MetricsData,
     NumberDataPoint,
     PeriodicExportingMetricReader,
+    Sum,
 )
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-__all__ = ["Telemetry", "setup_telemetry"]
+from workers.natsio.heartbeat import MetricFamily, MetricPoint
+
+__all__ = ["LATENCY_BUCKETS_SECS", "Telemetry", "families", "latency_views", "setup_telemetry"]
 
 log = logging.getLogger(__name__)
-_NAME_RE = re.compile(r"[^a-zA-Z0-9_]")
+
+#: upper bounds (seconds) of every latency histogram's buckets
+LATENCY_BUCKETS_SECS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0)
+_PER_SECOND = {"s": 1.0, "ms": 1000.0, "us": 1e6}
 
 
 @dataclass
 class Telemetry:
-    """Handles of a process's telemetry; :meth:`snapshot` flattens its metrics."""
+    """Handles of a process's telemetry; :meth:`snapshot` gives its metrics for the heartbeat."""
 
     reader: InMemoryMetricReader | None = None
     tracer_provider: TracerProvider | None = None
     exporters: list[str] = field(default_factory=list)
 
-    def snapshot(self) -> dict[str, float]:
-        """Current metric values keyed Prometheus-style: ``name{label="v"}``."""
+    def snapshot(self) -> list[MetricFamily]:
+        """Every instrument's current points (cumulative), as the heartbeat carries them."""
         if self.reader is None:
-            return {}
-        data = self.reader.get_metrics_data()
-        out: dict[str, float] = {}
-        if data is None:
-            return out
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    name = _NAME_RE.sub("_", metric.name)
-                    for point in metric.data.data_points:
-                        labels = _labels(point.attributes)
-                        if isinstance(point, HistogramDataPoint):
-                            out[f"{name}_count{labels}"] = point.count
-                            out[f"{name}_sum{labels}"] = point.sum
-                        elif isinstance(point, NumberDataPoint):
-                            out[f"{name}{labels}"] = point.value
-        return out
+            return []
+        return families(self.reader.get_metrics_data())
 
     def shutdown(self) -> None:
         """Flush exporters."""
@@ -72,11 +70,40 @@ class Telemetry:
             self.tracer_provider.shutdown()
 
 
-def _labels(attributes: Mapping | None) -> str:
-    if not attributes:
-        return ""
-    inner = ",".join(f'{_NAME_RE.sub("_", str(k))}="{v}"' for k, v in sorted(attributes.items()))
-    return "{" + inner + "}"
+def families(data: MetricsData | None) -> list[MetricFamily]:
+    """OpenTelemetry metrics data as :class:`MetricFamily` records (pure: names and units as given)."""
+    out: list[MetricFamily] = []
+    for rm in data.resource_metrics if data is not None else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if isinstance(metric.data, Histogram):
+                    kind = "histogram"
+                elif isinstance(metric.data, Sum) and metric.data.is_monotonic:
+                    kind = "counter"
+                elif isinstance(metric.data, (Sum, Gauge)):
+                    kind = "gauge"
+                else:  # exponential histograms: no instrument here makes them
+                    continue
+                points = []
+                for p in metric.data.data_points:
+                    labels = {str(k): str(v) for k, v in (p.attributes or {}).items() if v is not None}
+                    if isinstance(p, HistogramDataPoint):
+                        points.append(MetricPoint(labels=labels, count=p.count, sum=p.sum,
+                                                  bounds=list(p.explicit_bounds),
+                                                  buckets=list(p.bucket_counts)))
+                    elif isinstance(p, NumberDataPoint):
+                        points.append(MetricPoint(labels=labels, value=p.value))
+                out.append(MetricFamily(name=metric.name, kind=kind, unit=metric.unit or "",
+                                        description=metric.description or "", points=points))
+    return out
+
+
+def latency_views() -> list[View]:
+    """Histogram buckets for latencies, one view per time unit the fleet's instruments use."""
+    return [View(instrument_type=HistogramInstrument, instrument_unit=unit,
+                 aggregation=ExplicitBucketHistogramAggregation(
+                     [round(b * scale, 6) for b in LATENCY_BUCKETS_SECS]))
+            for unit, scale in _PER_SECOND.items()]
 
 
 def setup_telemetry(process: str, environ: Mapping[str, str] | None = None) -> Telemetry:
@@ -94,7 +121,8 @@ def setup_telemetry(process: str, environ: Mapping[str, str] | None = None) -> T
 
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
         telemetry.exporters.append("metrics:otlp")
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers,
+                                             views=latency_views()))
 
     provider = TracerProvider(resource=resource)
     exporter: SpanExporter | None = None

@@ -1,4 +1,5 @@
-"""``fleet health``: every process, lag, backlog and quarantine; exit 0 only when healthy."""
+"""``fleet health``: every process, lag, backlog and quarantine; exit 0 only when healthy
+(with ``--ready``: only when ready, as ``/readyz`` judges the same report)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from .exits import EXIT_PROBLEM
 
 @click.command("health")
 @click.option("--expect", help="Comma-separated processes that must be up [FLEET_EXPECTED_PROCESSES].")
+@click.option("--ready", "need_ready", is_flag=True,
+              help="Exit non-zero also when the fleet is not ready (what /readyz answers 503 for).")
 @json_option
 @click.pass_obj
-def health_cmd(settings: Settings, expect: str | None, as_json: bool) -> None:
+def health_cmd(settings: Settings, expect: str | None, need_ready: bool, as_json: bool) -> None:
     """Report the fleet's health and exit non-zero, naming the culprits, when it is not healthy.
 
     Each process is ok, starting, rebuilding, stuck, down or never started, from
@@ -26,9 +29,15 @@ def health_cmd(settings: Settings, expect: str | None, as_json: bool) -> None:
     minus checkpoint); the ingest consumer its pending messages; the log its
     head and open quarantine.
 
+    A projection more than FLEET_READY_MAX_LAG events behind, or building its
+    first version, is "catching up: lag N, R events/s, ETA T": healthy (exit 0)
+    but not ready; /readyz answers 503 with the same line. --ready makes that
+    exit 1 too.
+
     \b
     Example:
       fleet health
+      fleet health --ready
       fleet health --json --expect ingest,worker,api
     """
     expected = settings.with_overrides(expected_processes=expect).expected
@@ -37,13 +46,16 @@ def health_cmd(settings: Settings, expect: str | None, as_json: bool) -> None:
         echo_json(report.to_dict())
     else:
         stamp = datetime.fromtimestamp(report.at, timezone.utc).isoformat(timespec="seconds")
-        click.echo(f"fleet {'healthy' if report.ok else 'NOT HEALTHY'} at {stamp}")
+        ready = "ready" if report.ready else "NOT READY"
+        click.echo(f"fleet {'healthy' if report.ok else 'NOT HEALTHY'}, {ready} at {stamp}")
         for c in report.components:
-            mark = " " if c.healthy else "!"
+            mark = " " if c.healthy and c.ready else ("~" if c.healthy else "!")
             click.echo(f"{mark} {c.kind:<10} {c.name:<28} {c.state:<14} {c.detail}")
+        for reason in report.not_ready:
+            click.echo(f"not ready: {reason}")
         if not report.ok:
             click.echo("culprits: " + ", ".join(f"{c.name} ({c.state})" for c in report.culprits), err=True)
-    if not report.ok:
+    if not report.ok or (need_ready and not report.ready):
         sys.exit(EXIT_PROBLEM)
 
 

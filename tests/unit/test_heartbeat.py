@@ -40,3 +40,20 @@ def test_stop_ends_the_loop_even_when_a_beat_swallows_the_cancellation():
 
     heartbeat = asyncio.run(main())
     assert heartbeat._task.done() and heartbeat.beats == 1
+
+
+def test_a_beat_carries_metric_families_and_a_beat_of_an_older_release_still_decodes():
+    """Families round-trip through the wire format; the old flat `metrics` map is read, not needed."""
+    import msgspec
+
+    from workers.natsio.heartbeat import Beat, MetricFamily, MetricPoint
+
+    family = MetricFamily(name="fleet.ingest.batch.commit", kind="histogram", unit="ms", points=[
+        MetricPoint(labels={"outcome": "ok"}, count=3, sum=4.5, bounds=[1.0, 10.0], buckets=[1, 2, 0])])
+    beat = Beat(process="ingest", state="ok", at=1.0, started_at=0.0, pid=1, host="h", interval_secs=2,
+                families=[family])
+    assert msgspec.json.decode(msgspec.json.encode(beat), type=Beat).families == [family]
+    old = (b'{"process":"ingest","state":"ok","at":1.0,"started_at":0.0,"pid":1,"host":"h",'
+           b'"interval_secs":2,"metrics":{"fleet_ingest_events{outcome=\\"appended\\"}":5}}')
+    decoded = msgspec.json.decode(old, type=Beat)
+    assert decoded.families == [] and decoded.metrics

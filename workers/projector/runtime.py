@@ -35,9 +35,11 @@ from projections.errors import StoreBusy, VersionStateError
 from projections.fold.applier import BatchResult
 from projections.read.reader import GraphReader
 from projections.store.env import sync_mode
+from projections.versions.rebuild import RebuildProgress
 from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
 from workers.natsio.heartbeat import Heartbeat
 from workers.projector.loop import Projector, ProjectorConfig
+from workers.projector.progress import RateWindow, catch_up_line, eta_secs
 from workers.projector.telemetry import run_rebuild
 
 __all__ = ["RuntimeConfig", "WorkerRuntime"]
@@ -99,6 +101,9 @@ class WorkerRuntime:
         self._wakes = _Wakes()
         self.actors = None  # set by the process after declare_actors()
         self._progress_at = time.time()
+        #: positions the written version reached (its apply rate); a running rebuild's progress
+        self._rate = RateWindow()
+        self._rebuild_progress: dict[int, tuple[RebuildProgress, RateWindow]] = {}
 
     # -- what the actors and the hooks call --------------------------------------
 
@@ -125,7 +130,7 @@ class WorkerRuntime:
         self._rebuilding.add(version)
         try:
             result = run_rebuild(self.config.log_path, self.config.projections_dir,
-                                 version=version,
+                                 version=version, progress=self._on_rebuild_progress,
                                  budget_bytes=self.config.projector.rebuild_budget_bytes,
                                  map_size=self.config.projector.map_size, emit_diff=True,
                                  diff_max=self.config.projector.diff_max)
@@ -142,11 +147,23 @@ class WorkerRuntime:
             raise
         finally:
             self._rebuilding.discard(version)
+            self._rebuild_progress.pop(version, None)
             self.projector.notify()  # promoted: the projector takes the new version over now
+
+    def _on_rebuild_progress(self, p: RebuildProgress) -> None:
+        """A rebuild reports where it is: kept for the heartbeat (rate over a recent window)."""
+        self._progress_at = time.time()
+        _, window = self._rebuild_progress.get(p.version, (None, None))
+        if window is None:
+            window = RateWindow()
+            window.add(time.monotonic() - p.elapsed_secs, p.resumed_from)
+        window.add(time.monotonic(), p.position)
+        self._rebuild_progress[p.version] = (p, window)
 
     def _on_commit(self, result: BatchResult) -> None:
         """The projector committed a batch: wake the publisher in-process if it wrote changes."""
         self._progress_at = time.time()
+        self._rate.add(time.monotonic(), result.checkpoint)
         if result.outbox:
             self._wakes.commits += 1
             self.publish()
@@ -231,20 +248,30 @@ class WorkerRuntime:
             # Not writing (e.g. another process holds the version's writer lock):
             # report the active version's own checkpoint, so lag shows as stuck.
             version, checkpoint = self._active_checkpoint()
+        now = time.monotonic()
+        if stats.version is not None:
+            self._rate.add(now, stats.position)
+        lag = max(0, stats.head - (checkpoint or 0))
         projections = [{
             "name": self.projector.name, "version": version, "state": "ok",
             "checkpoint": checkpoint if version is not None else None,
-            "head": stats.head, "lag": max(0, stats.head - (checkpoint or 0)),
+            "head": stats.head, "lag": lag,
             "progress_at": self._progress_at, "poisoned": stats.poisoned,
             "batches": stats.batches, "outbox": stats.outbox, "pruned": stats.pruned,
             "wakes": {"notified": self._wakes.notified, "commits": self._wakes.commits},
-            "fsync": sync_mode(),
+            "fsync": sync_mode(), **_speed(lag, self._rate.rate(now) if stats.version is not None else 0.0),
         }]
         if version is None and self._rebuilding:
             projections = []  # nothing active yet: the first version is being built
         for building in sorted(self._rebuilding):
+            progress, window = self._rebuild_progress.get(building, (None, None))
+            position = progress.position if progress is not None else 0
+            head = max(stats.head, progress.target if progress is not None else 0)
+            lag = max(0, head - position)
             projections.append({"name": self.projector.name, "version": building, "state": "rebuilding",
-                                "checkpoint": 0, "lag": 0, "progress_at": time.time()})
+                                "first_build": version is None, "checkpoint": position, "head": head,
+                                "lag": lag, "progress_at": time.time(),
+                                **_speed(lag, window.rate(now) if window is not None else 0.0)})
         details: dict[str, Any] = {"projections": projections,
                                    "backlog": projections[0]["lag"] if projections else 0,
                                    "progress_at": self._progress_at}
@@ -266,3 +293,13 @@ class WorkerRuntime:
                 f"code v{self.projector.version}, active v{stats.outdated_by}: deploy the new code"
                 " or roll back"))
         return state, details
+
+
+def _speed(lag: int, rate: float) -> dict[str, Any]:
+    """A projection's apply rate, its ETA and, when behind, the line that says so."""
+    eta = eta_secs(lag, rate)
+    out: dict[str, Any] = {"events_per_sec": round(rate, 1),
+                           "eta_secs": round(eta, 1) if eta is not None else None}
+    if lag:
+        out["catching_up"] = catch_up_line(lag, rate)
+    return out
