@@ -9,6 +9,8 @@ ones (retrying cannot help) are different types.
 from __future__ import annotations
 
 __all__ = [
+    "ChainBroken",
+    "LeaseTaken",
     "FleetError",
     "TransientError",
     "PermanentError",
@@ -64,6 +66,14 @@ class LogBusy(LogError, TransientError):
 
 class LogCorrupted(LogError, PermanentError):
     """The log's hash chain or density check failed."""
+
+
+class ChainBroken(LogCorrupted):
+    """A shipped row does not continue the log it is appended to (wrong position or hash)."""
+
+
+class LeaseTaken(PermanentError):
+    """Another process holds the log writer's lease: this one must not write."""
 
 
 class DuplicateEvent(LogError, PermanentError):

@@ -30,6 +30,7 @@ from .chain import GENESIS_HASH, Chained, RowChain, Tail, chain_hash, rechain
 from .errors import DuplicateEvent, LogError, NotFound
 from .logrows import Accepted, AppendResult, LogEntry, Rejected, VerifyReport, id_key, now_iso
 from .logschema import create_tables
+from .shipped import ShippedRow, check_chain
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,41 @@ class EventLog:
             raise LogError(f"append failed on {self.path}: {e}") from e
         head = chained.tail
         return AppendResult(len(rows), duplicates, len(rejected), head.position, head.hash)
+
+    def append_shipped(self, rows: Sequence[ShippedRow]) -> AppendResult:
+        """Append rows shipped from the primary's log as they are (a replica's only write).
+
+        One transaction; every row must continue the tail (next position,
+        chained hash) or none is appended and :class:`ChainBroken` says
+        which row and why. Ids logged already are refused by the index
+        (:class:`DuplicateEvent`): a replica's log is the primary's, row for row.
+        """
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    tail = check_chain(self.chain_tail, list(rows))
+                    if rows:
+                        conn.executemany("INSERT INTO event_ids VALUES (?,?)",
+                                         [(id_key(r.event_id), r.position) for r in rows])
+                        conn.executemany(_INSERT_EVENT, [r.row() for r in rows])
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError as e:
+                raise DuplicateEvent(f"a shipped row's event id is already in {self.path}: {e}") from e
+            except sqlite3.OperationalError as e:
+                raise LogError(f"append of shipped rows failed on {self.path}: {e}") from e
+        return AppendResult(len(rows), 0, 0, tail.position, tail.hash)
+
+    def rows(self, from_position: int = 1, *, batch_size: int = 1_000,
+             to_position: int | None = None) -> Iterator[list[tuple]]:
+        """Whole rows (the insert's column order, ``hash`` last) from ``from_position`` on: what
+        the shipper sends."""
+        return self._pages("position, event_id, type, source, occurred_at, payload, subject,"
+                           " traceparent, recorded_at, hash", from_position, to_position, batch_size)
 
     def _insert_ids(self, id_rows: list[tuple[bytes, int]]) -> bool:
         """Insert id rows unless present; True when every one was new."""

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from events.codec import DEFAULT_MAX_EVENT_BYTES
 from events.errors import ConfigError
-from workers.natsio.client import redact_url, split_credentials, with_credentials
+from workers.natsio.urls import redact_url, split_credentials, with_credentials
 
 from .natsauth import AUTH_FILE, Scope, read_credentials
 
@@ -43,6 +43,9 @@ class Settings:
     #: FLEET_NATS_CLUSTER_ROUTES: the other members' cluster addresses, comma-separated
     #: (nats-route://host:port)
     nats_cluster_routes: str = ""
+    log_shipping: bool = False  # FLEET_LOG_SHIPPING: ingest ships committed rows to the LOG stream
+    log_stream: str = "LOG"  # FLEET_LOG_STREAM: the replicated stream replicas are built from
+    replica_name: str = "replica"  # FLEET_REPLICA_NAME: `fleet replica`'s heartbeat key (one per host)
     stream: str = "SDLC"  # FLEET_STREAM
     subject_prefix: str = "sdlc"  # FLEET_SUBJECT_PREFIX
     stream_max_age_secs: int = 0  # FLEET_STREAM_MAX_AGE_SECS, 0 = keep forever
@@ -403,11 +406,14 @@ def _check_data_dir(data_dir: Path) -> None:
 
 
 def _check_names(s: Settings) -> None:
-    for name in ("stream", "graph_stream", "ingest_durable"):
+    for name in ("stream", "graph_stream", "ingest_durable", "log_stream", "replica_name"):
         value = getattr(s, name)
         if not _NAME.fullmatch(value):
             raise ConfigError(f"{_var(name)}={value!r} is not a JetStream name - use 1-64 letters,"
                               " digits, '-' or '_' (no '.', '*', '>' or spaces)")
+    if s.log_stream in (s.stream, s.graph_stream):
+        raise ConfigError(f"FLEET_LOG_STREAM={s.log_stream!r} is the name of another of the fleet's"
+                          " streams (FLEET_STREAM or FLEET_GRAPH_STREAM) - shipped rows need their own")
     if s.stream == s.graph_stream:
         raise ConfigError(f"FLEET_STREAM={s.stream!r} is FLEET_GRAPH_STREAM too - the events and"
                           " the graph changes need streams of their own")

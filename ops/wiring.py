@@ -14,12 +14,14 @@ from .settings import Settings
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
+    from workers.shipper.shipper import ShipConfig
+
     from workers.changefeed.publisher import ChangePublisher
     from workers.projector.loop import ProjectorConfig
     from workers.projector.runtime import RuntimeConfig
 
-__all__ = ["change_publisher", "graph_stream", "ingest_config", "log_writer", "open_log",
-           "projector_config", "runtime_config", "sdlc_stream"]
+__all__ = ["change_publisher", "graph_stream", "ingest_config", "log_stream", "log_subject", "log_writer",
+           "open_log", "projector_config", "runtime_config", "sdlc_stream", "ship_config"]
 
 
 def sdlc_stream(settings: Settings) -> StreamSpec:
@@ -96,6 +98,31 @@ def graph_stream(settings: Settings) -> StreamSpec:
         max_bytes=settings.changes_max_bytes,
         replicas=settings.stream_replicas,
     )
+
+
+def log_stream(settings: Settings) -> StreamSpec:
+    """The LOG stream: every committed log row, replicated, never deleted or purged."""
+    return StreamSpec(
+        name=settings.log_stream,
+        subjects=(log_subject(settings),),
+        duplicate_window_secs=settings.dedup_window_secs,
+        replicas=settings.stream_replicas,
+        deny_delete=True,
+        deny_purge=True,
+    )
+
+
+def log_subject(settings: Settings) -> str:
+    """The subject shipped rows travel on."""
+    return f"fleet.logship.{settings.log_stream}"
+
+
+def ship_config(settings: Settings) -> "ShipConfig":
+    """The log shipper's configuration."""
+    from workers.shipper.shipper import ShipConfig
+
+    return ShipConfig(stream=log_stream(settings), subject=log_subject(settings),
+                      poll_interval_ms=settings.projector_poll_ms, failpoint=settings.failpoint)
 
 
 def change_publisher(nc: "Client", settings: Settings, *, projection: str = "graph",

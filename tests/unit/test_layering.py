@@ -31,6 +31,7 @@ WORKERS_ALLOWED: dict[str, set[str]] = {
     "ingest": {"natsio", "broker"},
     "changefeed": {"natsio", "broker"},
     "projector": {"natsio", "broker", "changefeed"},  # wakes the change publisher
+    "shipper": {"natsio", "projector"},  # a replica projects its log with the projector
 }
 # Modules directly in ops/ (settings, telemetry, wiring, ...) may not import ops.cli.
 OPS_ALLOWED: dict[str, set[str]] = {"cli": {"api", "simulate"}, "api": set(), "simulate": set()}
