@@ -281,23 +281,22 @@ class _Run:
             ok = c.set_range(k[:end] + b"\x01")
         return found
 
-    def select(self, source: Source) -> list[tuple[bytes, dict | None]]:
-        """Every node a selector matches (within the budget), in key order, with properties."""
-        out = []
+    def select(self, source: Source, out: list) -> None:
+        """Append every node a selector matches to ``out``, in key order, with its properties
+        (what was found before the budget ran out stays)."""
         for key in self.candidates(source):
             self.work.visit()
             props = self.snap.props(key)
             if props is not None and self.matches(source.match, key, props):
                 out.append((key, props))
-        return out
 
     # -- queries -------------------------------------------------------------
 
     def nodes(self, p: NodesPlan) -> dict:
         if p.order is not None:
-            found: list[tuple[bytes, dict | None, int]] = []
-            exhausted = self._guard(lambda: found.extend(
-                (k, props, 0) for k, props in self.select(p.source)))
+            selected: list = []
+            exhausted = self._guard(lambda: self.select(p.source, selected))
+            found = [(k, props, 0) for k, props in selected]
             return self._sorted_page("nodes", p, found, exhausted, with_depth=False)
         after = bytes.fromhex(p.after[0]) if p.after else None
         items: list[tuple[bytes, dict]] = []
@@ -379,8 +378,10 @@ class _Run:
                 out["props"] = props
         return out
 
-    def walk(self, source: Source) -> dict[bytes, int]:
-        """The nodes a traversal returns: key -> hops from the start (the first found).
+    def walk(self, source: Source, reached: dict[bytes, int]) -> None:
+        """Fill ``reached`` with the nodes a traversal returns (before its ``select``):
+        key -> hops from the start, the first found. Filled as they are found, so what a
+        budget cut short stays.
 
         Each step walks breadth first from the nodes the step before found, ``depth``
         levels at most, and keeps the nodes its ``select`` matches; a step may reach a
@@ -392,14 +393,15 @@ class _Run:
                 self.work.visit()
             if self.matches(source.match, key):
                 starts.append(key)
-        reached: dict[bytes, int] = {}
         frontier = starts
         hop = 0
+        last = source.steps[-1] if source.steps else None
         for step in source.steps:
+            keep = source.return_all or step is last
             expanders = [self.snap.expander(d, codes) for d, codes in step.groups]
             seen = set(frontier)
             rejected: set[bytes] = set()
-            found: dict[bytes, int] = {}
+            found: list[bytes] = []
             level = frontier
             for _ in range(step.depth):
                 hop += 1
@@ -415,23 +417,31 @@ class _Run:
                                 continue
                             seen.add(other)
                             following.append(other)
-                            found[other] = hop
+                            if keep and other not in reached:
+                                reached[other] = hop
+                found += following
                 level = following
                 if not level:
                     break
-            if source.return_all:
-                for k, d in found.items():
-                    reached.setdefault(k, d)
-            frontier = list(found)
-        if not source.return_all:
-            reached = found if source.steps else {}
+            frontier = found
+
+    def reach(self, source: Source) -> tuple[dict[bytes, int], bool]:
+        """What a traversal returns, and whether the budget cut it short."""
+        reached: dict[bytes, int] = {}
+        exhausted = self._guard(lambda: self.walk(source, reached))
         if source.select is not None:
-            reached = {k: d for k, d in reached.items() if self.matches(source.select, k)}
-        return reached
+            kept = {}
+            try:
+                for k, d in reached.items():
+                    if self.matches(source.select, k):
+                        kept[k] = d
+            except BudgetHit:
+                exhausted = True
+            reached = kept
+        return reached, exhausted
 
     def traversal(self, p: TraversalPlan) -> dict:
-        reached: dict[bytes, int] = {}
-        exhausted = self._guard(lambda: reached.update(self.walk(p.source)))
+        reached, exhausted = self.reach(p.source)
         found = [(k, None, d) for k, d in reached.items()]
         return self._sorted_page("traversal", p, found, exhausted, with_depth=True)
 
@@ -493,14 +503,11 @@ class _Run:
 
     def aggregate(self, p: AggregatePlan) -> dict:
         members: list[tuple[bytes, dict | None]] = []
-
-        def collect() -> None:
-            if p.source.steps:
-                members.extend((k, None) for k in self.walk(p.source))
-            else:
-                members.extend(self.select(p.source))
-
-        exhausted = self._guard(collect)
+        if p.source.steps:
+            reached, exhausted = self.reach(p.source)
+            members = [(k, None) for k in reached]
+        else:
+            exhausted = self._guard(lambda: self.select(p.source, members))
         counts: Counter = Counter()
         try:
             for key, props in members:
