@@ -15,13 +15,13 @@ from typing import Any
 import msgspec
 
 from .errors import InvalidEvent
+from .limits import DEFAULT_MAX_EVENT_BYTES
 from .types import EVENT_TYPES, AnyEvent, Event
 from .upcast import UPCASTERS, Upcasters
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "MAX_DEPTH", "check_depth", "decode_event", "encode_event",
            "event_json_schema"]
 
-DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 #: deepest JSON nesting accepted anywhere (objects and arrays; the event itself is level 1)
 MAX_DEPTH = 100
 

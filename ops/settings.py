@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from events.codec import DEFAULT_MAX_EVENT_BYTES
 from events.errors import ConfigError
+from events.limits import DEFAULT_MAX_EVENT_BYTES
 from workers.natsio.urls import redact_url, split_credentials, with_credentials
 
 from .natsauth import AUTH_FILE, Scope, read_credentials

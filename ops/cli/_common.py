@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import sys
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from workers.natsio.client import connect
-
-from ..settings import Settings
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 __all__ = ["echo_json", "json_option", "positive_secs", "run_with_nats"]
 
@@ -49,6 +48,9 @@ def echo_json(data: Any) -> None:
 
 def run_with_nats(settings: Settings, name: str, work: Callable[[Any], Awaitable[T]]) -> T:
     """Connect to NATS, run ``work(nc)``, drain the connection."""
+    import asyncio
+
+    from workers.natsio.client import connect  # nats-py: only for the commands that talk to NATS
 
     async def main() -> T:
         nc = await connect(settings.nats_url, name=name)
