@@ -2,7 +2,7 @@
 
 A cursor is the LMDB position of the last item a page holds, wrapped as
 url-safe base64 (no padding, so no ``:`` or ``=``: it can never be taken for
-a node id) around ``[format, kind, 4-byte query fingerprint, position]``. The
+a node id) around ``[format, kind, 4-byte query fingerprint, position, 4-byte checksum]``. The
 next page seeks just past that position, so it costs what the page reads, not
 what came before it. The fingerprint ties a cursor to the query that made it:
 one given to another query (another node, direction or filter) is refused
@@ -44,10 +44,14 @@ def fingerprint(*parts: bytes | str | int | None) -> bytes:
     return h.digest()
 
 
+def _checksum(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=4, person=b"fleet-cursor").digest()
+
+
 def encode_cursor(kind: int, query: bytes, position: bytes) -> str:
     """The opaque text of a cursor: ``position`` in the query ``query`` of ``kind``."""
     raw = bytes((_FORMAT, kind)) + query + position
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(raw + _checksum(raw)).rstrip(b"=").decode("ascii")
 
 
 def is_cursor(text: str) -> bool:
@@ -65,8 +69,9 @@ def decode_cursor(text: str, kind: int, query: bytes) -> bytes:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError):
         raise QueryError(f"after={shown!r} is not a cursor (not url-safe base64) - {hint}") from None
-    if len(raw) < 2 + len(query) + 1 or raw[0] != _FORMAT:
-        raise QueryError(f"after={shown!r} is not a cursor - {hint}")
+    raw, check = raw[:-4], raw[-4:]
+    if len(raw) < 2 + len(query) + 1 or raw[0] != _FORMAT or _checksum(raw) != check:
+        raise QueryError(f"after={shown!r} is not a cursor (cut or altered) - {hint}")
     if raw[1] != kind or raw[2:2 + len(query)] != query:
         raise QueryError(f"after={shown!r} is a cursor of another query - {hint}")
     return raw[2 + len(query):]

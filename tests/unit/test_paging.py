@@ -137,7 +137,9 @@ def test_bad_cursors_are_refused_with_a_clear_error(graph):
     a, b = busiest[0], busiest[1]
     first = reader.neighbor_page(a, limit=1)
     assert first.truncated
-    bad = ["not a cursor!", "%%%", "A" * 5000, "AQ", first.next[:3], reader.neighbor_page(b, limit=1).next,
+    flipped = first.next[:-3] + ("A" if first.next[-3] != "A" else "B") + first.next[-2:]
+    bad = ["not a cursor!", "%%%", "A" * 5000, "AQ", first.next[:3], first.next[:-2], flipped,
+           reader.neighbor_page(b, limit=1).next,
            reader.find("Issue", {}, limit=1).next]
     for cursor in bad:
         with pytest.raises(QueryError, match="cursor"):
