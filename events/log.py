@@ -422,7 +422,7 @@ class EventLog:
         indexed = self._conn.execute("SELECT count(*) FROM event_ids").fetchone()[0]
         if indexed != expected - 1 and len(problems) < 100:
             problems.append(f"id index holds {indexed} ids for {expected - 1} events")
-        return VerifyReport(checked=expected - 1, head=head, problems=tuple(problems))
+        return VerifyReport(checked=expected - 1, head=head, problems=tuple(problems), head_hash=prev.hex())
 
     # -- quarantine ------------------------------------------------------
 

@@ -95,6 +95,8 @@ class VerifyReport:
     checked: int
     head: int
     problems: tuple[str, ...]
+    #: the chain's hash at ``head`` (hex): equal on a replica and its primary at the same position
+    head_hash: str = GENESIS_HASH.hex()
 
     @property
     def ok(self) -> bool:

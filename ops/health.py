@@ -176,6 +176,10 @@ def assess(
         out.append(Component(name, "process", state, detail, data, not_ready=failed))
         for projection in beat.details.get("projections", []):
             out.append(_projection(now, projection, stuck_after_secs, ready_max_lag))
+        if isinstance(beat.details.get("replica"), dict):
+            out.append(_replica(now, name, beat.details["replica"], stuck_after_secs, ready_max_lag))
+        if isinstance(beat.details.get("shipping"), dict):
+            out.append(_shipping(now, beat.details["shipping"], stuck_after_secs))
     if consumer_pending is not None:
         out.append(Component("ingest consumer", "consumer", "ok", f"{consumer_pending} pending",
                              {"pending": consumer_pending}))
@@ -190,6 +194,31 @@ def _is_stuck(now: float, backlog: int | None, progress_at: float | None, stuck_
               ) -> bool:
     """Work is waiting but nothing moved for ``stuck_after_secs``."""
     return bool(backlog) and progress_at is not None and now - progress_at > stuck_after_secs
+
+
+def _replica(now: float, process: str, r: dict[str, Any], stuck_after_secs: float, ready_max_lag: int
+             ) -> Component:
+    """A replica's log against the primary's shipped head (README "Beyond one machine")."""
+    name = f"replica {process} log"
+    lag = r.get("lag") or 0
+    detail = f"position {r.get('position')}, primary {r.get('primary')}, lag {lag} to the primary"
+    if _is_stuck(now, lag, r.get("progress_at"), stuck_after_secs):
+        return Component(name, "replica", "stuck",
+                         detail + f", no progress since {_age(now, r.get('progress_at'))}", r,
+                         not_ready=f"{name}: stuck {lag} behind the primary")
+    over = lag > ready_max_lag
+    return Component(name, "replica", "catching up" if over else "ok", detail, r,
+                     not_ready=f"{name}: lag {lag} to the primary over {ready_max_lag}" if over else "")
+
+
+def _shipping(now: float, s: dict[str, Any], stuck_after_secs: float) -> Component:
+    """The writer's shipping to the LOG stream."""
+    lag = s.get("lag") or 0
+    detail = f"shipped {s.get('shipped')} of the log's {s.get('head')}, lag {lag}"
+    if _is_stuck(now, lag, s.get("progress_at"), stuck_after_secs):
+        return Component("log shipping", "shipping", "stuck",
+                         detail + f", no progress since {_age(now, s.get('progress_at'))}", s)
+    return Component("log shipping", "shipping", "ok", detail, s)
 
 
 def _projection(now: float, p: dict[str, Any], stuck_after_secs: float, ready_max_lag: int
@@ -256,6 +285,8 @@ async def gather(settings: Settings, *, expected: tuple[str, ...], nc: Client | 
                 beats = await read_heartbeats(js)
             except NoKeysError:  # the bucket is there but empty: none written yet, or all expired
                 beats = {}
+            if settings.api_replica:  # a replica's api answers for this host's replica alone
+                beats = {k: b for k, b in beats.items() if k in settings.expected}
             try:
                 info = await js.consumer_info(settings.stream, settings.ingest_durable)
                 pending = info.num_pending + info.num_ack_pending

@@ -46,6 +46,9 @@ class Settings:
     log_shipping: bool = False  # FLEET_LOG_SHIPPING: ingest ships committed rows to the LOG stream
     log_stream: str = "LOG"  # FLEET_LOG_STREAM: the replicated stream replicas are built from
     replica_name: str = "replica"  # FLEET_REPLICA_NAME: `fleet replica`'s heartbeat key (one per host)
+    #: FLEET_API_REPLICA (`fleet api --replica`): the api serves this host's replica and judges
+    #: readiness by it alone
+    api_replica: bool = False
     stream: str = "SDLC"  # FLEET_STREAM
     subject_prefix: str = "sdlc"  # FLEET_SUBJECT_PREFIX
     stream_max_age_secs: int = 0  # FLEET_STREAM_MAX_AGE_SECS, 0 = keep forever

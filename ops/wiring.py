@@ -14,6 +14,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
+    from workers.shipper.replica import ReplicaConfig
     from workers.shipper.shipper import ShipConfig
 
     from workers.changefeed.publisher import ChangePublisher
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from workers.projector.runtime import RuntimeConfig
 
 __all__ = ["change_publisher", "graph_stream", "ingest_config", "log_stream", "log_subject", "log_writer",
-           "open_log", "projector_config", "runtime_config", "sdlc_stream", "ship_config"]
+           "open_log", "projector_config", "replica_config", "runtime_config", "sdlc_stream", "ship_config"]
 
 
 def sdlc_stream(settings: Settings) -> StreamSpec:
@@ -123,6 +124,14 @@ def ship_config(settings: Settings) -> "ShipConfig":
 
     return ShipConfig(stream=log_stream(settings), subject=log_subject(settings),
                       poll_interval_ms=settings.projector_poll_ms, failpoint=settings.failpoint)
+
+
+def replica_config(settings: Settings) -> "ReplicaConfig":
+    """``fleet replica``'s configuration: the LOG stream, appended to the data directory's log."""
+    from workers.shipper.replica import ReplicaConfig
+
+    return ReplicaConfig(stream=log_stream(settings), subject=log_subject(settings),
+                         log_sync=settings.log_sync, batch_max=settings.projector_batch_max)
 
 
 def change_publisher(nc: "Client", settings: Settings, *, projection: str = "graph",

@@ -43,7 +43,9 @@ async def _heartbeat(app: web.Application):
             out["queries"], out["queries_failed"] = stats.served, stats.failed
         return "ok", out
 
-    beat = Heartbeat(ctx.nc.jetstream(), "api", details,
+    # A replica host's api beats under its replica's name: the primary's "api" key stays its own.
+    name = f"{ctx.settings.replica_name}-api" if ctx.settings.api_replica else "api"
+    beat = Heartbeat(ctx.nc.jetstream(), name, details,
                      telemetry.snapshot if telemetry else None,
                      interval_secs=ctx.settings.heartbeat_interval_secs)
     beat.start()

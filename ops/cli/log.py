@@ -138,9 +138,10 @@ def verify_cmd(settings: Settings, as_json: bool) -> None:
         click.echo("", err=True)
     if as_json:
         echo_json({"ok": report.ok, "checked": report.checked, "head": report.head,
-                   "problems": list(report.problems)})
+                   "head_hash": report.head_hash, "problems": list(report.problems)})
     elif report.ok:
-        click.echo(f"ok: {report.checked} events, hash chain intact, positions dense")
+        click.echo(f"ok: {report.checked} events, hash chain intact, positions dense,"
+                   f" head hash {report.head_hash}")
     else:
         for problem in report.problems:
             click.echo(f"problem: {problem}")
