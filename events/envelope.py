@@ -8,11 +8,28 @@ one lowercase word.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
-__all__ = ["Actor", "Commit", "Event", "EventId", "Id", "Name", "Source", "Text", "UtcTime"]
+__all__ = [
+    "Actor",
+    "Commit",
+    "Context",
+    "Event",
+    "EventId",
+    "GroupFacts",
+    "Id",
+    "IssueFacts",
+    "MergeRequestFacts",
+    "MilestoneFacts",
+    "Name",
+    "ProjectFacts",
+    "Source",
+    "Text",
+    "UserFacts",
+    "UtcTime",
+]
 
 EventId = Annotated[str, Meta(min_length=1, max_length=200)]
 # `(?![\s\S])` is the end of the text in Python and ECMA alike (`$` also matches before a final newline).
@@ -57,14 +74,91 @@ class Commit(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
             _check_utc(self.timestamp, "timestamp")
 
 
+class _Facts(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """What a payload says, in passing, about an object that is not its subject."""
+
+    id: Id
+
+
+class ProjectFacts(_Facts):
+    """A project as the payload shows it; ``path`` is the full path when ``group_id`` is None
+    (``group/sub/project``, GitHub's ``owner/repo``)."""
+
+    name: Name | None = None
+    path: Name | None = None
+    group_id: Id | None = None
+    default_branch: Name | None = None
+    visibility: Name | None = None
+
+
+class GroupFacts(_Facts):
+    """A group (GitHub: an organization)."""
+
+    name: Name | None = None
+    path: Name | None = None
+    parent_id: Id | None = None
+
+
+class UserFacts(_Facts):
+    """A user the payload names (assignee, reviewer, author)."""
+
+    username: Name | None = None
+    name: Name | None = None
+
+
+class MilestoneFacts(_Facts):
+    """A milestone the payload shows."""
+
+    title: Name | None = None
+    state: Literal["active", "closed"] | None = None
+    due_date: Name | None = None
+    project_id: Id | None = None
+
+
+class IssueFacts(_Facts):
+    """An issue a comment is about."""
+
+    project_id: Id
+    iid: Id | None = None
+    title: Name | None = None
+    state: Literal["opened", "closed"] | None = None
+
+
+class MergeRequestFacts(_Facts):
+    """A merge request a comment is about."""
+
+    project_id: Id
+    iid: Id | None = None
+    title: Name | None = None
+    state: Literal["opened", "closed", "merged"] | None = None
+    source_branch: Name | None = None
+    target_branch: Name | None = None
+
+
+class Context(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """Context facts: what a webhook says about objects besides the one its event changes.
+
+    The graph records them beneath what the objects' own events set (older or
+    equal information: never over a rename logged earlier).
+    """
+
+    projects: list[ProjectFacts] = []
+    groups: list[GroupFacts] = []
+    users: list[UserFacts] = []
+    milestones: list[MilestoneFacts] = []
+    issues: list[IssueFacts] = []
+    merge_requests: list[MergeRequestFacts] = []
+
+
 class Event(Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type", gc=False):
-    """Fields every canonical event carries."""
+    """Fields every canonical event carries (``context``: see :class:`Context`)."""
 
     event_id: EventId
     source: Source
     occurred_at: UtcTime
     actor: Actor | None = None
     v: Annotated[int, Meta(ge=1)] = 1
+    context: Context | None = None
 
     def __post_init__(self) -> None:
         _check_utc(self.occurred_at, "occurred_at")

@@ -17,15 +17,35 @@ from __future__ import annotations
 
 from typing import Literal, Union
 
-
-from .envelope import Actor, Commit, Event, Id, Name, Text
+from .envelope import (
+    Actor,
+    Commit,
+    Context,
+    Event,
+    GroupFacts,
+    Id,
+    IssueFacts,
+    MergeRequestFacts,
+    MilestoneFacts,
+    Name,
+    ProjectFacts,
+    Text,
+    UserFacts,
+)
 
 __all__ = [
     "EVENT_TYPES",
     "Actor",
     "AnyEvent",
     "Commit",
+    "Context",
     "Event",
+    "GroupFacts",
+    "IssueFacts",
+    "MergeRequestFacts",
+    "MilestoneFacts",
+    "ProjectFacts",
+    "UserFacts",
     "subject_for",
 ]
 
@@ -72,6 +92,16 @@ class ProjectRenamed(Event, **_tag("project.renamed")):
     project_id: Id
     name: Name
     path: Name
+
+
+class ProjectUpdated(Event, **_tag("project.updated")):
+    """Settings of a project changed: what is set is the new value."""
+
+    project_id: Id
+    name: Name | None = None
+    path: Name | None = None
+    default_branch: Name | None = None
+    visibility: Name | None = None
 
 
 class ProjectTransferred(Event, **_tag("project.transferred")):
@@ -263,8 +293,13 @@ class IssueUnlinked(IssueEvent, **_tag("issue.unlinked")):
 
 
 class IssueTransferred(IssueEvent, **_tag("issue.transferred")):
+    """The issue moved to ``to_project_id``; ``iid`` is its number there. With
+    ``new_issue_id`` (GitHub), the move made a new issue: the old one leaves its
+    project, marked transferred to the new one."""
+
     to_project_id: Id
     iid: Id | None = None
+    new_issue_id: Id | None = None
 
 
 class IssueDeleted(IssueEvent, **_tag("issue.deleted")):
@@ -362,6 +397,9 @@ class CommentCreated(Event, **_tag("comment.created")):
     body: Text = ""
     target_id: Id | None = None
     target_sha: Name | None = None
+    #: the target's number in its project, for a payload that has no id of it
+    #: (GitHub's comment on a pull request)
+    target_iid: Id | None = None
 
 
 class CommentEdited(Event, **_tag("comment.edited")):
@@ -405,6 +443,7 @@ AnyEvent = Union[
     GroupDeleted,
     ProjectCreated,
     ProjectRenamed,
+    ProjectUpdated,
     ProjectTransferred,
     ProjectArchived,
     ProjectUnarchived,

@@ -37,7 +37,7 @@ import msgspec
 
 from ..codec import decode_event, encode_event
 from ..errors import InvalidEvent
-from ..types import Actor, Event, LabelCreated
+from ..types import Actor, Context, Event, LabelCreated
 
 if TYPE_CHECKING:
     from .payload import Node
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NAMESPACES",
     "Builder",
+    "Undated",
     "Mapped",
     "Pending",
     "construct",
@@ -74,6 +75,11 @@ _TIMESTAMP = re.compile(
     re.IGNORECASE,
 )
 _canonical_json = msgspec.json.Encoder(order="sorted")
+
+
+class Undated(InvalidEvent):
+    """A payload with no timestamp for its event, mapped without ``received_at``:
+    mapping it again with the recorded delivery time succeeds."""
 
 
 class Mapped(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,6 +176,8 @@ class Builder:
         self.key = delivery_id or payload_digest(payload)
         self.received_at = received_at.astimezone(UTC) if received_at else None
         self.actor: Actor | None = None
+        #: context facts, carried by the webhook's first event
+        self.context: Context | None = None
         self.occurred_at: datetime | None = None
         self.events: list[Event] = []
 
@@ -188,7 +196,7 @@ class Builder:
                 return found
         tried = ", ".join(f"`{node.at(key)}`" for node, key in (*own, *fallback))
         where = f"none of {tried} is set" if tried else "the payload carries none for this event"
-        raise InvalidEvent(
+        raise Undated(
             "schema",
             f"no timestamp to date the event: {where} - "
             "pass received_at, the recorded delivery time, to the adapter",
@@ -204,6 +212,7 @@ class Builder:
             source=self.source,
             occurred_at=self.occurred_at,
             actor=self.actor,
+            context=None if self.events else self.context,
             **fields,
         )
         self.events.append(event)

@@ -37,6 +37,7 @@ from projections.model.indexing import (
     iid_lookup,
     index_keys,
     lookup_key,
+    path_lookup,
     root_lookup,
 )
 from projections.model.keys import CODES, COMMIT_REF, commit_key, commit_lookup, key_int, pack_int
@@ -66,7 +67,7 @@ _PROJECT = CODES["Project"]
 _PROJECT_CODE = _PROJECT[0]
 _GROUP_CODE = CODES["Group"][0]
 _E = {e.name: e.code for e in EDGE_TYPES}
-_CLOSES, _MENTIONS = _E["CLOSES"], _E["MENTIONS"]
+_CLOSES, _MENTIONS, _IN_GROUP = _E["CLOSES"], _E["MENTIONS"], _E["IN_GROUP"]
 _TYPE_NAMES = {t.code: t.name for t in NODE_TYPES}
 _CASCADE = {e.code: frozenset(CODES[t][0] for t in e.cascade) for e in EDGE_TYPES if e.cascade}
 _ORPHAN = {e.code: frozenset(CODES[t][0] for t in e.orphan_cascade) for e in EDGE_TYPES
@@ -458,15 +459,34 @@ class Overlay:
                 edge = _CLOSES
         self.link(src, edge, issue, None)
 
-    def _resolve_path(self, source: bytes, path: str) -> bytes | None:
-        """The project at ``group/sub/project`` as the graph knows paths now."""
+    def link_iid(self, src: bytes, edge: int, kind: bytes, source: bytes, project_id: int,
+                 iid: int) -> None:
+        """``LINK_IID``: link ``src`` to the issue or merge request ``iid`` of a project, if known."""
+        target = self._lookup(iid_lookup(kind, source, project_id, iid))
+        if target is not None and target != src:
+            self.link(src, edge, target, None)
+
+    def join_group(self, project: bytes, source: bytes, namespace: str) -> None:
+        """``JOIN_GROUP``: the project is in the group at full path ``namespace``, if known."""
+        group = self._resolve_path(source, namespace, _GROUP_CODE)
+        if group is None or self._tombstoned(project):
+            return
+        self.merge(project, {"group_id": key_int(group)})
+        self.clear(project, _IN_GROUP)
+        self.link(project, _IN_GROUP, group, None)
+
+    def _resolve_path(self, source: bytes, path: str, code: int = _PROJECT_CODE) -> bytes | None:
+        """The project (or group) at ``group/sub/project`` as the graph knows paths now."""
+        node = self._lookup(path_lookup(source, path))
+        if node is not None:
+            return node if node[0] == code else None
         segments = path.split("/")
         node = self._lookup(root_lookup(source, segments[0]))
         for segment in segments[1:]:
             if node is None or node[0] != _GROUP_CODE:
                 return None
             node = self._lookup(child_lookup(node, segment))
-        return node if node is not None and node[0] == _PROJECT_CODE else None
+        return node if node is not None and node[0] == code else None
 
 
 # Unbound, so that an overlay holds no reference cycle and is freed at once
@@ -474,5 +494,6 @@ class Overlay:
 _OPS = {
     m.SET: Overlay.set, m.MERGE: Overlay.merge, m.ENSURE: Overlay.ensure, m.DELETE: Overlay.delete,
     m.LINK: Overlay.link, m.UNLINK: Overlay.unlink, m.CLEAR: Overlay.clear, m.REF: Overlay.ref,
-    m.CREATE: Overlay.create, m.ATTACH: Overlay.attach,
+    m.CREATE: Overlay.create, m.ATTACH: Overlay.attach, m.LINK_IID: Overlay.link_iid,
+    m.JOIN_GROUP: Overlay.join_group,
 }

@@ -9,7 +9,9 @@ produces exactly the same entries as the live projection.
   so readers always re-check the properties.
 * A **lookup** maps a name to one node: ``i`` + project + iid -> issue,
   ``m`` + project + iid -> merge request, ``r`` + path -> root group,
-  ``c`` + parent group + path -> subgroup or project (paths lower-cased).
+  ``c`` + parent group + path -> subgroup or project (paths lower-cased),
+  ``p`` + full path -> a subgroup or project whose path is its full path
+  (GitLab's system hooks, which do not name the parent; GitHub's ``owner/repo``).
   They resolve ``group/project#12`` through renames and transfers, since a
   rename only moves the renamed node's own entry.
 """
@@ -33,6 +35,7 @@ __all__ = [
     "iid_lookup",
     "root_lookup",
     "child_lookup",
+    "path_lookup",
 ]
 
 _STR_MAX = 200
@@ -101,10 +104,17 @@ def child_lookup(group_key: bytes, path: str) -> bytes:
     return b"c" + group_key + path.lower().encode()
 
 
+def path_lookup(source: bytes, path: str) -> bytes:
+    """Lookup key of a subgroup or project by full path (``group/sub/project``, ``owner/repo``)."""
+    return b"p" + source + path.lower().encode()
+
+
 def _group(key: bytes, props: dict) -> bytes | None:
     path = props.get("path")
     if path is None:
         return None
+    if "/" in path:  # GitLab's subgroups carry their full path
+        return path_lookup(_source(key), path)
     parent = props.get("parent_id")
     if parent is None:
         return root_lookup(_source(key), path)
@@ -113,8 +123,10 @@ def _group(key: bytes, props: dict) -> bytes | None:
 
 def _project(key: bytes, props: dict) -> bytes | None:
     path, group = props.get("path"), props.get("group_id")
-    if path is None or group is None:
+    if path is None:
         return None
+    if group is None or "/" in path:  # a full path: the adapters' when the group is unknown
+        return path_lookup(_source(key), path)
     return child_lookup(CODES["Group"] + _source(key) + pack_int(group), path)
 
 

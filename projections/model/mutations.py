@@ -37,6 +37,14 @@ The semantics, implemented once by :class:`projections.fold.overlay.Overlay`:
     ``number`` to an issue and link ``src`` to it with CLOSES or MENTIONS.
     ``mode`` is :data:`MENTION`, :data:`CLOSE`, or :data:`CLOSE_ON_DEFAULT`
     (closes when ``branch`` is the project's default branch, else mentions).
+``(LINK_IID, src, edge_code, kind, source_prefix, project_id, iid)``
+    Link ``src`` to the issue (``kind`` ``b"i"``) or merge request (``b"m"``)
+    numbered ``iid`` in the project, if the graph has it (a payload that
+    names its target by number only).
+``(JOIN_GROUP, project, source_prefix, namespace)``
+    A project moved to the group at full path ``namespace``: if the graph
+    has that group, the project's ``group_id`` becomes its id and the project
+    is linked IN_GROUP to it (a payload that names the group by path only).
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ __all__ = [
     "REF",
     "CREATE",
     "ATTACH",
+    "LINK_IID",
+    "JOIN_GROUP",
     "MENTION",
     "CLOSE",
     "CLOSE_ON_DEFAULT",
@@ -64,14 +74,15 @@ __all__ = [
     "describe",
 ]
 
-SET, MERGE, ENSURE, DELETE, LINK, UNLINK, CLEAR, REF, CREATE, ATTACH = range(1, 11)
+SET, MERGE, ENSURE, DELETE, LINK, UNLINK, CLEAR, REF, CREATE, ATTACH, LINK_IID, JOIN_GROUP = range(1, 13)
 MENTION, CLOSE, CLOSE_ON_DEFAULT = range(3)
 
 #: A mutation tuple; the first item is one of the codes above.
 Mutation = tuple[Any, ...]
 
 _NAMES = {SET: "set", MERGE: "merge", ENSURE: "ensure", DELETE: "delete", LINK: "link",
-          UNLINK: "unlink", CLEAR: "clear", REF: "ref", CREATE: "create", ATTACH: "attach"}
+          UNLINK: "unlink", CLEAR: "clear", REF: "ref", CREATE: "create", ATTACH: "attach",
+          LINK_IID: "link_iid", JOIN_GROUP: "join_group"}
 _EDGES = {e.code: e.name for e in EDGE_TYPES}
 
 
@@ -87,5 +98,10 @@ def describe(m: Mutation) -> str:
         return f"{_NAMES[op]} {format_key(m[1])} {_EDGES[m[2]]} {format_key(m[3])}{extra}"
     if op == CLEAR:
         return f"clear {format_key(m[1])} {_EDGES[m[2]]}"
+    if op == LINK_IID:
+        mark = "#" if m[3] == b"i" else "!"
+        return f"link_iid {format_key(m[1])} {_EDGES[m[2]]} project={m[5]} {mark}{m[6]}"
+    if op == JOIN_GROUP:
+        return f"join_group {format_key(m[1])} {m[3]}"
     path = f"{m[6]}#" if m[6] else "#"
     return f"ref {format_key(m[1])} mode={m[2]} project={m[4]} {path}{m[5]} branch={m[7]}"

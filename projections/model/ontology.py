@@ -33,8 +33,9 @@ NAME = "graph"
 #: Bump on any change to this module or to the apply step. History: 1, the first
 #: graph; 2, a creation logged after later events about its node fills in what
 #: they left unset instead of replacing what they set (``mutations.CREATE``,
-#: ``mutations.ATTACH``).
-VERSION = 2
+#: ``mutations.ATTACH``); 3, what payloads say about related objects (context facts),
+#: project settings, transfers that make a new issue, projects found by full path.
+VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ EDGE_TYPES: tuple[EdgeType, ...] = (
     EdgeType("FROM_REF", 16, ("MergeRequest",), ("Ref",), "A merge request's source branch."),
     EdgeType("INTO_REF", 17, ("MergeRequest",), ("Ref",), "A merge request's target branch."),
     EdgeType("MERGED_AS", 18, ("MergeRequest",), ("Commit",), "The merge commit."),
+    EdgeType("TRANSFERRED_TO", 19, ("Issue",), ("Issue",),
+             "An issue moved to another project as a new issue (GitHub): the old one points at it."),
 )
 
 INDEXES: tuple[Index, ...] = (

@@ -138,3 +138,46 @@ def test_bad_arguments_are_usage_errors(settings, tmp_path):
         result = run(settings, *args)
         assert result.returncode == 2, name
         assert message in result.stderr, (name, result.stderr)
+
+
+def test_tag_pushes_and_pushes_without_commits_are_dated_by_the_file_or_received_at(settings, tmp_path):
+    """Payloads with no timestamp of their own (GitLab tag push, new branch without commits)
+    are backfilled like the gateway maps them: dated by --received-at, else by the file's
+    modification time, which the output says; the tag is then in the graph."""
+    import os
+
+    from projections.read.reader import GraphReader
+    from projections.versions.rebuild import rebuild
+    from tests.support.payloads import gitlab_branch_created, gitlab_tag_push
+
+    folder = tmp_path / "hooks"
+    folder.mkdir()
+    (folder / "tag.json").write_text(json.dumps(gitlab_tag_push()))
+    (folder / "branch.json").write_text(json.dumps(gitlab_branch_created()))
+    mtime = 1_700_000_000  # 2023-11-14T22:13:20Z
+    for f in folder.iterdir():
+        os.utime(f, (mtime, mtime))
+    dry = run(settings, "--platform", "gitlab", "--dry-run", str(folder))
+    assert dry.returncode == 0, dry.stderr.decode()
+    events = [decode_event(line) for line in dry.stdout.splitlines()]
+    assert [e.__struct_config__.tag for e in events] == ["ref.created", "ref.created"]
+    assert {e.occurred_at.timestamp() for e in events} == {mtime}
+    assert b"dated 2 files by file modification time (no timestamp of their own)" in dry.stderr
+    explicit = run(settings, "--platform", "gitlab", "--dry-run", "--received-at",
+                   "2024-05-01T12:00:00Z", str(folder / "tag.json"))
+    (event,) = [decode_event(line) for line in explicit.stdout.splitlines()]
+    assert event.occurred_at.isoformat() == "2024-05-01T12:00:00+00:00"
+    assert b"dated 1 file by --received-at" in explicit.stderr
+    bad = run(settings, "--platform", "gitlab", "--received-at", "yesterday", str(folder))
+    assert bad.returncode == 2 and b"--received-at" in bad.stderr
+    result = run(settings, "--platform", "gitlab", "--json", str(folder))
+    assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads(result.stdout)
+    assert (summary["failed"], summary["dated"], summary["published"]) == (0, 2, 2)
+    asyncio.run(ingest_until_idle(settings))
+    rebuild(settings.log_path, settings.projections_dir)
+    with GraphReader(settings.projections_dir) as reader:
+        tag = reader.node("ref:gitlab:1:tag:v1.0.0").props
+        assert tag["head"] == "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"
+        assert reader.node("gitlab:jsmith/example").id == "project:gitlab:1"
+        assert reader.node("ref:gitlab:15:branch:feature/empty").props["kind"] == "branch"

@@ -8,7 +8,18 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from events.types import EVENT_TYPES, Actor, Commit
+from events.types import (
+    EVENT_TYPES,
+    Actor,
+    Commit,
+    Context,
+    GroupFacts,
+    IssueFacts,
+    MergeRequestFacts,
+    MilestoneFacts,
+    ProjectFacts,
+    UserFacts,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SHAS = ("aaaa1111", "bbbb2222", "cccc3333")
@@ -83,6 +94,13 @@ _ALL_EVENTS = st.one_of(
               _path("p")),
     st.builds(lambda p, g: {"tag": "project.transferred", "project_id": p[0], "path": p[1],
                             "group_id": g}, _path("p"), maybe_group),
+    # a full path (GitLab's system hooks): joins the group at its namespace if known
+    st.builds(lambda p, ns: {"tag": "project.transferred", "project_id": p[0],
+                             "path": f"{ns}/{p[1]}", "group_id": None},
+              _path("p"), st.sampled_from(["g1", "g2", "g1/g3", "gx"])),
+    _event("project.updated", project_id=ids,
+           default_branch=st.one_of(st.none(), st.sampled_from(BRANCHES)),
+           visibility=st.one_of(st.none(), st.sampled_from(["private", "public"]))),
     _event("project.archived", project_id=ids),
     _event("project.deleted", project_id=ids),
     st.builds(lambda p, src, g: {"tag": "project.forked", "project_id": p[0], "forked_from_id": src,
@@ -120,6 +138,9 @@ _ALL_EVENTS = st.one_of(
            link_type=st.sampled_from(["relates_to", "blocks", "is_blocked_by"])),
     st.builds(lambda i, p, to: {"tag": "issue.transferred", "issue_id": i, "project_id": p,
                                 "to_project_id": to, "iid": i * 10 + to}, st.integers(1, 4), ids, ids),
+    st.builds(lambda i, p, to, new: {"tag": "issue.transferred", "issue_id": i, "project_id": p,
+                                     "to_project_id": to, "iid": new * 10 + to, "new_issue_id": new},
+              st.integers(1, 4), ids, ids, st.integers(1, 6)),
     _event("issue.deleted", **_issue_fields()),
     st.builds(lambda m, p, author, text, src, tgt: {
         "tag": "merge_request.opened", "merge_request_id": m, "project_id": p, "iid": m,
@@ -138,6 +159,10 @@ _ALL_EVENTS = st.one_of(
         "body": text, "target_type": target, "target_id": tid, "target_sha": sha},
         ids, ids, ids, st.sampled_from(TEXTS), st.sampled_from(["issue", "merge_request", "commit"]),
         st.integers(1, 4), st.sampled_from(SHAS)),
+    st.builds(lambda c, p, target, iid: {
+        "tag": "comment.created", "comment_id": c, "project_id": p, "author_id": 1,
+        "target_type": target, "target_iid": iid}, ids, ids,
+        st.sampled_from(["issue", "merge_request"]), st.sampled_from([1, 2, 10, 20, 30])),
     _event("comment.edited", comment_id=ids, project_id=ids, body=st.sampled_from(TEXTS)),
     _event("comment.deleted", comment_id=ids, project_id=ids),
     st.builds(lambda p, branch, commits: {"tag": "commits.pushed", "project_id": p,
@@ -147,6 +172,26 @@ _ALL_EVENTS = st.one_of(
     _event("ref.created", project_id=ids, ref=st.sampled_from(BRANCHES), ref_type=st.just("branch"),
            sha=st.sampled_from(SHAS)),
     _event("ref.deleted", project_id=ids, ref=st.sampled_from(BRANCHES), ref_type=st.just("branch")),
+)
+_FACTS = st.builds(
+    lambda projects, groups, users, milestones, issues, mrs: Context(
+        projects=projects, groups=groups, users=users, milestones=milestones, issues=issues,
+        merge_requests=mrs),
+    st.lists(st.builds(lambda p, g, branch, vis: ProjectFacts(
+        id=p[0], name=p[1], path=f"g{g}/{p[1]}" if g else p[1], group_id=g, default_branch=branch,
+        visibility=vis), _path("p"), maybe_group, st.one_of(st.none(), st.sampled_from(BRANCHES)),
+        st.sampled_from(["private", "public", None])), max_size=2),
+    st.lists(st.builds(lambda g, parent: GroupFacts(id=g[0], name=g[1], path=g[1], parent_id=parent),
+                       _path("g"), st.none()), max_size=1),
+    st.lists(st.builds(lambda i: UserFacts(id=i, username=f"user{i}"), ids), max_size=2),
+    st.lists(st.builds(lambda m, p: MilestoneFacts(id=m, title="v0", state="active", project_id=p),
+                       small, ids), max_size=1),
+    st.lists(st.builds(lambda i, p, state: IssueFacts(id=i, project_id=p, iid=10 * i, title="seen",
+                                                      state=state),
+                       st.integers(1, 4), ids, st.sampled_from(["opened", "closed"])), max_size=1),
+    st.lists(st.builds(lambda m, p: MergeRequestFacts(id=m, project_id=p, iid=m, title="seen",
+                                                      state="merged", target_branch="main"),
+                       small, ids), max_size=1),
 )
 # one_of flattens nested one_ofs (uniform over all branches): weight by a draw instead.
 EVENTS = st.integers(0, 2).flatmap(lambda n: _TEXT_EVENTS if n == 0 else _ALL_EVENTS)
@@ -165,6 +210,7 @@ def event_lists(draw, max_size=40):
         actor = draw(st.one_of(st.none(), st.builds(lambda i: Actor(id=i, username=f"u{i}"), ids)))
         if cls.__struct_config__.tag == "commits.pushed" and actor is None:
             actor = Actor(id=1)
+        context = draw(st.one_of(st.none(), st.none(), _FACTS))
         events.append(cls(event_id=str(uuid.UUID(int=n + 1)), source=source, actor=actor,
-                          occurred_at=T0 + timedelta(seconds=n), **spec))
+                          occurred_at=T0 + timedelta(seconds=n), context=context, **spec))
     return events

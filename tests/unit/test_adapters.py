@@ -31,7 +31,7 @@ GH_PULL = "github/examples/pull_request/opened.payload.json"
 GH_PUSH = "github/examples/push/payload.json"
 GITHUB_EVENTS = (
     "issues", "issue_comment", "pull_request", "push", "create", "delete",
-    "repository", "label", "milestone", "member", "fork",
+    "repository", "label", "milestone", "member", "fork", "public",
 )
 
 
@@ -249,6 +249,8 @@ def github_payloads(event: str) -> list[dict[str, Any]]:
                  "repository": repo, "sender": sender}]
     if event == "fork":
         return [{"forkee": created["repository"], "repository": repo, "sender": sender}]
+    if event == "public":  # GitHub's docs: repository (now public) and sender, no action
+        return [{"repository": {**repo, "private": False, "visibility": "public"}, "sender": sender}]
     raise AssertionError(f"no payload for {event}")
 
 
@@ -267,7 +269,7 @@ def swapped(event: str) -> list[tuple[str, str | None, dict[str, Any]]]:
 def test_schemas_document_the_listed_events(event):
     """The schemas folder covers each listed event (so the swap test is not vacuous)."""
     assert (SCHEMAS / event).is_dir()
-    assert schema_actions(event) or event in ("push", "create", "delete", "fork")
+    assert schema_actions(event) or event in ("push", "create", "delete", "fork", "public")
 
 
 @pytest.mark.parametrize(
@@ -304,7 +306,8 @@ DOCUMENTED = {
     "issues": {
         "opened": ["label.created", "issue.opened"], "edited": ["issue.edited"],
         "closed": ["issue.closed"], "reopened": ["issue.reopened"],
-        "deleted": ["issue.deleted"], "transferred": ["issue.transferred"],
+        "deleted": ["issue.deleted"],
+        "transferred": ["label.created", "issue.opened", "issue.transferred"],
         "assigned": ["issue.assigned"], "unassigned": ["issue.unassigned"],
         "labeled": ["label.created", "issue.labeled"], "unlabeled": ["issue.unlabeled"],
         "milestoned": ["issue.milestoned"], "demilestoned": ["issue.demilestoned"],
@@ -334,7 +337,7 @@ DOCUMENTED = {
         "created": ["project.created"], "deleted": ["project.deleted"],
         "archived": ["project.archived"], "unarchived": ["project.unarchived"],
         "renamed": ["project.renamed"], "transferred": ["project.transferred"],
-        "edited": None, "privatized": None, "publicized": None,
+        "edited": None, "privatized": ["project.updated"], "publicized": ["project.updated"],
     },
     "label": {"created": ["label.created"], "edited": ["label.updated"],
               "deleted": ["label.deleted"]},
@@ -642,8 +645,8 @@ SYSTEM_HOOKS = [
       "old_path_with_namespace": "jsmith/overscore"},
      "project.renamed", {"project_id": 73, "path": "jsmith/underscore"}),
     ({"event_name": "project_update", "name": "StoreCloud", "path": "storecloud",
-      "path_with_namespace": "jsmith/storecloud", "project_id": 74},
-     "project.renamed", {"name": "StoreCloud"}),
+      "path_with_namespace": "jsmith/storecloud", "project_id": 74, "project_visibility": "internal"},
+     "project.updated", {"name": "StoreCloud", "visibility": "internal"}),
     ({"event_name": "project_transfer", "name": "Underscore", "path": "underscore",
       "path_with_namespace": "scores/underscore", "project_id": 73},
      "project.transferred", {"path": "scores/underscore", "group_id": None}),
@@ -748,7 +751,7 @@ def test_unknown_gitlab_events_are_ignored(header, payload):
     assert mapped.events == [] and "not used by the graph" in mapped.ignored
 
 
-@pytest.mark.parametrize("event_name", ["star", "watch", "ping", "workflow_run", "public"])
+@pytest.mark.parametrize("event_name", ["star", "watch", "ping", "workflow_run"])
 def test_unknown_github_events_are_ignored(event_name):
     """GitHub webhooks outside the listed events are ignored, naming the event."""
     mapped = map_github(event_name, {"action": "created"})

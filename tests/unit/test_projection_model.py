@@ -114,26 +114,47 @@ class Model:
             if source_of(key) != source or t not in types or "path" not in props:
                 continue
             parent = props.get("parent_id") if t == "Group" else props.get("group_id")
+            if self._full_path(key, props) is not None:
+                continue
             if parent == parent_id and props["path"].lower() == segment.lower():
                 return key
         return None
 
-    def resolve_project(self, source, path):
+    def _full_path(self, key, props):
+        """The path a node is found by directly: a subgroup's or project's full path."""
+        path = props.get("path")
+        if path is None:
+            return None
+        t = type_of(key)
+        if t == "Group" and "/" in path:
+            return path.lower()
+        if t == "Project" and ("/" in path or props.get("group_id") is None):
+            return path.lower()
+        return None
+
+    def resolve_project(self, source, path, wanted="Project"):
+        for key, props in self.nodes.items():
+            if source_of(key) == source and self._full_path(key, props) == path.lower():
+                return key if type_of(key) == wanted else None
         segments = path.split("/")
         node = None
         for key, props in self.nodes.items():
             if (type_of(key) == "Group" and source_of(key) == source and "path" in props
-                    and props.get("parent_id") is None and props["path"].lower() == segments[0].lower()):
+                    and props.get("parent_id") is None and props["path"].lower() == segments[0].lower()
+                    and self._full_path(key, props) is None):
                 node = key
         for segment in segments[1:]:
             if node is None or type_of(node) != "Group":
                 return None
             node = self._child(source, int(node.split(":")[2]), segment, ("Group", "Project"))
-        return node if node is not None and type_of(node) == "Project" else None
+        return node if node is not None and type_of(node) == wanted else None
 
     def issue(self, source, project_id, iid):
+        return self.numbered("issue", source, project_id, iid)
+
+    def numbered(self, kind, source, project_id, iid):
         for key, props in self.nodes.items():
-            if (type_of(key) == "Issue" and source_of(key) == source
+            if (type_of(key) == TYPES[kind] and source_of(key) == source
                     and props.get("project_id") == project_id and props.get("iid") == iid):
                 return key
         return None
@@ -169,7 +190,36 @@ class Model:
             if e.actor.name is not None:
                 props["name"] = e.actor.name
             self.ensure(f"user:{s}:{e.actor.id}", props)
+        if e.context is not None:
+            self.context(e.context, s)
         getattr(self, "on_" + tag.replace(".", "_"))(e, s)
+
+    def context(self, ctx, s):
+        """Context facts: created beneath, containment attached."""
+        for g in ctx.groups:
+            self.create(f"group:{s}:{g.id}", {"name": g.name, "path": g.path, "parent_id": g.parent_id})
+            if g.parent_id is not None:
+                self.attach(f"group:{s}:{g.id}", "IN_GROUP", f"group:{s}:{g.parent_id}")
+        for p in ctx.projects:
+            self.create(f"project:{s}:{p.id}", {"name": p.name, "path": p.path, "group_id": p.group_id,
+                                                 "default_branch": p.default_branch,
+                                                 "visibility": p.visibility})
+            if p.group_id is not None:
+                self.attach(f"project:{s}:{p.id}", "IN_GROUP", f"group:{s}:{p.group_id}")
+        for u in ctx.users:
+            self.create(f"user:{s}:{u.id}", {"username": u.username, "name": u.name})
+        for m in ctx.milestones:
+            self.create(f"milestone:{s}:{m.id}", {"title": m.title, "state": m.state,
+                                                   "due_date": m.due_date, "project_id": m.project_id})
+            if m.project_id is not None:
+                self.attach(f"milestone:{s}:{m.id}", "IN_PROJECT", f"project:{s}:{m.project_id}")
+        for kind, items in (("issue", ctx.issues), ("merge_request", ctx.merge_requests)):
+            for i in items:
+                props = {"project_id": i.project_id, "iid": i.iid, "title": i.title, "state": i.state}
+                if kind == "merge_request":
+                    props.update(source_branch=i.source_branch, target_branch=i.target_branch)
+                self.create(f"{kind}:{s}:{i.id}", props)
+                self.attach(f"{kind}:{s}:{i.id}", "IN_PROJECT", f"project:{s}:{i.project_id}")
 
     def on_group_created(self, e, s):
         self.create(f"group:{s}:{e.group_id}", {"name": e.name, "path": e.path, "parent_id": e.parent_id})
@@ -208,6 +258,18 @@ class Model:
         self.clear(k, "IN_GROUP")
         if e.group_id is not None:
             self.link(k, "IN_GROUP", f"group:{s}:{e.group_id}")
+        elif "/" in e.path:
+            group = self.resolve_project(s, e.path.rpartition("/")[0], "Group")
+            if group is not None and k not in self.tombs:
+                self.merge(k, {"group_id": int(group.split(":")[2])})
+                self.link(k, "IN_GROUP", group)
+
+    def on_project_updated(self, e, s):
+        patch = {k: v for k, v in (("name", e.name), ("path", e.path),
+                                   ("default_branch", e.default_branch), ("visibility", e.visibility))
+                 if v is not None}
+        if patch:
+            self.merge(f"project:{s}:{e.project_id}", patch)
 
     def on_project_archived(self, e, s):
         self.merge(f"project:{s}:{e.project_id}", {"archived": True})
@@ -382,6 +444,14 @@ class Model:
 
     def on_issue_transferred(self, e, s):
         k = f"issue:{s}:{e.issue_id}"
+        if e.new_issue_id is not None and e.new_issue_id != e.issue_id:
+            new = f"issue:{s}:{e.new_issue_id}"
+            self.create(new, {"project_id": e.to_project_id, "iid": e.iid})
+            self.attach(new, "IN_PROJECT", f"project:{s}:{e.to_project_id}")
+            self.merge(k, {"state": "transferred", "updated_at": e.occurred_at})
+            self.clear(k, "IN_PROJECT")
+            self.link(k, "TRANSFERRED_TO", new)
+            return
         patch = {"project_id": e.to_project_id, "updated_at": e.occurred_at}
         if e.iid is not None:
             patch["iid"] = e.iid
@@ -454,6 +524,10 @@ class Model:
         self.link(f"user:{s}:{e.author_id}", "AUTHORED", k)
         if e.target_type in ("issue", "merge_request") and e.target_id is not None:
             self.link(k, "COMMENTED_ON", f"{e.target_type}:{s}:{e.target_id}")
+        elif e.target_type in ("issue", "merge_request") and e.target_iid is not None:
+            target = self.numbered(e.target_type, s, e.project_id, e.target_iid)
+            if target is not None and target != k:
+                self.link(k, "COMMENTED_ON", target)
         elif e.target_type == "commit" and e.target_sha:
             self.link(k, "COMMENTED_ON", f"commit:{s}:{e.target_sha.lower()}")
         self.refs(k, e.body, s, e.project_id, "mention")

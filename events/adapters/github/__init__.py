@@ -11,7 +11,8 @@ webhook                         module
 issues, issue_comment           :mod:`.issues`
 pull_request                    :mod:`.pulls`
 push, create, delete            :mod:`.refs`
-repository, fork, member        :mod:`.repositories`
+repository, public, fork,      :mod:`.repositories`
+member                          :mod:`.repositories`
 label, milestone                :mod:`.planning`
 ==============================  =============================================
 
@@ -27,12 +28,12 @@ from typing import Any
 from ...errors import InvalidEvent
 from ..common import Builder, Mapped, ignored
 from ..payload import Node, type_name
-from .base import sender_actor
+from .base import context_facts, sender_actor
 from .issues import map_issue_comment, map_issues
 from .planning import map_label, map_milestone
 from .pulls import map_pull_request
 from .refs import map_create, map_delete, map_push
-from .repositories import map_fork, map_member, map_repository
+from .repositories import map_fork, map_member, map_public, map_repository
 
 __all__ = ["EVENTS", "map_github"]
 
@@ -44,6 +45,7 @@ _HANDLERS: dict[str, Callable[[Node, Builder], Mapped]] = {
     "create": map_create,
     "delete": map_delete,
     "repository": map_repository,
+    "public": map_public,
     "fork": map_fork,
     "member": map_member,
     "label": map_label,
@@ -79,4 +81,5 @@ def map_github(
     root = Node(payload)
     builder = Builder("github", payload, delivery_id=delivery_id, received_at=received_at)
     builder.actor = sender_actor(root)
+    builder.context = context_facts(event_name, root).context()
     return handler(root, builder)

@@ -2,15 +2,18 @@
 
 ``issues`` actions: opened, edited, closed, reopened, deleted, transferred,
 assigned, unassigned, labeled, unlabeled, milestoned, demilestoned map to the
-issue event of the same meaning; locked, unlocked, pinned and unpinned change
+issue event of the same meaning (transferred: GitHub makes a new issue in the
+new repository, ``changes.new_issue``, so ``issue.opened`` of that one, then
+``issue.transferred`` of the old one naming it); locked, unlocked, pinned and unpinned change
 nothing the graph models. An ``issues`` webhook about a pull request (GitHub
 sends some, e.g. milestoned) is ignored: pull requests map from
 ``pull_request`` webhooks, and the issue id GitHub gives a pull request is not
 the pull request's id.
 
 ``issue_comment`` actions created, edited, deleted map to comment events. A
-comment on a pull request has target type ``merge_request`` but no
-``target_id``: the payload only has the pull request's issue id and number.
+comment on a pull request (``issue.pull_request`` set) has target type
+``merge_request`` and ``target_iid`` the pull request's number: the payload
+has no pull request id, only its issue id, and the graph finds it by number.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from ...types import (
     IssueUnassigned,
     IssueUnlabeled,
 )
-from ..common import Builder, Mapped, ignored
+from ..common import Builder, Mapped, Pending, ignored
 from ..payload import Node
 from .base import action_of, label_fields, not_in_graph, unknown_action
 
@@ -58,18 +61,7 @@ def map_issues(root: Node, b: Builder) -> Mapped:
     base = {"issue_id": issue.id("id"), "project_id": project_id}
     if action == "opened":
         b.when((issue, "created_at"), (issue, "updated_at"))
-        labels = {label.id("id"): label_fields(label, project_id) for label in issue.objs("labels")}
-        milestone = issue.opt_obj("milestone")
-        opened = {
-            **base,
-            "iid": issue.id("number"),
-            "title": issue.text("title"),
-            "author_id": issue.obj("user").id("id"),
-            "description": issue.opt_text("body") or "",
-            "label_ids": list(labels),
-            "assignee_ids": issue.object_ids("assignees"),
-            "milestone_id": milestone.id("id") if milestone is not None else None,
-        }
+        opened, labels = _opened(issue, project_id)
         return b.finish([(IssueOpened, opened)], labels=labels)
     if action == "closed":
         b.when((issue, "closed_at"), (issue, "updated_at"))
@@ -82,6 +74,24 @@ def map_issues(root: Node, b: Builder) -> Mapped:
         b.when((issue, "updated_at"))
         return _DETAILED[action](root, issue, base, b)
     return unknown_action("issues", action)
+
+
+def _opened(issue: Node, project_id: int) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """``issue.opened`` fields of an issue object, and ``label.created`` fields of its labels."""
+    labels = {label.id("id"): label_fields(label, project_id) for label in issue.objs("labels")}
+    milestone = issue.opt_obj("milestone")
+    opened = {
+        "issue_id": issue.id("id"),
+        "project_id": project_id,
+        "iid": issue.id("number"),
+        "title": issue.text("title"),
+        "author_id": issue.obj("user").id("id"),
+        "description": issue.opt_text("body") or "",
+        "label_ids": list(labels),
+        "assignee_ids": issue.object_ids("assignees"),
+        "milestone_id": milestone.id("id") if milestone is not None else None,
+    }
+    return opened, labels
 
 
 def _edited(root: Node, issue: Node, base: dict[str, Any], b: Builder) -> Mapped:
@@ -105,12 +115,17 @@ def _transferred(root: Node, issue: Node, base: dict[str, Any], b: Builder) -> M
     if new_repo is None:
         return ignored("issues 'transferred' names no `changes.new_repository`; nothing to apply")
     new_issue = changes.opt_obj("new_issue") if changes is not None else None
-    moved = {
-        **base,
-        "to_project_id": new_repo.id("id"),
-        "iid": new_issue.id("number") if new_issue is not None else None,
-    }
-    return b.finish([(IssueTransferred, moved)])
+    to_project = new_repo.id("id")
+    moved = {**base, "to_project_id": to_project, "iid": None}
+    if new_issue is None:
+        return b.finish([(IssueTransferred, moved)])
+    # GitHub made a new issue in the new repository; the old one stays behind, transferred.
+    opened, labels = _opened(new_issue, to_project)
+    moved.update(iid=new_issue.id("number"), new_issue_id=new_issue.id("id"))
+    pending: Pending = [(IssueOpened, opened), (IssueTransferred, moved)]
+    if new_issue.opt_text("state") == "closed":
+        pending.append((IssueClosed, {"issue_id": opened["issue_id"], "project_id": to_project}))
+    return b.finish(pending, labels=labels)
 
 
 def _assignment(root: Node, issue: Node, base: dict[str, Any], b: Builder) -> Mapped:
@@ -170,6 +185,7 @@ def map_issue_comment(root: Node, b: Builder) -> Mapped:
             **base,
             "target_type": "merge_request" if on_pull else "issue",
             "target_id": None if on_pull else issue.id("id"),
+            "target_iid": issue.id("number") if on_pull else None,
             "author_id": comment.obj("user").id("id"),
             "body": comment.opt_text("body") or "",
         }

@@ -5,9 +5,11 @@ A repository is a project: ``project_id`` is the repository id, ``path`` its
 organization (a user's repositories have no group).
 
 ``repository`` actions: created, deleted, archived, unarchived, renamed and
-transferred map to the project event of the same meaning; edited (description,
-homepage, topics, default branch), privatized and publicized are ignored, as
-the canonical events have no project update. ``fork`` maps to
+transferred map to the project event of the same meaning; edited with
+``changes.default_branch``, privatized and publicized map to
+``project.updated`` (the new default branch, the new visibility), edited
+otherwise (description, homepage, topics) is ignored. The ``public`` webhook
+(a repository made public) maps to ``project.updated`` too. ``fork`` maps to
 ``project.forked``; ``member`` added, edited, removed to ``member.*`` of the
 repository's project.
 """
@@ -25,14 +27,15 @@ from ...types import (
     ProjectRenamed,
     ProjectTransferred,
     ProjectUnarchived,
+    ProjectUpdated,
 )
 from ..common import Builder, Mapped, ignored
 from ..payload import Node
 from .base import action_of, org_id, unknown_action
 
-__all__ = ["map_fork", "map_member", "map_repository"]
+__all__ = ["map_fork", "map_member", "map_public", "map_repository"]
 
-_QUIET = frozenset({"edited", "privatized", "publicized"})
+_VISIBILITY = {"privatized": "private", "publicized": "public"}
 _PLAIN = {
     "deleted": ProjectDeleted,
     "archived": ProjectArchived,
@@ -45,8 +48,6 @@ def map_repository(root: Node, b: Builder) -> Mapped:
     action = action_of(root)
     repo = root.obj("repository")
     base = {"project_id": repo.id("id")}
-    if action in _QUIET:
-        return ignored(f"repository {action!r} has no canonical event (no project update type)")
     if action == "created":
         b.when((repo, "created_at"), (repo, "updated_at"))
         visibility = repo.opt_text("visibility") or (
@@ -65,6 +66,16 @@ def map_repository(root: Node, b: Builder) -> Mapped:
     b.when(fallback=[(repo, "updated_at"), (repo, "pushed_at")])
     if action in _PLAIN:
         return b.finish([(_PLAIN[action], base)])
+    if action in _VISIBILITY:
+        visibility = repo.opt_text("visibility") or _VISIBILITY[action]
+        return b.finish([(ProjectUpdated, {**base, "visibility": visibility})])
+    if action == "edited":
+        changes = root.opt_obj("changes")
+        if changes is None or not changes.has("default_branch"):
+            keys = ", ".join(sorted(changes.data)) if changes is not None else "nothing"
+            return ignored(f"repository 'edited' changed {keys}: nothing the graph models")
+        branch = {**base, "default_branch": repo.text("default_branch")}
+        return b.finish([(ProjectUpdated, branch)])
     if action == "renamed":
         renamed = {**base, "name": repo.text("name"), "path": repo.text("full_name")}
         return b.finish([(ProjectRenamed, renamed)])
@@ -72,6 +83,13 @@ def map_repository(root: Node, b: Builder) -> Mapped:
         moved = {**base, "group_id": org_id(repo), "path": repo.text("full_name")}
         return b.finish([(ProjectTransferred, moved)])
     return unknown_action("repository", action)
+
+
+def map_public(root: Node, b: Builder) -> Mapped:
+    """Map one ``public`` webhook: a private repository was made public."""
+    repo = root.obj("repository")
+    b.when(fallback=[(repo, "updated_at"), (repo, "pushed_at")])
+    return b.finish([(ProjectUpdated, {"project_id": repo.id("id"), "visibility": "public"})])
 
 
 def map_fork(root: Node, b: Builder) -> Mapped:

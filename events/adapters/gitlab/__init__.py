@@ -31,6 +31,7 @@ from .merge_requests import map_merge_request
 from .milestones import map_milestone
 from .notes import map_note
 from .pushes import map_push
+from .shared import context_facts
 from .system import IGNORED, SYSTEM_HANDLERS
 
 __all__ = ["HEADERS", "map_gitlab"]
@@ -98,4 +99,5 @@ def map_gitlab(
     if handler is None:
         return ignored(IGNORED.get(kind) or f"gitlab {kind!r} events are not used by the graph")
     builder = Builder("gitlab", payload, delivery_id=delivery_id, received_at=received_at)
+    builder.context = context_facts(root).context()
     return handler(root, builder)

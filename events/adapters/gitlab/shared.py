@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ...types import Actor, Event
+from ...errors import InvalidEvent
+from ...types import Actor, Event, IssueFacts, MergeRequestFacts, ProjectFacts, UserFacts
 from ..common import Pending
+from ..facts import Facts
 from ..payload import Node
 
 __all__ = [
@@ -13,6 +15,7 @@ __all__ = [
     "added_and_removed",
     "change",
     "common_changes",
+    "context_facts",
     "label_catalog",
     "project_id_of",
     "unmodeled",
@@ -134,3 +137,65 @@ def unmodeled(changes: Node | None) -> str:
     """The changed attributes named in an "ignored" reason, noise left out."""
     keys = sorted(k for k in (changes.data if changes is not None else {}) if k not in _NOISE)
     return ", ".join(keys) if keys else "none besides bookkeeping"
+
+
+# --- context facts ------------------------------------------------------------
+
+_VISIBILITY = {0: "private", 10: "internal", 20: "public"}
+_STATES = {"opened": "opened", "reopened": "opened", "closed": "closed", "merged": "merged"}
+
+
+def _project(facts: Facts, project: Node | None, project_id: int | None = None) -> None:
+    if project is None:
+        return
+    facts.add(ProjectFacts, lambda: {
+        "id": project_id if project_id is not None else project.id("id"),
+        "name": project.opt_text("name"), "path": project.opt_text("path_with_namespace"),
+        "default_branch": project.opt_text("default_branch"),
+        "visibility": project.opt_text("visibility")
+        or _VISIBILITY.get(project.opt_id("visibility_level"))})  # type: ignore[arg-type]
+
+
+def _user(facts: Facts, user: Node | None) -> None:
+    if user is not None:
+        facts.add(UserFacts, lambda: {"id": user.id("id"), "username": user.opt_text("username"),
+                                      "name": user.opt_text("name")})
+
+
+def context_facts(root: Node) -> Facts:
+    """What a GitLab hook says besides its subject: its project (and a merge request's
+    source and target projects), the people it names, and the issue or merge request a
+    note is on."""
+    facts = Facts()
+    try:
+        _project(facts, root.opt_obj("project"))
+        _user(facts, root.opt_obj("user"))
+        attrs = root.opt_obj("object_attributes")
+        for key in ("assignees", "reviewers"):
+            users = root.objs(key)
+            # Issue hooks list assignees without ids, in the order of `assignee_ids`.
+            ids = attrs.ids(f"{key[:-1]}_ids") if attrs is not None else []
+            for i, user in enumerate(users):
+                if not user.has("id") and len(ids) == len(users):
+                    user = Node({**user.data, "id": ids[i]}, user.path)
+                _user(facts, user)
+        if attrs is not None and root.opt_text("object_kind") == "merge_request":
+            for side in ("source", "target"):
+                _project(facts, attrs.opt_obj(side), attrs.opt_id(f"{side}_project_id"))
+        issue = root.opt_obj("issue")
+        if issue is not None:
+            facts.add(IssueFacts, lambda: {
+                "id": issue.id("id"), "project_id": issue.id("project_id"),
+                "iid": issue.opt_id("iid"), "title": issue.opt_text("title"),
+                "state": _STATES.get(issue.opt_text("state") or "")})
+        mr = root.opt_obj("merge_request")
+        if mr is not None:
+            facts.add(MergeRequestFacts, lambda: {
+                "id": mr.id("id"), "project_id": mr.id("target_project_id"),
+                "iid": mr.opt_id("iid"), "title": mr.opt_text("title"),
+                "state": _STATES.get(mr.opt_text("state") or ""),
+                "source_branch": mr.opt_text("source_branch"),
+                "target_branch": mr.opt_text("target_branch")})
+    except InvalidEvent:  # an object where an array belongs, or the like: what was read stays
+        facts.skipped += 1
+    return facts

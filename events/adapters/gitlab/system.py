@@ -9,9 +9,10 @@ is ignored because it summarises a push that also arrives as ``push``.
 GitLab's payloads do not name the group a project lives in
 (``project_namespace_id`` is the project's own namespace), so
 ``project.created`` and ``project.transferred`` carry ``group_id`` None and
-the full path instead. ``project_update`` maps to ``project.renamed``, which
-carries the current name and path (GitLab sends it when the name may have
-changed but the path did not).
+the full path instead (the graph finds the project by that path, and a
+transferred one joins the group at its namespace when it knows that group).
+``project_update`` maps to ``project.updated`` with the current name, path
+and visibility (GitLab sends it when a setting changed, the path maybe not).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ...types import (
     ProjectDeleted,
     ProjectRenamed,
     ProjectTransferred,
+    ProjectUpdated,
     UserCreated,
     UserDeleted,
     UserUpdated,
@@ -53,6 +55,10 @@ def _project(root: Node) -> dict[str, Any]:
 
 def _project_created(root: Node) -> dict[str, Any]:
     return {**_project(root), "group_id": None, "visibility": root.opt_text("project_visibility")}
+
+
+def _project_updated(root: Node) -> dict[str, Any]:
+    return {**_project(root), "visibility": root.opt_text("project_visibility")}
 
 
 def _project_transferred(root: Node) -> dict[str, Any]:
@@ -114,7 +120,7 @@ _TABLE: dict[str, tuple[type[Event], Fields, str]] = {
     "project_create": (ProjectCreated, _project_created, "created"),
     "project_destroy": (ProjectDeleted, _only("project_id"), "deleted"),
     "project_rename": (ProjectRenamed, _project, "updated"),
-    "project_update": (ProjectRenamed, _project, "updated"),
+    "project_update": (ProjectUpdated, _project_updated, "updated"),
     "project_transfer": (ProjectTransferred, _project_transferred, "updated"),
     "group_create": (GroupCreated, _group_created, "created"),
     "subgroup_create": (GroupCreated, _group_created, "created"),

@@ -13,6 +13,7 @@ from projections.fold.apply.registry import (
     IN_PROJECT,
     ISSUE,
     LINK,
+    LINK_IID,
     MENTIONS,
     MERGE,
     MR,
@@ -32,6 +33,7 @@ from projections.model.keys import commit_ref, pack_int, ref_key
 # --- comments, pushes, refs ------------------------------------------------
 
 _TARGETS = {"issue": ISSUE, "merge_request": MR}
+_IID_KINDS = {"issue": b"i", "merge_request": b"m"}
 
 
 @on(T["comment.created"])
@@ -43,6 +45,9 @@ def _comment_created(e, s, out):
     code = _TARGETS.get(e.target_type)
     if code is not None and e.target_id is not None:
         out.append((LINK, k, COMMENTED_ON, code + s + pack_int(e.target_id), None))
+    elif code is not None and e.target_iid is not None:
+        out.append((LINK_IID, k, COMMENTED_ON, _IID_KINDS[e.target_type], s, e.project_id,
+                    e.target_iid))
     elif e.target_type == "commit" and e.target_sha:
         out.append((LINK, k, COMMENTED_ON, commit_ref(e.source, e.target_sha), None))
     refs(out, k, e.body, e, s, e.project_id, m.MENTION)

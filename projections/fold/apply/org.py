@@ -12,6 +12,7 @@ from projections.fold.apply.registry import (
     GROUP,
     IN_GROUP,
     IN_PROJECT,
+    JOIN_GROUP,
     LABEL,
     LINK,
     MEMBER_OF,
@@ -82,6 +83,16 @@ def _project_transferred(e, s, out):
     out.append((CLEAR, p, IN_GROUP))
     if e.group_id is not None:
         out.append((LINK, p, IN_GROUP, GROUP + s + pack_int(e.group_id), None))
+    elif "/" in e.path:  # a full path: the group at its namespace, if the graph has it
+        out.append((JOIN_GROUP, p, s, e.path.rpartition("/")[0]))
+
+
+@on(T["project.updated"])
+def _project_updated(e, s, out):
+    patch = props(name=e.name, path=e.path, default_branch=e.default_branch,
+                  visibility=e.visibility)
+    if patch:
+        out.append((MERGE, PROJECT + s + pack_int(e.project_id), patch))
 
 
 @on(T["project.archived"], T["project.unarchived"])

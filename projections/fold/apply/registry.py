@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Callable
 
 from events.references import parse_references
-from events.types import EVENT_TYPES, Event
+from events.types import EVENT_TYPES, Context, Event
 from projections.model import mutations as m
 from projections.model.keys import CODES, pack_int, source_prefix
 from projections.model.ontology import EDGE_TYPES
 
-__all__ = ["apply", "handled_types", "on"]
+__all__ = ["apply", "context", "handled_types", "on"]
 
 _E = {e.name: e.code for e in EDGE_TYPES}
 IN_GROUP, IN_PROJECT, AUTHORED, ASSIGNED_TO = _E["IN_GROUP"], _E["IN_PROJECT"], _E["AUTHORED"], _E["ASSIGNED_TO"]
@@ -22,6 +22,7 @@ REVIEWER, HAS_LABEL, IN_MILESTONE = _E["REVIEWER"], _E["HAS_LABEL"], _E["IN_MILE
 MENTIONS, CLOSES, RELATES_TO, BLOCKS = _E["MENTIONS"], _E["CLOSES"], _E["RELATES_TO"], _E["BLOCKS"]
 MEMBER_OF, COMMENTED_ON, FORKED_FROM, PUSHED = _E["MEMBER_OF"], _E["COMMENTED_ON"], _E["FORKED_FROM"], _E["PUSHED"]
 FROM_REF, INTO_REF, MERGED_AS = _E["FROM_REF"], _E["INTO_REF"], _E["MERGED_AS"]
+TRANSFERRED_TO = _E["TRANSFERRED_TO"]
 
 GROUP, PROJECT, USER = CODES["Group"], CODES["Project"], CODES["User"]
 ISSUE, MR, LABEL = CODES["Issue"], CODES["MergeRequest"], CODES["Label"]
@@ -29,6 +30,7 @@ MILESTONE, COMMENT = CODES["Milestone"], CODES["Comment"]
 
 SET, MERGE, ENSURE, DELETE, CREATE = m.SET, m.MERGE, m.ENSURE, m.DELETE, m.CREATE
 LINK, UNLINK, CLEAR, REF, ATTACH = m.LINK, m.UNLINK, m.CLEAR, m.REF, m.ATTACH
+LINK_IID, JOIN_GROUP = m.LINK_IID, m.JOIN_GROUP
 
 TITLE_MAX = 200
 
@@ -48,8 +50,43 @@ def apply(event: Event) -> list[m.Mutation]:
         if actor.name is not None:
             props["name"] = actor.name
         out.append((ENSURE, USER + s + pack_int(actor.id), props))
+    if event.context is not None:
+        context(event.context, s, out)
     _HANDLERS[type(event)](event, s, out)
     return out
+
+
+def context(ctx: Context, s: bytes, out: list) -> None:
+    """A webhook's context facts: each object created beneath what it has, its stated
+    containment attached unless it already has one (see README "Order")."""
+    for g in ctx.groups:
+        k = GROUP + s + pack_int(g.id)
+        out.append((CREATE, k, props(name=g.name, path=g.path, parent_id=g.parent_id)))
+        if g.parent_id is not None:
+            out.append((ATTACH, k, IN_GROUP, GROUP + s + pack_int(g.parent_id)))
+    for p in ctx.projects:
+        k = PROJECT + s + pack_int(p.id)
+        out.append((CREATE, k, props(name=p.name, path=p.path, group_id=p.group_id,
+                                      default_branch=p.default_branch, visibility=p.visibility)))
+        if p.group_id is not None:
+            out.append((ATTACH, k, IN_GROUP, GROUP + s + pack_int(p.group_id)))
+    for u in ctx.users:
+        out.append((CREATE, USER + s + pack_int(u.id), props(username=u.username, name=u.name)))
+    for ms in ctx.milestones:
+        k = MILESTONE + s + pack_int(ms.id)
+        out.append((CREATE, k, props(title=ms.title, state=ms.state, due_date=ms.due_date,
+                                      project_id=ms.project_id)))
+        if ms.project_id is not None:
+            out.append((ATTACH, k, IN_PROJECT, PROJECT + s + pack_int(ms.project_id)))
+    for code, items in ((ISSUE, ctx.issues), (MR, ctx.merge_requests)):
+        for i in items:
+            k = code + s + pack_int(i.id)
+            title = i.title[:TITLE_MAX] if i.title is not None else None
+            extra = ({"source_branch": i.source_branch, "target_branch": i.target_branch}
+                     if code == MR else {})
+            out.append((CREATE, k, props(project_id=i.project_id, iid=i.iid, title=title,
+                                          state=i.state, **extra)))
+            out.append((ATTACH, k, IN_PROJECT, PROJECT + s + pack_int(i.project_id)))
 
 
 def on(*types: type) -> Callable[[Handler], Handler]:

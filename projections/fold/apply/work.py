@@ -29,6 +29,7 @@ from projections.fold.apply.registry import (
     RELATES_TO,
     REVIEWER,
     TITLE_MAX,
+    TRANSFERRED_TO,
     UNLINK,
     USER,
     T,
@@ -160,6 +161,15 @@ def _issue_unlinked(e, s, out):
 @on(T["issue.transferred"])
 def _issue_transferred(e, s, out):
     k = ISSUE + s + pack_int(e.issue_id)
+    if e.new_issue_id is not None and e.new_issue_id != e.issue_id:
+        # A new issue in the new project; the old one leaves its project, pointing at it.
+        new = ISSUE + s + pack_int(e.new_issue_id)
+        out.append((CREATE, new, props(project_id=e.to_project_id, iid=e.iid)))
+        out.append((ATTACH, new, IN_PROJECT, PROJECT + s + pack_int(e.to_project_id)))
+        out.append((MERGE, k, {"state": "transferred", "updated_at": e.occurred_at}))
+        out.append((CLEAR, k, IN_PROJECT))
+        out.append((LINK, k, TRANSFERRED_TO, new, None))
+        return
     patch = {"project_id": e.to_project_id, "updated_at": e.occurred_at}
     if e.iid is not None:
         patch["iid"] = e.iid

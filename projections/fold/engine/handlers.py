@@ -13,7 +13,7 @@ from collections.abc import Callable
 from events.errors import InvalidEvent
 from events.gitrefs import is_zero_sha, split_ref
 from events.references import parse_references
-from events.types import EVENT_TYPES, Event
+from events.types import EVENT_TYPES, Context, Event
 from projections.fold.engine.state import Segment
 from projections.fold.slots import MISSING
 from projections.model import mutations as m
@@ -31,6 +31,7 @@ MENTIONS, CLOSES, RELATES_TO, BLOCKS = _E["MENTIONS"], _E["CLOSES"], _E["RELATES
 MEMBER_OF, COMMENTED_ON = _E["MEMBER_OF"], _E["COMMENTED_ON"]
 FORKED_FROM, PUSHED = _E["FORKED_FROM"], _E["PUSHED"]
 FROM_REF, INTO_REF, MERGED_AS = _E["FROM_REF"], _E["INTO_REF"], _E["MERGED_AS"]
+TRANSFERRED_TO = _E["TRANSFERRED_TO"]
 
 GROUP, PROJECT, USER = CODES["Group"], CODES["Project"], CODES["User"]
 ISSUE, MR, LABEL = CODES["Issue"], CODES["MergeRequest"], CODES["Label"]
@@ -54,7 +55,41 @@ def fold_event(g: Segment, event: Event) -> None:
             if actor.name is not None:
                 props["name"] = actor.name
             g.ensure(key, props)
+    if event.context is not None:
+        _context(g, event.context, s)
     HANDLERS[type(event)](g, event, s)
+
+
+def _context(g: Segment, ctx: Context, s: bytes) -> None:
+    """A webhook's context facts (see :func:`projections.fold.apply.registry.context`)."""
+    for gr in ctx.groups:
+        k = GROUP + s + pack_int(gr.id)
+        g.create(k, _props(name=gr.name, path=gr.path, parent_id=gr.parent_id))
+        if gr.parent_id is not None:
+            g.attach(k, IN_GROUP, GROUP + s + pack_int(gr.parent_id))
+    for p in ctx.projects:
+        k = PROJECT + s + pack_int(p.id)
+        g.create(k, _props(name=p.name, path=p.path, group_id=p.group_id,
+                           default_branch=p.default_branch, visibility=p.visibility))
+        if p.group_id is not None:
+            g.attach(k, IN_GROUP, GROUP + s + pack_int(p.group_id))
+    for u in ctx.users:
+        g.create(USER + s + pack_int(u.id), _props(username=u.username, name=u.name))
+    for ms in ctx.milestones:
+        k = MILESTONE + s + pack_int(ms.id)
+        g.create(k, _props(title=ms.title, state=ms.state, due_date=ms.due_date,
+                           project_id=ms.project_id))
+        if ms.project_id is not None:
+            g.attach(k, IN_PROJECT, PROJECT + s + pack_int(ms.project_id))
+    for code, items in ((ISSUE, ctx.issues), (MR, ctx.merge_requests)):
+        for i in items:
+            k = code + s + pack_int(i.id)
+            title = i.title[:TITLE_MAX] if i.title is not None else None
+            extra = ({"source_branch": i.source_branch, "target_branch": i.target_branch}
+                     if code == MR else {})
+            g.create(k, _props(project_id=i.project_id, iid=i.iid, title=title, state=i.state,
+                               **extra))
+            g.attach(k, IN_PROJECT, PROJECT + s + pack_int(i.project_id))
 
 
 def handled_types() -> frozenset[str]:
@@ -140,6 +175,16 @@ def _project_transferred(g, e, s):
     g.clear(p, IN_GROUP)
     if e.group_id is not None:
         g.link(p, IN_GROUP, GROUP + s + pack_int(e.group_id))
+    elif "/" in e.path:
+        g.join_group(p, s, e.path.rpartition("/")[0])
+
+
+@on(T["project.updated"])
+def _project_updated(g, e, s):
+    patch = _props(name=e.name, path=e.path, default_branch=e.default_branch,
+                   visibility=e.visibility)
+    if patch:
+        g.merge(PROJECT + s + pack_int(e.project_id), patch)
 
 
 @on(T["project.archived"], T["project.unarchived"])
@@ -359,6 +404,14 @@ def _issue_unlinked(g, e, s):
 @on(T["issue.transferred"])
 def _issue_transferred(g, e, s):
     k = ISSUE + s + pack_int(e.issue_id)
+    if e.new_issue_id is not None and e.new_issue_id != e.issue_id:
+        new = ISSUE + s + pack_int(e.new_issue_id)
+        g.create(new, _props(project_id=e.to_project_id, iid=e.iid))
+        g.attach(new, IN_PROJECT, PROJECT + s + pack_int(e.to_project_id))
+        g.merge(k, {"state": "transferred", "updated_at": e.occurred_at})
+        g.clear(k, IN_PROJECT)
+        g.link(k, TRANSFERRED_TO, new)
+        return
     patch = {"project_id": e.to_project_id, "updated_at": e.occurred_at}
     if e.iid is not None:
         patch["iid"] = e.iid
@@ -437,6 +490,7 @@ def _mr_reopened(g, e, s):
 # --- comments, pushes, refs ------------------------------------------------
 
 _TARGETS = {"issue": ISSUE, "merge_request": MR}
+_IID_KINDS = {"issue": b"i", "merge_request": b"m"}
 
 
 @on(T["comment.created"])
@@ -449,6 +503,8 @@ def _comment_created(g, e, s):
     code = _TARGETS.get(e.target_type)
     if code is not None and e.target_id is not None:
         g.link(k, COMMENTED_ON, code + s + pack_int(e.target_id))
+    elif code is not None and e.target_iid is not None:
+        g.link_iid(k, COMMENTED_ON, _IID_KINDS[e.target_type], s, e.project_id, e.target_iid)
     elif e.target_type == "commit" and e.target_sha:
         g.link(k, COMMENTED_ON, g.commit(commit_ref(e.source, e.target_sha)))
     _refs(g, k, e.body, e, s, e.project_id, m.MENTION)

@@ -26,6 +26,7 @@ from projections.model.indexing import (
     child_lookup,
     iid_lookup,
     lookup_key,
+    path_lookup,
     root_lookup,
 )
 from projections.model.keys import CODES, commit_key, key_int, pack_int
@@ -36,7 +37,7 @@ from projections.store.writeset import decode_props
 __all__ = ["EDGE_SLOTS", "ENTRY_BYTES", "Segment"]
 
 _E = {e.name: e.code for e in EDGE_TYPES}
-_CLOSES, _MENTIONS = _E["CLOSES"], _E["MENTIONS"]
+_CLOSES, _MENTIONS, _IN_GROUP = _E["CLOSES"], _E["MENTIONS"], _E["IN_GROUP"]
 _PROJECT = CODES["Project"]
 _PROJECT_CODE = _PROJECT[0]
 _GROUP_CODE = CODES["Group"][0]
@@ -412,11 +413,33 @@ class Segment:
                 edge = _CLOSES
         self.link(src, edge, issue)
 
-    def _resolve_path(self, source: bytes, path: str) -> bytes | None:
+    def link_iid(self, src: bytes, edge: int, kind: bytes, source: bytes, project_id: int,
+                 iid: int) -> None:
+        """``LINK_IID``: link ``src`` to the issue or merge request ``iid`` of a project, if known."""
+        target = self.lookup(iid_lookup(kind, source, project_id, iid))
+        if target is not None and target != src:
+            self.link(src, edge, target)
+
+    def join_group(self, project: bytes, source: bytes, namespace: str) -> None:
+        """``JOIN_GROUP``: the project is in the group at full path ``namespace``, if known."""
+        group = self._resolve_path(source, namespace, _GROUP_CODE)
+        if group is None:
+            return
+        v = self.nodes.get(project, ABSENT)
+        if v is TOMB or (v is ABSENT and project in self.tombs):
+            return
+        self.merge(project, {"group_id": key_int(group)})
+        self.clear(project, _IN_GROUP)
+        self.link(project, _IN_GROUP, group)
+
+    def _resolve_path(self, source: bytes, path: str, code: int = _PROJECT_CODE) -> bytes | None:
+        node = self.lookup(path_lookup(source, path))
+        if node is not None:
+            return node if node[0] == code else None
         segments = path.split("/")
         node = self.lookup(root_lookup(source, segments[0]))
         for segment in segments[1:]:
             if node is None or node[0] != _GROUP_CODE:
                 return None
             node = self.lookup(child_lookup(node, segment))
-        return node if node is not None and node[0] == _PROJECT_CODE else None
+        return node if node is not None and node[0] == code else None
