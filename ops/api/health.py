@@ -1,11 +1,10 @@
-"""``/readyz`` and ``/metrics`` of the api process, and the api's own heartbeat.
+"""``/readyz`` of the api process, and the api's own heartbeat.
 
 ``/readyz`` answers from the same judgement as ``fleet health``
 (:func:`ops.health.assess`): 503 when a component holds reads back (NATS
 unreachable, a worker failed, a projection more than ``FLEET_READY_MAX_LAG``
 events behind or building its first version), with the same lines ``fleet
-health`` prints. ``/metrics`` is the whole fleet in Prometheus text
-(:mod:`ops.api.metrics`).
+health`` prints. ``/metrics`` is :mod:`ops.api.metrics`.
 """
 
 from __future__ import annotations
@@ -18,16 +17,14 @@ from workers.natsio.heartbeat import Heartbeat
 
 from ..health import HealthReport, gather
 from .app import context
-from .metrics import CONTENT_TYPE, render
 from .queries import query_stats
 
-__all__ = ["readiness", "setup"]
+__all__ = ["readiness", "report", "setup"]
 
 
 def setup(app: web.Application) -> None:
-    """Add ``/readyz`` and ``/metrics``, and beat for the api process."""
+    """Add ``/readyz``, and beat for the api process."""
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_heartbeat)
 
 
@@ -53,7 +50,8 @@ async def _heartbeat(app: web.Application):
     await beat.stop()
 
 
-async def _report(request: web.Request) -> HealthReport:
+async def report(request: web.Request) -> HealthReport:
+    """The fleet's health report, gathered by this process (``/readyz`` and ``/metrics`` judge it)."""
     ctx = context(request.app)
     return await gather(ctx.settings, expected=ctx.settings.expected, nc=ctx.nc)
 
@@ -68,12 +66,6 @@ def readiness(report: HealthReport) -> dict:
 
 async def readyz(request: web.Request) -> web.Response:
     """``GET /readyz``: 200 when no component holds reads back (see :func:`readiness`)."""
-    body = readiness(await _report(request))
+    body = readiness(await report(request))
     return web.json_response(body, status=200 if body["ready"] else 503)
 
-
-async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text exposition of the whole fleet."""
-    report = await _report(request)
-    return web.Response(body=render(report), headers={"Content-Type": CONTENT_TYPE,
-                                                      "X-Content-Type-Options": "nosniff"})

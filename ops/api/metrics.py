@@ -26,6 +26,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -38,8 +39,9 @@ from prometheus_client.registry import Collector
 from workers.natsio.heartbeat import MetricFamily
 
 from ..health import HealthReport
+from .health import report as gather_report
 
-__all__ = ["CONTENT_TYPE", "FleetCollector", "prometheus_name", "render"]
+__all__ = ["CONTENT_TYPE", "FleetCollector", "prometheus_name", "render", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,18 @@ _UNITS = {"ms": ("seconds", 1e-3), "s": ("seconds", 1.0), "us": ("seconds", 1e-6
           "By": ("bytes", 1.0), "KiBy": ("bytes", 1024.0), "MiBy": ("bytes", 1 << 20),
           "1": ("ratio", 1.0)}
 _PER = {"s": "second", "ms": "millisecond", "min": "minute", "h": "hour"}
+
+
+def setup(app: web.Application) -> None:
+    """Add ``/metrics``."""
+    app.router.add_get("/metrics", metrics)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text exposition of the whole fleet."""
+    body = render(await gather_report(request))
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
+                                            "X-Content-Type-Options": "nosniff"})
 
 
 def prometheus_name(name: str, unit: str, kind: str) -> tuple[str, str, float]:
