@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from nats.aio.client import Client
@@ -126,8 +126,12 @@ def assess(
     stuck_after_secs: float = 30.0,
     ready_max_lag: int = 10_000,
     cluster: tuple[Member, ...] | list[Member] = (),
+    supervised: dict[str, dict[str, Any]] | None = None,
 ) -> HealthReport:
-    """Judge the gathered facts; every health rule lives here."""
+    """Judge the gathered facts; every health rule lives here.
+
+    ``supervised``: the running ``fleet up``'s processes (:func:`ops.supervise.read_state`).
+    """
     out: list[Component] = [
         Component("nats", "nats", "ok" if nats_ok else "down", nats_detail,
                   not_ready="" if nats_ok else f"nats: {nats_detail}")
@@ -187,6 +191,7 @@ def assess(
                          f"head {log_head if log_head is not None else 'none'}, "
                          f"{quarantine_open} quarantined",
                          {"head": log_head, "quarantine_open": quarantine_open}))
+    out = [_supervision(c, (supervised or {}).get(c.name), now) for c in out]
     return HealthReport(tuple(out), now, {name: b.families for name, b in beats.items()})
 
 
@@ -311,4 +316,32 @@ async def gather(settings: Settings, *, expected: tuple[str, ...], nc: Client | 
     return assess(now=time.time(), nats_ok=nats_ok, nats_detail=nats_detail, expected=expected,
                   beats=beats, consumer_pending=pending, log_head=head, quarantine_open=quarantined,
                   stale_after_secs=settings.heartbeat_stale_secs, stuck_after_secs=settings.stuck_after_secs,
-                  ready_max_lag=settings.ready_max_lag, cluster=members)
+                  ready_max_lag=settings.ready_max_lag, cluster=members,
+                  supervised=_supervised(settings))
+
+
+def _supervised(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The processes of the `fleet up` running on this data dir (none without one)."""
+    from .supervise import read_state
+
+    state = read_state(settings.data_dir)
+    if state is None or not state["supervisor"].get("running"):
+        return {}
+    return state.get("processes", {})
+
+
+def _supervision(c: Component, info: dict[str, Any] | None, now: float) -> Component:
+    """A process line with what `fleet up` did to it: restarts, last exit, back-off."""
+    if info is None or c.kind not in ("process", "nats"):
+        return c
+    notes = []
+    if info.get("restarts"):
+        exit_code, at = info.get("last_exit"), info.get("last_exit_at")
+        last = "" if exit_code is None else f", last exit {exit_code} {_age(now, at)}"
+        notes.append(f"restarted {info['restarts']}x by fleet up{last}")
+    if info.get("state") == "backoff" and info.get("next_start_at"):
+        notes.append(f"fleet up starts it again in {max(0.0, info['next_start_at'] - now):.0f}s")
+    if info.get("kills"):
+        notes.append(f"needed SIGKILL {info['kills']}x")
+    detail = ", ".join(([c.detail] if c.detail else []) + notes)
+    return replace(c, detail=detail, data={**c.data, "supervisor": info})

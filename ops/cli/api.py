@@ -7,6 +7,7 @@ import asyncio
 import click
 
 from ..logs import configure_logging
+from ..ports import check_api_port
 from ..runner import run_until_signal
 from ..settings import Settings
 from ..startup import Startup
@@ -48,6 +49,7 @@ def api_cmd(settings: Settings, host: str | None, port: int | None, replica: boo
 
     if replica or settings.api_replica:
         settings = settings.with_overrides(api_replica=True, expected_processes=settings.replica_name)
+    check_api_port(host or settings.api_host, port or settings.api_port)  # before waiting for NATS
     configure_logging("api")
     telemetry = setup_telemetry("api")
     try:

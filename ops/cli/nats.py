@@ -8,6 +8,7 @@ import click
 
 from ..embedded import NatsServer, max_payload_for, port_of
 from ..natsauth import ensure_credentials
+from ..ports import check_nats_port
 from ..runner import block_stop_signals, wait_for_stop_signal
 from ..settings import Settings
 from ._common import echo_json, json_option
@@ -58,11 +59,12 @@ def nats_group(ctx: click.Context) -> None:
     settings: Settings = ctx.obj
     if not settings.embedded_nats:
         click.echo(f"external NATS configured ({settings.public_nats_url}); embedded server not"
-                   " started", err=True)
+                   " started (FLEET_EMBEDDED_NATS=true runs it there)", err=True)
         block_stop_signals()
         wait_for_stop_signal()
         return
     server = embedded_server(settings)
+    check_nats_port(server.host, server.port)
     command = server.prepare()
     click.echo(f"nats-server on {server.address}, store {server.store_dir}, users in"
                f" {settings.nats_auth_path}", err=True)
