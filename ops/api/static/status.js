@@ -3,7 +3,9 @@
 
 const REFRESH_MS = 3000;
 const HEALTHY = new Set(["ok", "rebuilding", "outdated"]);
-let previousIngest = null;  // {at, appended}: the ingest rate when its heartbeat carries none
+// The ingest rate when its heartbeat carries none: appended events between two of its heartbeats.
+let previousIngest = null;  // {beat, appended}
+let measuredRate = null;
 
 function stateCell(component) {
   const cls = HEALTHY.has(component.state) ? "ok" : component.state === "catching up" ? "warn" : "bad";
@@ -39,16 +41,20 @@ function ingestRows(report) {
   if (ingest) {
     const d = ingest.data;
     rate = d.events_per_sec ?? d.rate ?? null;
-    if (rate === null && typeof d.appended === "number") {
-      if (previousIngest && report.at > previousIngest.at && d.appended >= previousIngest.appended) {
-        rate = (d.appended - previousIngest.appended) / (report.at - previousIngest.at);
-        measured = true;
+    if (rate === null && typeof d.appended === "number" && typeof d.last_heartbeat === "number") {
+      const prev = previousIngest;
+      if (prev && d.last_heartbeat > prev.beat) {
+        measuredRate = d.appended >= prev.appended
+          ? (d.appended - prev.appended) / (d.last_heartbeat - prev.beat) : null;  // restarted: wait
       }
-      previousIngest = { at: report.at, appended: d.appended };
+      if (!prev || d.last_heartbeat !== prev.beat) previousIngest = { beat: d.last_heartbeat, appended: d.appended };
+      rate = measuredRate;
+      measured = true;
     }
     rows.push(el("tr", {}, el("th", { text: "rate (events/s)" }),
       el("td", { class: "num", "data-field": "ingest_rate",
-                 text: rate === null ? "-" : rate.toFixed(1) + (measured ? " (between refreshes)" : "") })));
+                 text: rate === null ? "- (measured from the next heartbeat)"
+                       : rate.toFixed(1) + (measured ? " (between its last two heartbeats)" : "") })));
     rows.push(el("tr", {}, el("th", { text: "appended since start" }),
       numCell(ingest, "appended", d.appended)));
   } else {
