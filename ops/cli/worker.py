@@ -88,10 +88,13 @@ def worker_cmd(settings: Settings, threads: int | None, process_name: str) -> No
     try:
         wait_for_stop_signal()
     finally:
+        runtime.stopping()  # a rebuild in an actor pauses now, or worker.stop() waits for its end
         worker.stop()
-        runtime.stop()
-        broker.close()
-        telemetry.shutdown()
+        try:
+            runtime.stop()
+        finally:
+            broker.close()
+            telemetry.shutdown()
     if runtime.failure is not None:
         click.echo(f"error: the projector stopped: {runtime.failure}", err=True)
         sys.exit(EXIT_PROBLEM)

@@ -168,6 +168,7 @@ class NatsLink:
             if not task.done():
                 task.cancel()
         try:
-            await self.nc.flush(timeout=self._op_timeout_secs)
+            if self.nc.is_connected:  # else nothing reaches the server: do not wait for it
+                await self.nc.flush(timeout=self._op_timeout_secs)
         finally:
             await self.nc.close()

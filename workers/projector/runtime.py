@@ -133,8 +133,11 @@ class WorkerRuntime:
                                  version=version, progress=self._on_rebuild_progress,
                                  budget_bytes=self.config.projector.rebuild_budget_bytes,
                                  map_size=self.config.projector.map_size, emit_diff=True,
-                                 diff_max=self.config.projector.diff_max)
-            log.info("rebuild done", extra=result.as_dict())
+                                 diff_max=self.config.projector.diff_max, stop=self._stop)
+            if result.interrupted:  # the process stops; its next start resumes from here
+                log.info("rebuild paused by the stop", extra=result.as_dict())
+            else:
+                log.info("rebuild done", extra=result.as_dict())
         except VersionStateError as e:  # a newer version is active: nothing to retry
             log.warning("rebuild task settled without effect", extra={"version": version,
                                                                      "reason": str(e)})
@@ -208,10 +211,14 @@ class WorkerRuntime:
     async def _on_appended(self, msg) -> None:
         self.apply()
 
-    def stop(self) -> None:
-        """Stop the projector and the publisher, write a last heartbeat, close NATS."""
+    def stopping(self) -> None:
+        """Tell the work in hand to finish soon: a rebuild pauses after the events folded so far."""
         self._stop.set()
         self.projector.notify()
+
+    def stop(self) -> None:
+        """Stop the projector and the publisher, write a last heartbeat, close NATS."""
+        self.stopping()
         if self._projector_thread.is_alive():
             self._projector_thread.join(30)
 
@@ -220,9 +227,14 @@ class WorkerRuntime:
                 self._publisher_stop.set()
                 await self._publisher_task
             if self._heartbeat is not None:
-                await self._heartbeat.stop()
+                # the last beat ("stopped") cannot reach a NATS that is gone: do not wait for it
+                connected = self._nc is not None and self._nc.is_connected
+                try:
+                    await asyncio.wait_for(self._heartbeat.stop(), 5 if connected else 0.5)
+                except asyncio.TimeoutError:
+                    log.info("last heartbeat not written: NATS is not reachable")
             if self._nc is not None:
-                await self._nc.drain()
+                await _close_nats(self._nc)
 
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(30)
@@ -303,3 +315,17 @@ def _speed(lag: int, rate: float) -> dict[str, Any]:
     if lag:
         out["catching_up"] = catch_up_line(lag, rate)
     return out
+
+
+async def _close_nats(nc) -> None:
+    """Drain when connected (what is pending goes out); close at once when NATS is gone."""
+    if nc.is_connected:
+        try:
+            await asyncio.wait_for(nc.drain(), 5)
+            return
+        except Exception as e:  # noqa: BLE001 - it went away meanwhile: close below
+            log.info("nats drain failed; closing", extra={"error": repr(e)})
+    try:
+        await nc.close()
+    except OSError as e:  # the transport was lost already
+        log.info("nats connection closed with an error", extra={"error": repr(e)})

@@ -187,8 +187,8 @@ def fold_log(store: GraphStore, log_path: str | Path, start: int | None = None,
     """Fold log positions ``start..end`` (default: after the checkpoint, to the head) into ``store``.
 
     ``strict`` stops at the first poison (written up to the event before it,
-    then raised); ``stop`` is looked at after each segment written (the fold
-    then returns where it is: call again to go on). ``changes`` writes each
+    then raised); ``stop`` is looked at after each chunk (the fold then writes
+    what it folded and returns where it is: call again to go on). ``changes`` writes each
     segment's coalesced change records (:mod:`.changes`) to the outbox with
     it: how an active version catches up.
 
@@ -306,6 +306,8 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
                 last_folded = items[i - 1][0]
                 if seg.state_bytes() >= budget_bytes:
                     flush(last_folded)
+            if stop is not None and stop.is_set() and seg is not None and last_folded < target:
+                flush(last_folded)  # a stop waits for one chunk, not a whole segment
         if seg is not None:
             flush(last_folded)
     except _Stopped:
