@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                            " through the webhook mapping."),
     "ingest": ("ingest", "Consume the SDLC stream into the immutable log until SIGTERM."),
     "log": ("log", "Inspect the immutable event log (DATA_DIR/log.db)."),
+    "mcp": ("mcp", "Serve the graph to an AI agent over MCP on stdin/stdout (the agent starts this"
+                   " command)."),
     "nats": ("nats", "Run the embedded nats-server with JetStream on DATA_DIR/nats."),
     "project": ("projections", "Run the projector: apply new log entries to the graph until SIGTERM."),
     "projections": ("projections", "List projection versions: state, position, lag, counts, digest,"

@@ -19,6 +19,7 @@ from projections.read.results import Node, Page
 from ..settings import Settings
 from ._common import echo_json, json_option
 from .exits import EXIT_PROBLEM
+from .query_lang import run_cmd
 
 
 def _reader(settings: Settings) -> GraphReader:
@@ -380,6 +381,9 @@ def blocks_cmd(settings: Settings, issue: str, direct: bool, limit: int, as_json
         click.echo("it blocks nothing")
     else:
         _footer(page, "blocked issues", None)
+
+
+query_group.add_command(run_cmd)  # the query language: ops/cli/query_lang.py
 
 
 def register(cli: click.Group) -> None:

@@ -41,5 +41,21 @@ def changes_cmd() -> None:
     echo_json(change_json_schema())
 
 
+@schema_group.command("query")
+def query_cmd() -> None:
+    """The JSON Schema (2020-12) of a query document of the graph query language.
+
+    What `fleet query run`, `POST /graph/query` and the MCP tool run_query take
+    (README "Query language").
+
+    \b
+    Example:
+      fleet schema query > graph-query.schema.json
+    """
+    from projections.query.schema import query_json_schema
+
+    echo_json(query_json_schema())
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(schema_group)

@@ -138,7 +138,9 @@ class _Run:
             try:
                 found = self.snap.require(self.snap.resolve(ref))
             except UnknownNode as e:
-                raise UnknownNode(f"{e} - at `{path}`") from None
+                missing = UnknownNode(f"{e} - at `{path}`")
+                missing.path = path  # type: ignore[attr-defined]  # the JSON path, for answers
+                raise missing from None
             except QueryError as e:
                 raise InvalidQuery(path, str(e)) from None
             self._refs[ref] = found
