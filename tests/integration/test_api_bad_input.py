@@ -243,8 +243,9 @@ def test_find_values_that_are_not_plain_integers_are_json_and_counted(api_settin
         "/graph/types/Issue?title=%C2%B2", "/graph/types/Issue?state=--5",
         "/graph/types/Issue?x=--5"]))
     (title, by_title), (state, by_state), (unknown, error) = answers
-    assert (title, by_title) == (200, {"items": [], "next": None})
-    assert (state, by_state) == (200, {"items": [], "next": None})
+    empty = {"items": [], "next": None, "total": 0, "total_is_lower_bound": False, "truncated": False}
+    assert (title, by_title) == (200, empty)
+    assert (state, by_state) == (200, empty)
     assert unknown == 400 and error["error"] == "bad_query" and "'x'" in error["detail"]
     assert (stats.served, stats.failed) == (3, 0)
     assert counted["queries"].outcomes() == ["ok", "ok", "bad_query"]
