@@ -40,3 +40,26 @@ def test_the_demo_prints_what_to_try(settings):
     assert "graph     v" in result.stdout and "try (data in" in result.stdout
     assert "  fleet query open-issues " in result.stdout
     assert "being written by another process" not in result.stderr
+
+
+def test_another_seed_adds_another_organisation(settings, tmp_path):
+    """`fleet demo --seed 7` after the seed-0 demo grows the graph by exactly seed 7's own graph,
+    and its ids are seed 7's (`project:simulate-7:...`)."""
+    from ops.simulate import simulate
+    from projections.store.graph import GraphStore
+    from tests.support.projection import append, apply_log
+
+    env = settings_env(settings)
+    first = _run(env, "demo", "--events", "1500", "--json")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = _run(env, "demo", "--events", "1000", "--seed", "7", "--json")
+    assert second.returncode == 0, second.stderr[-3000:]
+    append(tmp_path / "seed7.db", simulate(1000, seed=7))
+    with GraphStore(tmp_path / "seed7", create=True) as store:
+        apply_log(store, tmp_path / "seed7.db", batch=500)
+        with store.env.read() as txn:
+            seed7_nodes = sum(store.counts(txn)["nodes"].values())
+    grown = json.loads(second.stdout)["graph"]["nodes"] - json.loads(first.stdout)["graph"]["nodes"]
+    assert grown == seed7_nodes > 0
+    node = _run(env, "query", "node", "project:simulate-7:1", "--json")
+    assert node.returncode == 0 and json.loads(node.stdout)["id"] == "project:simulate-7:1", node.stderr
