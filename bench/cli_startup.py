@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _util import figure  # noqa: E402  (bench/_util.py, same directory)
+from _util import figure  # bench/_util.py, same directory
 
 _REPO = Path(__file__).resolve().parent.parent
 _FLEET = "import sys; sys.argv[0] = 'fleet'; from ops.cli import main; main()"
@@ -55,7 +55,7 @@ def _median_ms(argv: list[str], env: dict[str, str], cwd: Path, runs: int) -> fl
     times = []
     for i in range(runs + 1):
         started = time.perf_counter()
-        result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+        result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} exited {result.returncode}: {result.stderr[-2000:]}")

@@ -30,37 +30,37 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("api", "Serve health, readiness, metrics, webhooks and queries over HTTP until SIGTERM."),
     "changes": ("changes", "Graph-change events for downstream services (the GRAPH stream)."),
     "demo": ("demo", "Start an embedded nats-server, the ingest worker and a simulated workload."),
-    "dev": ("up", "Run the fleet like `fleet up` and restart its processes when the code changes"
-                  " (watchfiles)."),
-    "export": ("export", "Export every node and edge of the active version as JSON lines, from one"
-                         " snapshot."),
-    "health": ("health", "Report the fleet's health and exit non-zero, naming the culprits, when it is"
-                         " not healthy."),
-    "import-webhooks": ("import_webhooks", "Backfill saved webhook payloads (PATH: files or folders)"
-                                           " through the webhook mapping."),
+    "dev": ("up", ("Run the fleet like `fleet up` and restart its processes when the code changes"
+                   " (watchfiles).")),
+    "export": ("export", ("Export every node and edge of the active version as JSON lines, from one"
+                          " snapshot.")),
+    "health": ("health", ("Report the fleet's health and exit non-zero, naming the culprits, when it is"
+                          " not healthy.")),
+    "import-webhooks": ("import_webhooks", ("Backfill saved webhook payloads (PATH: files or folders)"
+                                            " through the webhook mapping.")),
     "ingest": ("ingest", "Consume the SDLC stream into the immutable log until SIGTERM."),
     "log": ("log", "Inspect the immutable event log (DATA_DIR/log.db)."),
-    "mcp": ("mcp", "Serve the graph to an AI agent over MCP on stdin/stdout (the agent starts this"
-                   " command)."),
+    "mcp": ("mcp", ("Serve the graph to an AI agent over MCP on stdin/stdout (the agent starts this"
+                    " command).")),
     "nats": ("nats", "Run the embedded nats-server with JetStream on DATA_DIR/nats."),
     "project": ("projections", "Run the projector: apply new log entries to the graph until SIGTERM."),
-    "projections": ("projections", "List projection versions: state, position, lag, counts, digest,"
-                                   " poison."),
-    "publish": ("publish", "Publish canonical events, one JSON object per line, from FILE (or - for"
-                           " stdin)."),
+    "projections": ("projections", ("List projection versions: state, position, lag, counts, digest,"
+                                    " poison.")),
+    "publish": ("publish", ("Publish canonical events, one JSON object per line, from FILE (or - for"
+                            " stdin).")),
     "quarantine": ("quarantine", "Bad input kept with its raw bytes and reason: list, show, retry."),
     "query": ("query", "Query the active version of the graph projection."),
-    "replica": ("replica", "Keep this host's log a copy of the primary's, from the LOG stream, and"
-                           " project it."),
-    "replay": ("projections", "Build the code's version of PROJECTION from log position 0, then"
-                              " promote it."),
-    "restart": ("up", "Restart processes of the running `fleet up` (on the same data dir); wait until"
-                      " they are back."),
-    "rollback": ("projections", "Re-activate the version the active one replaced (kept until"
-                                " dropped)."),
+    "replica": ("replica", ("Keep this host's log a copy of the primary's, from the LOG stream, and"
+                            " project it.")),
+    "replay": ("projections", ("Build the code's version of PROJECTION from log position 0, then"
+                               " promote it.")),
+    "restart": ("up", ("Restart processes of the running `fleet up` (on the same data dir); wait until"
+                       " they are back.")),
+    "rollback": ("projections", ("Re-activate the version the active one replaced (kept until"
+                                 " dropped).")),
     "schema": ("schema", "Print the JSON Schema of a contract, for producers and consumers."),
-    "simulate": ("publish", "Publish a deterministic, realistic SDLC workload (same seed, same"
-                            " events)."),
+    "simulate": ("publish", ("Publish a deterministic, realistic SDLC workload (same seed, same"
+                             " events).")),
     "up": ("up", "Run the Procfile's processes (nats, ingest, worker, api) and keep them running."),
     "verify": ("log", "Prove the log intact: hash chain, dense positions, every id indexed."),
     "worker": ("worker", "Run the dramatiq actors that keep the graph current, until SIGTERM."),

@@ -33,7 +33,7 @@ events together build the sum of the two graphs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -51,7 +51,7 @@ from .world import DEFAULT_SOURCE, World
 __all__ = ["DEFAULT_SOURCE", "DEFAULT_START", "MAX_SEED", "seed_source", "simulate"]
 
 #: Where the simulated clock starts unless told otherwise.
-DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 _ACTIONS = (
     ISSUE_ACTIONS + COMMENT_ACTIONS + CODE_ACTIONS + MERGE_REQUEST_ACTIONS + PEOPLE_ACTIONS
@@ -102,7 +102,7 @@ def simulate(
     start = DEFAULT_START if start is None else start
     if start.tzinfo is None:
         raise ValueError(f"start must be timezone-aware, got naive {start.isoformat()}")
-    return _run(n_events, seed, source, start.astimezone(timezone.utc))
+    return _run(n_events, seed, source, start.astimezone(UTC))
 
 
 def _action_table(size: int = 1 << _TABLE_BITS) -> list:
