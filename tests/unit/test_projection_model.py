@@ -134,8 +134,9 @@ class Model:
 
     def resolve_project(self, source, path, wanted="Project"):
         for key, props in self.nodes.items():
-            if source_of(key) == source and self._full_path(key, props) == path.lower():
-                return key if type_of(key) == wanted else None
+            if (source_of(key) == source and type_of(key) == wanted
+                    and self._full_path(key, props) == path.lower()):
+                return key
         segments = path.split("/")
         node = None
         for key, props in self.nodes.items():

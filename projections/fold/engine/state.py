@@ -434,8 +434,8 @@ class Segment:
 
     def _resolve_path(self, source: bytes, path: str, code: int = _PROJECT_CODE) -> bytes | None:
         node = self.lookup(path_lookup(source, path))
-        if node is not None:
-            return node if node[0] == code else None
+        if node is not None and node[0] == code:
+            return node
         segments = path.split("/")
         node = self.lookup(root_lookup(source, segments[0]))
         for segment in segments[1:]:
