@@ -20,6 +20,9 @@ and ``position`` (its last): it stands for every event in between. Applied
 in order to a copy of the graph at ``first_position - 1``, the records give
 the graph at ``position``, which is what the README's subscriber rules ask
 of any change.
+
+Stored property bytes go into the records as they are (``msgspec.Raw``: the
+outbox's msgpack is the store's), decoded only to name what ``changed``.
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import lmdb
+from msgspec import Raw
 
 from projections.model.keys import format_key, key_type
 from projections.model.ontology import EDGE_TYPES
 from projections.store.graph import GraphStore
-from projections.store.writeset import EDGE_BYTES, PROPS_EDGES, WriteSet, decode_props
+from projections.store.writeset import EDGE_BYTES, PROPS_EDGES, WriteSet, decode_props, encode_props
 
 __all__ = ["coalesced_changes"]
 
 _EDGE_NAMES = {e.code: e.name for e in EDGE_TYPES}
+_EMPTY = encode_props({})
 
 
 def coalesced_changes(store: GraphStore, txn: lmdb.Transaction, ws: WriteSet, *, first: int,
@@ -60,18 +65,17 @@ def coalesced_changes(store: GraphStore, txn: lmdb.Transaction, ws: WriteSet, *,
             before = txn.get(key, db=db)
             if before is not None:
                 yield {"kind": "node_deleted", "node": format_key(key),
-                       "node_type": key_type(key).name, "props": decode_props(before), **stamp}
+                       "node_type": key_type(key).name, "props": Raw(before), **stamp}
     for code, items in ws.nodes.items():
         db = env.nodes[code]
         for key, raw in items:
             before = txn.get(key, db=db)
             if before == raw:
                 continue
-            props = decode_props(raw)
             record = {"kind": "node_upserted", "node": format_key(key),
-                      "node_type": key_type(key).name, "props": props, **stamp}
+                      "node_type": key_type(key).name, "props": Raw(raw), **stamp}
             if before is not None:
-                old = decode_props(before)
+                props, old = decode_props(raw), decode_props(before)
                 changed = sorted(k for k in props.keys() | old.keys() if props.get(k) != old.get(k))
                 if not changed:
                     continue
@@ -85,19 +89,20 @@ def coalesced_changes(store: GraphStore, txn: lmdb.Transaction, ws: WriteSet, *,
         suffix = EDGE_BYTES[code]
         for src, dst in pairs:
             existed = cursor.set_key_dup(src, dst)
-            props: dict = {}
+            raw = None
             if with_props:
                 pkey = src + suffix + dst
-                raw = new_props.get(pkey)
-                props = decode_props(raw) if raw else {}
-                if existed:
-                    before = txn.get(pkey, db=env.eprops)
-                    if (decode_props(before) if before else {}) == props:
-                        continue
+                raw = _none_if_empty(new_props.get(pkey))
+                if existed and _none_if_empty(txn.get(pkey, db=env.eprops)) == raw:
+                    continue  # canonical bytes: equal properties, equal bytes
             elif existed:
                 continue
             record = {"kind": "edge_updated" if existed else "edge_added", "src": format_key(src),
                       "edge": name, "dst": format_key(dst), **stamp}
-            if props:
-                record["props"] = props
+            if raw is not None:
+                record["props"] = Raw(raw)
             yield record
+
+
+def _none_if_empty(raw: bytes | None) -> bytes | None:
+    return None if raw is None or raw == _EMPTY else raw
