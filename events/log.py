@@ -207,13 +207,16 @@ class EventLog:
         head = chained.tail
         return AppendResult(len(rows), duplicates, len(rejected), head.position, head.hash)
 
-    def append_shipped(self, rows: Sequence[ShippedRow]) -> AppendResult:
+    def append_shipped(self, rows: Sequence[ShippedRow], *, checkpoint: tuple[str, int] | None = None
+                       ) -> AppendResult:
         """Append rows shipped from the primary's log as they are (a replica's only write).
 
         One transaction; every row must continue the tail (next position,
         chained hash) or none is appended and :class:`ChainBroken` says
         which row and why. Ids logged already are refused by the index
         (:class:`DuplicateEvent`): a replica's log is the primary's, row for row.
+        ``checkpoint`` (consumer, stream sequence) is the primary's ingest
+        checkpoint as of these rows, kept for a take-over.
         """
         with self._lock:
             conn = self._conn
@@ -225,6 +228,11 @@ class EventLog:
                         conn.executemany("INSERT INTO event_ids VALUES (?,?)",
                                          [(id_key(r.event_id), r.position) for r in rows])
                         conn.executemany(_INSERT_EVENT, [r.row() for r in rows])
+                    if checkpoint is not None:  # the primary's, for a take-over (README)
+                        conn.execute(
+                            "INSERT INTO consumer_checkpoints VALUES (?, ?) ON CONFLICT(consumer)"
+                            " DO UPDATE SET stream_seq = max(stream_seq, excluded.stream_seq)",
+                            checkpoint)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -279,6 +287,17 @@ class EventLog:
                     log.warning("log checkpoint failed", extra={"path": str(self.path), "error": repr(e)})
         finally:
             conn.close()
+
+    def head_and_checkpoint(self, consumer: str) -> tuple[int, int]:
+        """The head and ``consumer``'s checkpoint read in one snapshot: every event the
+        checkpoint covers is at or below that head."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                head = self._conn.execute("SELECT ifnull(max(position), 0) FROM events").fetchone()[0]
+                return head, self.consumer_checkpoint(consumer)
+            finally:
+                self._conn.execute("COMMIT")
 
     def consumer_checkpoint(self, consumer: str) -> int:
         """The highest stream sequence committed for ``consumer`` (0 if none)."""

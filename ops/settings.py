@@ -46,6 +46,8 @@ class Settings:
     log_shipping: bool = False  # FLEET_LOG_SHIPPING: ingest ships committed rows to the LOG stream
     log_stream: str = "LOG"  # FLEET_LOG_STREAM: the replicated stream replicas are built from
     replica_name: str = "replica"  # FLEET_REPLICA_NAME: `fleet replica`'s heartbeat key (one per host)
+    #: FLEET_LEASE_TTL_SECS: the log writer's lease lapses this long after its last renewal
+    lease_ttl_secs: int = 10
     #: FLEET_API_REPLICA (`fleet api --replica`): the api serves this host's replica and judges
     #: readiness by it alone
     api_replica: bool = False
@@ -247,6 +249,7 @@ _MAXIMA = {
     "fold_budget_mb": (1 << 20, "a terabyte of memory"),
     "catchup_lag": (2**62, "no log gets that long"),
     "stream_replicas": (5, "JetStream keeps at most 5 replicas of a stream"),
+    "lease_ttl_secs": (3_600, "an hour: a lost writer's host holds ingest up that long"),
     "stop_grace_secs": (3_600, "an hour"),
 }
 
@@ -254,7 +257,7 @@ _POSITIVE = ("max_event_bytes", "ingest_batch_max", "dedup_window_secs", "ingest
              "heartbeat_interval_secs", "heartbeat_stale_secs", "stuck_after_secs",
              "changes_batch_max", "changes_poll_interval_ms", "worker_threads", "projector_batch_max",
              "projector_poll_ms", "ingest_inflight_bytes", "max_body_bytes", "startup_timeout_secs",
-             "fold_budget_mb", "stream_replicas", "stop_grace_secs")
+             "fold_budget_mb", "stream_replicas", "stop_grace_secs", "lease_ttl_secs")
 
 #: JetStream stream and consumer names: no '.', '*', '>', whitespace or path separators.
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

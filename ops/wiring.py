@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from workers.projector.loop import ProjectorConfig
     from workers.projector.runtime import RuntimeConfig
 
-__all__ = ["change_publisher", "graph_stream", "ingest_config", "log_stream", "log_subject", "log_writer",
-           "open_log", "projector_config", "replica_config", "runtime_config", "sdlc_stream", "ship_config"]
+__all__ = ["change_publisher", "graph_stream", "ingest_config", "lease_key", "log_stream", "log_subject",
+           "log_writer", "open_log", "projector_config", "replica_config", "runtime_config", "sdlc_stream", "ship_config"]
 
 
 def sdlc_stream(settings: Settings) -> StreamSpec:
@@ -118,12 +118,18 @@ def log_subject(settings: Settings) -> str:
     return f"fleet.logship.{settings.log_stream}"
 
 
+def lease_key(settings: Settings) -> str:
+    """The writer lease's key: one writer per SDLC stream and ingest consumer."""
+    return f"{settings.stream}.{settings.ingest_durable}"
+
+
 def ship_config(settings: Settings) -> "ShipConfig":
     """The log shipper's configuration."""
     from workers.shipper.shipper import ShipConfig
 
     return ShipConfig(stream=log_stream(settings), subject=log_subject(settings),
-                      poll_interval_ms=settings.projector_poll_ms, failpoint=settings.failpoint)
+                      consumer=settings.ingest_durable, poll_interval_ms=settings.projector_poll_ms,
+                      failpoint=settings.failpoint)
 
 
 def replica_config(settings: Settings) -> "ReplicaConfig":
@@ -131,7 +137,8 @@ def replica_config(settings: Settings) -> "ReplicaConfig":
     from workers.shipper.replica import ReplicaConfig
 
     return ReplicaConfig(stream=log_stream(settings), subject=log_subject(settings),
-                         log_sync=settings.log_sync, batch_max=settings.projector_batch_max)
+                         consumer=settings.ingest_durable, log_sync=settings.log_sync,
+                         batch_max=settings.projector_batch_max)
 
 
 def change_publisher(nc: "Client", settings: Settings, *, projection: str = "graph",

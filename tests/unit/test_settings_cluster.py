@@ -37,6 +37,11 @@ _MEMBER = {"FLEET_NATS_URL": "nats://127.0.0.1:4222,nats://10.0.0.2:4222",
         ({**_MEMBER, "FLEET_NATS_CLUSTER_ROUTES": "http://b:6222"},
          "FLEET_NATS_CLUSTER_ROUTES='http://b:6222' is not a NATS URL"),
         ({**_MEMBER, "FLEET_NATS_CLUSTER_ROUTES": "nats-route://b:0"}, "has port 0"),
+        ({"FLEET_LEASE_TTL_SECS": "0"}, "FLEET_LEASE_TTL_SECS=0 must be positive"),
+        ({"FLEET_LEASE_TTL_SECS": "86400"}, "FLEET_LEASE_TTL_SECS=86_400 is more than 3_600"),
+        ({"FLEET_LOG_STREAM": "SDLC"}, "FLEET_LOG_STREAM='SDLC' is the name of another"),
+        ({"FLEET_LOG_STREAM": "LOG.x"}, "FLEET_LOG_STREAM='LOG.x' is not a JetStream name"),
+        ({"FLEET_REPLICA_NAME": "replica b"}, "FLEET_REPLICA_NAME='replica b' is not a JetStream name"),
     ],
 )
 def test_bad_cluster_settings_are_refused_with_the_fix(env, says):

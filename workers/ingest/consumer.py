@@ -59,6 +59,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 import msgspec
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -110,14 +111,17 @@ class _OpenBatch:
 class IngestWorker:
     """Consumes the SDLC stream through ``writer`` into the log until stopped."""
 
-    def __init__(self, nc: FleetClient, writer: BatchWriter | WriterProcess, config: IngestConfig
-                 ) -> None:
+    def __init__(self, nc: FleetClient, writer: BatchWriter | WriterProcess, config: IngestConfig,
+                 *, guard: Callable[[], None] | None = None) -> None:
+        """``guard()`` runs before each commit and raises to forbid it (the writer's lease)."""
         if not isinstance(nc, FleetClient):
             raise TypeError("the ingest worker needs a FleetClient (workers.natsio.client.connect gives one)")
         self._nc = nc
         self._js = nc.jetstream()
         self._writer = writer
         self._config = config
+        self._guard = guard
+        self._fenced = False  # the guard refused a commit: nothing more is written
         self._open: deque[_OpenBatch] = deque([_OpenBatch()])
         self._floor = writer.committed_seq  # sequences at or below it are committed
         #: the log's tail after the batch handed to the writer last (expected while it commits)
@@ -392,6 +396,12 @@ class IngestWorker:
             self._tail = chained.tail
         if self._config.failpoint == "before_commit" and self.stats.batches:
             os.kill(os.getpid(), signal.SIGKILL)
+        if self._guard is not None:
+            try:
+                self._guard()
+            except BaseException:
+                self._fenced = True  # unacked: redelivered to the writer that holds the lease
+                raise
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         with tracer.start_as_current_span("ingest.batch") as span:
@@ -454,7 +464,7 @@ class IngestWorker:
         finally:
             await self._sub.unsubscribe()
             # Finish the batches in hand: everything received is committed and acked.
-            while self._open[0].size:
+            while self._open[0].size and not self._fenced:
                 await self._commit_next()
             await self._nc.flush()
             self._executor.shutdown(wait=True)

@@ -24,12 +24,14 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from opentelemetry import metrics, trace
 
-from events.errors import ChainBroken, InvalidEvent
+from events.errors import ChainBroken, InvalidEvent, LogBusy
 from events.log import EventLog
 from events.shipped import decode_row
+from projections.errors import StoreBusy
+from projections.store.lock import WriterLock
 from workers.natsio.streams import StreamSpec, ensure_stream
 from workers.shipper import telemetry
-from workers.shipper.shipper import last_shipped
+from workers.shipper.shipper import CHECKPOINT_HEADER, last_shipped
 
 __all__ = ["LogReplica", "ReplicaConfig", "ReplicaStats"]
 
@@ -44,6 +46,9 @@ class ReplicaConfig:
 
     stream: StreamSpec
     subject: str
+    #: the ingest consumer: its checkpoint is kept with the rows, and the replica holds its
+    #: writer lock (so `fleet ingest --take-over` cannot write beside a running replica)
+    consumer: str = "ingest"
     log_sync: str = "full"
     batch_max: int = 10_000
     #: how often the stream's last position is asked for (the lag when no delivery comes)
@@ -82,6 +87,7 @@ class LogReplica:
         self._wake = asyncio.Event()
         self._sub = None
         self._refreshed_at = 0.0
+        self._lock: WriterLock | None = None
         _meter.create_observable_gauge(
             "fleet.replica.lag", callbacks=[self._observe_lag], unit="{event}",
             description="Log positions the replica is behind the primary's shipped head")
@@ -98,6 +104,13 @@ class LogReplica:
     async def setup(self) -> int:
         """Open the log, check it against the stream, subscribe after its head; the head."""
         await ensure_stream(self._js, self.config.stream)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        name = f"{self.log_path.name}.{self.config.consumer}.lock"
+        try:
+            self._lock = WriterLock(self.log_path.parent, what=f"the log {self.log_path}", name=name).acquire()
+        except StoreBusy as e:
+            raise LogBusy(f"{e}: one writer per log - `fleet ingest` and `fleet replica` do not run"
+                          " on one data directory together") from None
         self._log = await asyncio.to_thread(EventLog, self.log_path, sync=self.config.log_sync)
         tail = self._log.chain_tail
         last, _ = await last_shipped(self._js, self.config.stream.name)
@@ -143,7 +156,10 @@ class LogReplica:
         taken = self._inbox[:self.config.batch_max]
         del self._inbox[:len(taken)]
         rows = []
+        checkpoint = None
         for msg in taken:
+            if msg.headers and CHECKPOINT_HEADER in msg.headers:
+                checkpoint = (self.config.consumer, int(msg.headers[CHECKPOINT_HEADER]))
             try:
                 rows.append(decode_row(msg.data))
             except InvalidEvent as e:
@@ -158,7 +174,7 @@ class LogReplica:
             span.set_attribute("fleet.replica.first", rows[0].position)
             span.set_attribute("fleet.replica.rows", len(rows))
             assert self._log is not None
-            result = await asyncio.to_thread(self._log.append_shipped, rows)
+            result = await asyncio.to_thread(self._log.append_shipped, rows, checkpoint=checkpoint)
         telemetry.apply_ms.record((time.perf_counter() - started) * 1000)
         telemetry.applied.add(len(rows))
         last = taken[-1].metadata
@@ -211,4 +227,7 @@ class LogReplica:
             if self._log is not None:
                 self._log.close()
                 self._log = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
         return self.stats

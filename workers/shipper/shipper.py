@@ -35,7 +35,10 @@ from workers.natsio.publish import Publisher, PublishReport
 from workers.natsio.streams import StreamSpec, ensure_stream
 from workers.shipper import telemetry
 
-__all__ = ["LogShipper", "ShipConfig", "ShippedBehind", "last_shipped"]
+__all__ = ["CHECKPOINT_HEADER", "LogShipper", "ShipConfig", "ShippedBehind", "last_shipped"]
+
+#: header of the row at the head a batch was read with: the primary's ingest checkpoint then
+CHECKPOINT_HEADER = "Fleet-Ingest-Checkpoint"
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -51,6 +54,9 @@ class ShipConfig:
 
     stream: StreamSpec
     subject: str
+    #: the ingest consumer whose checkpoint travels with the rows (a replica that takes over
+    #: resumes the SDLC stream from it)
+    consumer: str = "ingest"
     batch_max: int = 2_000
     poll_interval_ms: int = 200
     ack_timeout_secs: float = 30
@@ -126,11 +132,12 @@ class LogShipper:
             self._log = await asyncio.to_thread(EventLog, self.log_path, readonly=True)
         return self._log
 
-    def _read(self, event_log: EventLog, start: int) -> tuple[int, list[tuple]]:
-        head = event_log.head
+    def _read(self, event_log: EventLog, start: int) -> tuple[int, int, list[tuple]]:
+        head, checkpoint = event_log.head_and_checkpoint(self.config.consumer)
         if head < start:
-            return head, []
-        return head, next(event_log.rows(start, batch_size=self.config.batch_max), [])
+            return head, checkpoint, []
+        return head, checkpoint, next(event_log.rows(start, batch_size=self.config.batch_max,
+                                                     to_position=head), [])
 
     async def ship_once(self) -> int:
         """Ship one batch of what the log holds past the stream; how many rows went."""
@@ -138,9 +145,12 @@ class LogShipper:
             event_log = await self._open()
         except NotFound:
             return 0  # no log yet: the writer has not started
-        self.head, rows = await asyncio.to_thread(self._read, event_log, self.shipped + 1)
+        self.head, checkpoint, rows = await asyncio.to_thread(self._read, event_log, self.shipped + 1)
         if not rows:
             return 0
+        # The checkpoint covers events at or below the head it was read with: it rides on
+        # that row only, so a replica never holds a checkpoint beyond its rows.
+        last_headers = {CHECKPOINT_HEADER: str(checkpoint)} if checkpoint and rows[-1][0] == self.head else {}
         started = time.perf_counter()
         with tracer.start_as_current_span("ship.batch") as span:
             span.set_attribute("fleet.ship.first", rows[0][0])
@@ -149,8 +159,11 @@ class LogShipper:
             publisher.report = PublishReport()
             for row in rows:
                 position = row[0]
+                headers = {"Nats-Expected-Last-Sequence": str(position - 1)}
+                if row is rows[-1]:
+                    headers.update(last_headers)
                 await publisher.publish(self.config.subject, encode_row(row), msg_id=str(position),
-                                        headers={"Nats-Expected-Last-Sequence": str(position - 1)})
+                                        headers=headers)
             if self.config.failpoint == "ship_mid_batch" and self.batches:
                 os.kill(os.getpid(), signal.SIGKILL)
             report = await publisher.flush()
