@@ -958,3 +958,104 @@ def test_received_at_must_be_aware():
     """A naive received_at is a caller bug and is refused."""
     with pytest.raises(ValueError, match="timezone-aware"):
         map_gitlab("Push Hook", load("gitlab/push_hook.json"), received_at=datetime(2024, 1, 1))
+
+
+# --- context facts ----------------------------------------------------------------
+
+
+def test_github_context_names_the_repository_organization_people_and_milestone():
+    """An issue payload's first event carries the repository (full path, default branch,
+    visibility), an organization owner as a group, the people and the milestone."""
+    payload = load(GH_ISSUE)
+    payload["repository"]["owner"].update(type="Organization", id=9919, login="octo-org")
+    mapped = map_github("issues", payload)
+    first, *rest = mapped.events
+    assert all(e.context is None for e in rest)
+    ctx = first.context
+    (project,) = ctx.projects
+    assert (project.id, project.path, project.group_id, project.default_branch, project.visibility) == (
+        186853002, "Codertocat/Hello-World", 9919, "master", "public")
+    assert [(g.id, g.path) for g in ctx.groups] == [(9919, "octo-org")]
+    assert [(u.id, u.username) for u in ctx.users] == [(21031067, "Codertocat")]
+    assert [(m.id, m.title, m.state, m.project_id) for m in ctx.milestones] == [
+        (4317517, "v1.0", "closed", 186853002)]
+
+
+def test_github_pull_request_context_leaves_teams_out_and_names_both_repositories():
+    """Requested reviewers that are teams are not users; the head repository of a fork is
+    a project of its own."""
+    payload = load(GH_PULL)
+    pr = payload["pull_request"]
+    pr["requested_reviewers"] = [{"id": 5, "login": "rev"}, {"id": 6, "name": "core", "slug": "core"}]
+    pr["head"]["repo"] = {**pr["head"]["repo"], "id": 77, "full_name": "fork/Hello-World"}
+    ctx = map_github("pull_request", payload).events[0].context
+    assert {u.id for u in ctx.users} == {21031067, 5}
+    assert {p.id: p.path for p in ctx.projects} == {186853002: "Codertocat/Hello-World",
+                                                    77: "fork/Hello-World"}
+
+
+def test_gitlab_context_pairs_assignees_with_their_ids_and_reads_visibility_levels():
+    """GitLab lists issue assignees without ids, in the order of `assignee_ids`; visibility
+    levels 0/10/20 are private/internal/public."""
+    ctx = map_gitlab("Issue Hook", load(GL_ISSUE)).events[0].context
+    assert {(u.id, u.username) for u in ctx.users} == {(1, "root"), (51, "user1")}
+    (project,) = ctx.projects
+    assert (project.path, project.visibility, project.group_id) == ("gitlabhq/gitlab-test", "public", None)
+    note = map_gitlab("Note Hook", load("gitlab/note_hook_issue.json")).events[0].context
+    assert [(i.id, i.iid, i.project_id, i.state) for i in note.issues] == [(92, 17, 5, "closed")]
+
+
+def test_context_a_payload_gets_wrong_is_left_out_not_fatal():
+    """A wrong type or an out-of-bounds value in a related object drops that fact only."""
+    payload = load(GH_ISSUE)  # what the issue itself needs stays right; the rest is context
+    payload["assignee"] = {"id": "seven", "login": "x"}
+    payload["requested_reviewer"] = {"id": 8, "login": "y" * 2000}
+    payload["issue"]["milestone"]["title"] = "v" * 2000
+    mapped = map_github("issues", payload)
+    assert_well_formed(mapped)
+    ctx = mapped.events[0].context
+    assert [u.id for u in ctx.users] == [21031067] and ctx.milestones == []
+    payload = load(GL_ISSUE)
+    payload["assignees"] = {"not": "a list"}
+    assert_well_formed(map_gitlab("Issue Hook", payload))
+
+
+def test_a_comment_on_a_pull_request_names_it_by_number():
+    """issue_comment on a pull request: target merge_request, no id, the number in target_iid."""
+    payload = load("github/examples/issue_comment/created.payload.json")
+    payload["issue"]["pull_request"] = {"url": "https://api.github.com/repos/x/y/pulls/1"}
+    (event,) = map_github("issue_comment", payload).events
+    assert (event.target_type, event.target_id, event.target_iid) == ("merge_request", None, 1)
+    assert event.context.issues == []  # the issue copy is the pull request's: not an issue
+
+
+def test_repository_settings_changes_map_to_project_updated():
+    """edited with changes.default_branch, privatized, publicized and the public webhook."""
+    repo = load(GH_ISSUE)["repository"]
+    edited = map_github("repository", {"action": "edited", "repository": {**repo, "default_branch": "dev"},
+                                       "changes": {"default_branch": {"from": "master"}}},
+                        received_at=RECEIVED)
+    assert [(e.__struct_config__.tag, e.default_branch) for e in edited.events] == [
+        ("project.updated", "dev")]
+    topics = map_github("repository", {"action": "edited", "repository": repo,
+                                       "changes": {"topics": {"from": []}}}, received_at=RECEIVED)
+    assert topics.events == [] and "topics" in topics.ignored
+    private = map_github("repository", {"action": "privatized", "repository": {**repo, "private": True,
+                                                                              "visibility": "private"}},
+                         received_at=RECEIVED)
+    assert private.events[0].visibility == "private"
+    public = map_github("public", {"repository": repo}, received_at=RECEIVED)
+    assert public.events[0].visibility == "public"
+
+
+def test_an_issue_transfer_opens_the_new_issue_and_names_it():
+    """issues.transferred: issue.opened of changes.new_issue in the new repository, then
+    issue.transferred of the old one with new_issue_id."""
+    payload = load(GH_ISSUE)
+    new_repo = {**payload["repository"], "id": 99, "full_name": "Codertocat/Other"}
+    new_issue = {**payload["issue"], "id": 555, "number": 3, "labels": [], "state": "open"}
+    payload.update(action="transferred", changes={"new_repository": new_repo, "new_issue": new_issue})
+    opened, moved = map_github("issues", payload).events
+    assert (opened.issue_id, opened.project_id, opened.iid) == (555, 99, 3)
+    assert (moved.issue_id, moved.project_id, moved.to_project_id, moved.iid, moved.new_issue_id) == (
+        payload["issue"]["id"], payload["repository"]["id"], 99, 3, 555)
