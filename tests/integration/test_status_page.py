@@ -145,6 +145,9 @@ def test_the_status_page_shows_what_fleet_health_reports(fleet, settings):
                                        timeout=30).stdout)
     page = _parse(_dom(base + "/"))
     assert page.fields[(None, "summary")].startswith("fleet healthy at")
+    if "ready" in health:
+        assert page.fields[(None, "readiness")] == ("ready to serve reads" if health["ready"] else
+                                                    "not ready: " + "; ".join(health["not_ready"]))
     head = next(c for c in health["components"] if c["kind"] == "log")["data"]["head"]
     seen_projection = False
     for c in health["components"]:

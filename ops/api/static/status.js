@@ -27,6 +27,8 @@ function processRows(report) {
       el("td", { class: "num", "data-component": c.name, "data-field": "heartbeat_age",
                  "data-last-heartbeat": beat, text: age }),
       el("td", { class: "num", text: c.data.pid ?? "-" }),
+      el("td", { class: "num", "data-component": c.name, "data-field": "restarts",
+                 text: c.data.supervisor ? fmtInt(c.data.supervisor.restarts || 0) : "-" }),
       el("td", { text: c.detail }));
   });
 }
@@ -104,6 +106,14 @@ function render(report) {
   summary.setAttribute("data-at", report.at);
   summary.textContent = report.ok ? `fleet healthy at ${at}`
     : `fleet NOT HEALTHY at ${at} - culprits: ${report.culprits.join(", ")}`;
+  const readiness = document.getElementById("readiness");
+  if (typeof report.ready === "boolean") {  // /readyz's verdict, from the same assessment
+    readiness.className = report.ready ? "ok" : "warn";
+    readiness.textContent = report.ready ? "ready to serve reads"
+      : "not ready: " + (report.not_ready || []).join("; ");
+  }
+  document.getElementById("notes").replaceChildren(
+    ...(report.notes || []).map(note => el("li", { text: note })));
   fillRows(document.getElementById("processes"), processRows(report));
   fillRows(document.getElementById("ingest"), ingestRows(report));
   fillRows(document.getElementById("projections"), projectionRows(report));
