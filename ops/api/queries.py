@@ -160,6 +160,8 @@ async def _answer(request: web.Request, name: str, query: Callable[[GraphReader]
             result = await asyncio.to_thread(query, request.app[_READER])
             if hasattr(result, "as_dict"):
                 result = result.as_dict()
+            if isinstance(result, dict) and "truncated" in result:  # a page, or a bounded search
+                span.set_attribute("fleet.query.truncated", bool(result["truncated"]))
             # msgspec: node properties hold datetimes, which the stdlib encoder refuses
             response = web.Response(body=_encode(result), content_type="application/json")
             outcome = "ok"

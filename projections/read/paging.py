@@ -2,17 +2,19 @@
 
 A cursor is the LMDB position of the last item a page holds, wrapped as
 url-safe base64 (no padding, so no ``:`` or ``=``: it can never be taken for
-a node id) around ``[format, kind, 4-byte query fingerprint, position, 4-byte checksum]``. The
-next page seeks just past that position, so it costs what the page reads, not
-what came before it. The fingerprint ties a cursor to the query that made it:
-one given to another query (another node, direction or filter) is refused
-with :class:`~projections.errors.QueryError` rather than answering nonsense.
+a node id) around ``[format, kind, query fingerprint, position, checksum]``.
+The next page seeks just past that position, so it costs what the page reads,
+not what came before it. The fingerprint ties a cursor to the query that made
+it and the checksum to its bytes: one given to another query (another node,
+direction or filter), cut or altered is refused with
+:class:`~projections.errors.QueryError` rather than answering nonsense.
 
 Paging an unchanged graph yields every item exactly once, in key order. If
 the graph changes between pages, items are still never repeated (positions
 only move forward): an item removed before its page comes is left out, one
-added before the cursor's position is not seen, one added after it is. A
-cursor stays valid across a version switch (key order is the same).
+added before the cursor's position is not seen, one added after it is. After
+a version switch a cursor goes on in the new version, in the same key order.
+An empty ``after`` means the first page.
 """
 
 from __future__ import annotations

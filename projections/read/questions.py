@@ -70,7 +70,7 @@ def open_issues_page(reader: GraphReader, project: str, *, label: str | None = N
     check_limit(limit)
     with reader.snapshot() as snap:
         first, query, exact, pid = _open_issue_keys(snap, project, label, None)
-        position = None if after is None else decode_cursor(after, CURSOR_OPEN_ISSUES, query)
+        position = None if not after else decode_cursor(after, CURSOR_OPEN_ISSUES, query)
         keys = first if position is None else _open_issue_keys(snap, project, label, position)[0]
         found = list(zip(range(limit + 1), _open_nodes(snap, keys, pid, with_keys=True)))
         more = len(found) > limit
@@ -140,7 +140,7 @@ def closed_by(reader: GraphReader, issue: str, *, limit: int = 100, after: str |
     with reader.snapshot() as snap:
         key = _issue(snap, issue)
         query = fingerprint(key)
-        position = None if after is None else decode_cursor(after, CURSOR_CLOSED_BY, query)
+        position = None if not after else decode_cursor(after, CURSOR_CLOSED_BY, query)
         found = list(islice(snap.edges_after(key, "in", _CLOSES, position), limit + 1))
         more = len(found) > limit
         del found[limit:]
@@ -168,7 +168,7 @@ def authored(reader: GraphReader, project: str, *, user: str | None = None,
         if user is not None:
             ukey = snap.resolve(user)
             query = fingerprint(pkey, ukey)
-            position = None if after is None else decode_cursor(after, CURSOR_AUTHORED, query)
+            position = None if not after else decode_cursor(after, CURSOR_AUTHORED, query)
 
             def inside(edges):
                 for edge in edges:

@@ -12,6 +12,8 @@ switch of ACTIVE is noticed from mapped memory
 (:mod:`projections.versions.pointer`), plans are cached per version
 (:mod:`.snapshot`), and results are msgspec Structs (:mod:`.results`).
 
+List answers are pages (:class:`~.results.Page`: total, truncated, the
+cursor to the next page) that resume from the last LMDB key (:mod:`.paging`).
 The realistic questions (open issues with a label, what closed an issue,
 who authored what, what an issue blocks) live in :mod:`.questions`.
 """
@@ -260,7 +262,7 @@ class GraphReader:
         with self.snapshot() as snap:
             key = snap.require(snap.resolve(ref))
             query = fingerprint(key, direction, None if codes is None else sorted(codes))
-            position = None if after is None else decode_cursor(after, CURSOR_NEIGHBORS, query)
+            position = None if not after else decode_cursor(after, CURSOR_NEIGHBORS, query)
             total = snap.edge_count(key, direction, codes)
             found = list(islice(snap.edges_after(key, direction, codes, position), limit + 1))
             more = len(found) > limit

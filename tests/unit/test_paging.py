@@ -148,6 +148,7 @@ def test_bad_cursors_are_refused_with_a_clear_error(graph):
         reader.neighbor_page(a, direction="in", limit=1, after=first.next)
     with pytest.raises(QueryError, match="cursor"):
         reader.find("Issue", {"state": "opened"}, limit=1, after=reader.find("Issue", {}, limit=1).next)
+    assert reader.neighbor_page(a, limit=1, after="").items == first.items  # empty: the first page
     query = fingerprint(b"x")
     assert decode_cursor(encode_cursor(3, query, b"\x00\xff"), 3, query) == b"\x00\xff"
 
@@ -214,6 +215,11 @@ def test_fleet_query_says_how_much_it_shows_and_pages_with_after(graph, monkeypa
     code, out, _ = fleet(monkeypatch, capsys, *q, "neighbors", node, "-n", "5", "--json")
     page = json.loads(out)
     assert code == 0 and page["total"] == total and page["truncated"] and page["next"]
+    project = next(n for n in busiest if n.startswith("project:"))
+    opened = questions.open_issues_page(reader, project, limit=1)
+    code, out, _ = fleet(monkeypatch, capsys, *q, "open-issues", project, "-n", "1")
+    assert code == 0 and out.splitlines()[-1] == (
+        f"showing 1 of {opened.total} open issues (--limit, --after {opened.next})")
     code, _, err = fleet(monkeypatch, capsys, *q, "neighbors", node, "--after", "garbage!")
     assert code == 2 and "not a cursor" in err
     for bad in ("0", "-1", "1000001"):
