@@ -87,6 +87,8 @@ class Mapped(msgspec.Struct, frozen=True, kw_only=True):
 
     events: list[Event] = []
     ignored: str | None = None
+    #: context facts the payload got wrong and that were left out (see :mod:`.facts`)
+    context_skipped: int = 0
 
 
 def ignored(reason: str) -> Mapped:
@@ -176,8 +178,9 @@ class Builder:
         self.key = delivery_id or payload_digest(payload)
         self.received_at = received_at.astimezone(UTC) if received_at else None
         self.actor: Actor | None = None
-        #: context facts, carried by the webhook's first event
+        #: context facts, carried by the webhook's first event, and how many were left out
         self.context: Context | None = None
+        self.context_skipped = 0
         self.occurred_at: datetime | None = None
         self.events: list[Event] = []
 
@@ -262,4 +265,4 @@ class Builder:
             except InvalidEvent as e:
                 tag = event.__struct_config__.tag
                 raise InvalidEvent(e.reason, f"{tag} built from this payload: {e.detail}") from e
-        return Mapped(events=list(self.events))
+        return Mapped(events=list(self.events), context_skipped=self.context_skipped)

@@ -101,6 +101,7 @@ class _Import:
         self.dated: list[Path] = []
         self.mapped = 0
         self.events = 0
+        self.context_skipped = 0
         self.ignored: Counter[str] = Counter()
         self.failures: list[tuple[Path, str]] = []
 
@@ -114,6 +115,7 @@ class _Import:
             except InvalidEvent as e:
                 self.failures.append((file.path, f"{e.reason}: {e.detail}"))
             else:
+                self.context_skipped += result.context_skipped
                 if result.events:
                     self.mapped += 1
                     self.events += len(result.events)
@@ -139,6 +141,7 @@ class _Import:
             "files": len(self.files), "mapped": self.mapped, "ignored": sum(self.ignored.values()),
             "failed": len(self.failures), "events": self.events,
             "dated": len(self.dated),
+            "context_skipped": self.context_skipped,
             "dated_by": "--received-at" if self.received_at else "file modification time",
             "dated_files": [str(p) for p in self.dated],
             "published": report.published if report else 0,
@@ -219,6 +222,9 @@ def _print(summary: dict, *, as_json: bool, dry_run: bool) -> None:
         n = summary["dated"]
         click.echo(f"dated {n} file{'s' if n > 1 else ''} by {summary['dated_by']} "
                    "(no timestamp of their own): " + ", ".join(summary["dated_files"][:20]), err=True)
+    if summary["context_skipped"]:
+        click.echo(f"left out {summary['context_skipped']} context fact(s) the payloads got wrong "
+                   "(a wrong type or a value out of bounds); their events mapped", err=True)
     for error in summary["errors"][:20]:
         click.echo(f"error: {error}", err=True)
     if as_json:

@@ -1015,6 +1015,7 @@ def test_context_a_payload_gets_wrong_is_left_out_not_fatal():
     assert_well_formed(mapped)
     ctx = mapped.events[0].context
     assert [u.id for u in ctx.users] == [21031067] and ctx.milestones == []
+    assert mapped.context_skipped == 3
     payload = load(GL_ISSUE)
     payload["assignees"] = {"not": "a list"}
     assert_well_formed(map_gitlab("Issue Hook", payload))

@@ -81,5 +81,6 @@ def map_github(
     root = Node(payload)
     builder = Builder("github", payload, delivery_id=delivery_id, received_at=received_at)
     builder.actor = sender_actor(root)
-    builder.context = context_facts(event_name, root).context()
+    facts = context_facts(event_name, root)
+    builder.context, builder.context_skipped = facts.context(), facts.skipped
     return handler(root, builder)

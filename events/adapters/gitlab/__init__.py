@@ -99,5 +99,6 @@ def map_gitlab(
     if handler is None:
         return ignored(IGNORED.get(kind) or f"gitlab {kind!r} events are not used by the graph")
     builder = Builder("gitlab", payload, delivery_id=delivery_id, received_at=received_at)
-    builder.context = context_facts(root).context()
+    facts = context_facts(root)
+    builder.context, builder.context_skipped = facts.context(), facts.skipped
     return handler(root, builder)
