@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,16 +22,15 @@ from projections.store.graph import CHECKPOINT, OUTBOX_SEQ, POISON_COUNT, GraphS
 from projections.versions.catalog import Versions, parse_version
 from projections.versions.digest import digest
 from projections.versions.rebuild import RebuildProgress
-from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
-from workers.projector.loop import Projector
-from workers.projector.telemetry import run_rebuild
 
 from ..logs import configure_logging
 from ..runner import run_until_signal
 from ..settings import Settings
-from ..wiring import projector_config
 from ._common import echo_json, json_option
 from .exits import EXIT_PROBLEM
+
+if TYPE_CHECKING:
+    from workers.projector.loop import Projector
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,8 @@ def replay_cmd(settings: Settings, projection: str, from_scratch: bool, budget_m
         if not checked.equal:
             sys.exit(EXIT_PROBLEM)
         return
+    from workers.projector.telemetry import run_rebuild  # OpenTelemetry: only a replay
+
     result = run_rebuild(settings.log_path, settings.projections_dir, from_scratch=from_scratch,
                          budget_bytes=budget_bytes, promote=not no_promote,
                          strict=strict, emit_diff=True,
@@ -339,6 +341,10 @@ def project_cmd(settings: Settings, until_caught_up: bool, batch_max: int | None
       fleet project
       fleet project --until-caught-up --json
     """
+    from workers.projector.loop import Projector  # the projector and NATS: only this command
+
+    from ..wiring import projector_config
+
     configure_logging("projector")
     if until_caught_up:
         _require_log(settings)
@@ -376,6 +382,8 @@ async def _wake_on_appends(settings: Settings, projector: Projector):
     NATS is optional here: the projector reads the log file, so without a
     server it polls only, and says so.
     """
+    from workers.natsio.client import LOG_APPENDED_SUBJECT, connect
+
     try:
         nc = await connect(settings.nats_url, name="fleet-project", connect_timeout_secs=2)
     except TransientError as e:
