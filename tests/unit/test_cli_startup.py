@@ -127,3 +127,34 @@ def test_a_query_loads_no_nats_client(tmp_path):
     setup = ("from ops.cli import main\nsys.argv = ['fleet', 'query', 'node', 'project:simulate:1',"
              " '--json']\ntry:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code")
     assert _loaded_after(setup, env={**os.environ, "FLEET_DATA_DIR": str(data_dir)}) == []
+
+
+def _raising(monkeypatch, error: BaseException) -> None:
+    def boom() -> None:
+        raise error
+
+    monkeypatch.setitem(cli.commands, "boom", click.Command("boom", callback=boom))
+
+
+def test_a_stop_while_starting_still_exits_0(monkeypatch, capsys):
+    """StartupStopped (SIGTERM during start-up) is a clean stop: exit 0, its message on stderr,
+    though main() no longer imports ops.startup itself."""
+    from ops.startup import StartupStopped
+    from tests.support.cli import fleet
+
+    _raising(monkeypatch, StartupStopped("stopped while waiting for NATS"))
+    code, _, err = fleet(monkeypatch, capsys, "boom")
+    assert code == 0 and "stopped while waiting for NATS" in err
+
+
+def test_errors_map_to_exit_codes_without_ops_startup_loaded():
+    """In a process that never imported ops.startup, a fleet error still gets its exit code."""
+    code = ("import sys, click\nfrom events.errors import TransientError\nfrom ops.cli import cli, main\n"
+            "def boom():\n    raise TransientError('nats is down')\n"
+            "cli.commands['boom'] = click.Command('boom', callback=boom)\nsys.argv = ['fleet', 'boom']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n"
+            "    print(e.code, 'ops.startup' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.stdout.split() == ["3", "False"], result.stderr[-2000:]
+    assert "error: nats is down" in result.stderr
