@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from events.errors import FleetError
+from events.log import EventLog
 from projections.errors import StoreBusy, VersionStateError
 from projections.fold.applier import BatchResult
 from projections.read.reader import GraphReader
@@ -252,6 +253,14 @@ class WorkerRuntime:
         except FleetError:
             return None, None
 
+    def _log_head(self) -> int:
+        """The log's head read now (0 when there is no log yet)."""
+        try:
+            with EventLog(self.config.log_path, readonly=True) as event_log:
+                return event_log.head
+        except FleetError:
+            return 0
+
     def health(self) -> tuple[str, dict]:
         """Heartbeat state and details (projection lag and progress for stuck detection)."""
         stats = self.projector.stats
@@ -263,11 +272,14 @@ class WorkerRuntime:
         now = time.monotonic()
         if stats.version is not None:
             self._rate.add(now, stats.position)
-        lag = max(0, stats.head - (checkpoint or 0))
+        # Before the projector's first look at the log its head is unknown (0): read it, so a
+        # worker that starts far behind never says lag 0.
+        head = stats.head or self._log_head()
+        lag = max(0, head - (checkpoint or 0))
         projections = [{
             "name": self.projector.name, "version": version, "state": "ok",
             "checkpoint": checkpoint if version is not None else None,
-            "head": stats.head, "lag": lag,
+            "head": head, "lag": lag,
             "progress_at": self._progress_at, "poisoned": stats.poisoned,
             "batches": stats.batches, "outbox": stats.outbox, "pruned": stats.pruned,
             "wakes": {"notified": self._wakes.notified, "commits": self._wakes.commits},
@@ -278,7 +290,7 @@ class WorkerRuntime:
         for building in sorted(self._rebuilding):
             progress, window = self._rebuild_progress.get(building, (None, None))
             position = progress.position if progress is not None else 0
-            head = max(stats.head, progress.target if progress is not None else 0)
+            head = max(head, progress.target if progress is not None else 0)
             lag = max(0, head - position)
             projections.append({"name": self.projector.name, "version": building, "state": "rebuilding",
                                 "first_build": version is None, "checkpoint": position, "head": head,
