@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from html.parser import HTMLParser
 from urllib.parse import quote, unquote
 
@@ -247,3 +248,52 @@ def test_pages_are_static_files_with_a_strict_policy_and_search_redirects(settin
         assert status == 302 and unquote(segment) == q and not set(segment) & set("/#<>\"")
     assert out[""] == (302, "/")
     assert out["long"][0] == 400 and "over the limit" in out["long"][1]["detail"]
+
+
+async def _dom_async(url: str) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        proc = await asyncio.create_subprocess_exec(
+            _CHROMIUM, *_FLAGS, f"--user-data-dir={profile}", url,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0
+    return out.decode()
+
+
+@pytest.mark.slow
+def test_a_rebuilding_version_shows_its_progress_rate_and_eta(settings):
+    """A worker's heartbeat that says a version is rebuilding (position 400 of 1,000, 200 events/s,
+    ETA 3 s) shows as such on the page, beside the version's position and lag."""
+    if _CHROMIUM is None:
+        pytest.skip("chromium is not installed here (Debian: apt-get install chromium; .ci/run installs "
+                    "it when it can)")
+    from aiohttp import web
+
+    from workers.natsio.client import connect
+    from workers.natsio.heartbeat import Heartbeat
+
+    async def scenario():
+        nc = await connect(settings.nats_url, name="test-status-page")
+        try:
+            now = time.time()
+            projection = {"name": "graph", "version": 9, "state": "rebuilding", "checkpoint": 400,
+                          "head": 1000, "lag": 600, "events_per_sec": 200.0, "eta_secs": 3.0,
+                          "progress_at": now}
+            await Heartbeat(nc.jetstream(), "worker-rebuild", lambda: (
+                "rebuilding", {"progress_at": now, "backlog": 600, "projections": [projection]})).beat()
+            runner = web.AppRunner(create_app(settings, nc=nc, setups=[ui.setup]))
+            await runner.setup()
+            port = _free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            try:
+                return _parse(await _dom_async(f"http://127.0.0.1:{port}/"))
+            finally:
+                await runner.cleanup()
+        finally:
+            await nc.close()
+
+    page = asyncio.run(scenario())
+    name = "projection graph v9"
+    assert page.fields[(name, "state")] == "rebuilding"
+    assert (page.fields[(name, "position")], page.fields[(name, "lag")]) == ("400", "600")
+    assert page.fields[(name, "progress")] == "40.0 %, 200 events/s, ETA 3 s"
