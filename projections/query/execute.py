@@ -349,9 +349,11 @@ class _Run:
                 if p.select is None:
                     chunk = list(islice(others, want - len(items)))
                     self.work.visit(len(chunk))
-                    for o in chunk:
-                        items.append(self._neighbor(name, d, key, code, o, p.with_props))
-                        positions.append((i, o))
+                    if p.with_props and code in _PROPS_EDGES:
+                        items += [self._neighbor(name, d, key, code, o, True) for o in chunk]
+                    else:
+                        items += [{"edge": name, "direction": d, "id": format_key(o)} for o in chunk]
+                    positions += [(i, o) for o in chunk]
                 else:
                     for o in others:
                         self.work.visit()
@@ -400,6 +402,11 @@ class _Run:
         last = source.steps[-1] if source.steps else None
         for step in source.steps:
             keep = source.return_all or step is last
+            match = step.match
+            # a select on node types alone is decided by the key's first byte, without a read
+            types = match.types if match is not None else None
+            if match is not None and match == Match(match.path, types=types):
+                match = None
             expanders = [self.snap.expander(d, codes) for d, codes in step.groups]
             seen = set(frontier)
             rejected: set[bytes] = set()
@@ -411,10 +418,11 @@ class _Run:
                 for node in level:
                     for expand in expanders:
                         for other in expand(node):
-                            if other in seen or other in rejected:
+                            if other in seen or other in rejected or (
+                                    types is not None and other[0] not in types):
                                 continue
                             self.work.visit()
-                            if step.match is not None and not self.matches(step.match, other):
+                            if match is not None and not self.matches(match, other):
                                 rejected.add(other)
                                 continue
                             seen.add(other)

@@ -161,9 +161,15 @@ class Group:
 class _Paged:
     limit: int
     after: list | None
-    fingerprint: str
+    query: Any  # the parsed document, for the fingerprint of the cursors this plan's answers give
     max_nodes: int
     max_ms: int
+
+    @property
+    def fingerprint(self) -> str:
+        """What a cursor of this query carries (computed when a cursor is made: most answers
+        fit a page)."""
+        return cursors.fingerprint(self.query)
 
 
 @dataclass(frozen=True)
@@ -211,12 +217,12 @@ def plan(query: Query) -> Plan:
     """The plan of a parsed query; raises :class:`InvalidQuery` naming the JSON path."""
     budget = query.budget
     paged = {
-        "fingerprint": cursors.fingerprint(query),
+        "query": query,
         "max_nodes": budget.max_nodes if budget else DEFAULT_BUDGET_NODES,
         "max_ms": budget.max_ms if budget else DEFAULT_BUDGET_MS,
     }
-    after = (cursors.decode(query.cursor, paged["fingerprint"])
-             if getattr(query, "cursor", None) else None)
+    given = getattr(query, "cursor", None)
+    after = cursors.decode(given, cursors.fingerprint(query)) if given else None
     if isinstance(query, NodesQuery):
         match = _match(query.select, "$.select")
         return NodesPlan(limit=query.limit, after=after, **paged,
@@ -334,6 +340,9 @@ def _pairs(edges: str | list[str], direction: str) -> tuple[tuple[int, str], ...
 
 
 def _match(sel: Selector, path: str) -> Match:
+    if sel.type is None and sel.where is None and sel.with_ is None and sel.without is None \
+            and sel.any is None:  # the common {"id": ...}: a query's start
+        return Match(path, ref=sel.id, source=sel.source)
     types = None
     if sel.type is not None:
         names = [sel.type] if isinstance(sel.type, str) else sel.type

@@ -252,6 +252,7 @@ Query = NodesQuery | NeighborsQuery | TraversalQuery | PathQuery | AggregateQuer
 QUERY_TYPES = ("nodes", "neighbors", "traversal", "path", "aggregate")
 
 _json_decoder = msgspec.json.Decoder(Query)
+_json_encoder = msgspec.json.Encoder()
 _AT = re.compile(r"^(.*) - at `(\$[^`]*)`$", re.DOTALL)
 
 
@@ -262,7 +263,12 @@ def parse(document: bytes | str | dict | Any) -> Query:
             return _json_decoder.decode(document)
         if not isinstance(document, dict):
             raise InvalidQuery("$", f"a query is a JSON object, got {type(document).__name__}")
-        return msgspec.convert(document, Query)
+        try:
+            text = _json_encoder.encode(document)
+        except (TypeError, ValueError) as e:
+            raise InvalidQuery("$", f"the query holds a value JSON has not: {e}") from None
+        # Through JSON: msgspec decodes a small document ten times faster than it converts one.
+        return _json_decoder.decode(text)
     except msgspec.ValidationError as e:
         raise _invalid(str(e)) from None
     except msgspec.DecodeError as e:

@@ -307,7 +307,7 @@ def _others(reader, node, edge, direction):
 def test_example_open_bugs_without_assignee_in_a_group(sim):
     """Open `bug` issues without an assignee in the projects of group core and its subgroups,
     newest first, as the reader's own calls find them."""
-    group = sim.node("simulate:core").id
+    group = sim.node("simulate:core").id  # group:simulate:3, as the example names it
     holders = [group] + [g for g in _others(sim, group, "IN_GROUP", "in") if g.startswith("group:")]
     projects = [p for g in holders for p in _others(sim, g, "IN_GROUP", "in") if p.startswith("project:")]
     expected = []
@@ -338,7 +338,7 @@ def test_example_most_commented_issues_this_month(sim):
     """Issues of the project ranked by their comments of January 2026 (ties by id)."""
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
     counts = {}
-    for issue in _others(sim, "simulate:security/portal-core", "IN_PROJECT", "in"):
+    for issue in _others(sim, "simulate:security/portal-core", "IN_PROJECT", "in"):  # project:simulate:2
         if issue.startswith("issue:"):
             n = sum(1 for c in _others(sim, issue, "COMMENTED_ON", "in")
                     if start <= sim.node(c).props["created_at"] < end)
@@ -353,7 +353,7 @@ def test_example_most_commented_issues_this_month(sim):
 
 def test_example_who_touched_the_blockers(sim):
     """Authors, assignees and commenters of the issues that block portal-core#3."""
-    issue = sim.node("simulate:security/portal-core#3").id
+    issue = sim.node("simulate:security/portal-core#3").id  # issue:simulate:18
     users = set()
     for blocker in _others(sim, issue, "BLOCKS", "in"):
         users.update(_others(sim, blocker, "AUTHORED", "in"))
