@@ -177,3 +177,18 @@ def test_health_lines_show_what_fleet_up_did():
                                    " fleet up starts it again in 4s, needed SIGKILL 1x")
     assert lines["nats"].detail == "nats://127.0.0.1:4222"
     assert lines["api"].data["supervisor"]["restarts"] == 3
+
+
+def test_output_is_coloured_on_a_terminal_only(tmp_path):
+    """Prefixes carry ANSI colours when the output is a terminal, none otherwise."""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for output, coloured in ((Terminal(), True), (io.StringIO(), False)):
+        supervisor = Supervisor({"a": STEADY}, env=dict(os.environ), data_dir=tmp_path, output=output)
+        supervisor._print("a", "36", "hello")
+        assert ("\x1b[36m" in output.getvalue()) is coloured
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", output.getvalue())
+        assert re.fullmatch(r"\d\d:\d\d:\d\d a +\| hello\n", plain), plain
