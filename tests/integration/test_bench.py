@@ -23,6 +23,8 @@ _FIGURE = re.compile(r"^[^:]+: \S.*$")  # name: value unit
     ("ingest.py", ["--events", "2000"], ["ingest_rate", "batch_commit_p99", "peak_rss"]),
     ("replay.py", ["--events", "2000", "--runs", "1"], ["rebuild bulk", "live apply", "projection size"]),
     ("query.py", ["--events", "2000", "--queries", "10"], ["node p99", "3-hop"]),
+    ("query_lang.py", ["--events", "6000", "--queries", "40"],
+     ["neighbors_language_ratio_p50", "example_who-touched-blockers_p99"]),
     ("export.py", ["--events", "2000", "--runs", "1"], ["digest_secs", "export_secs", "export_rate"]),
     # The peers are the bench's own requirements, not the project's: without
     # them the graphfleet half still runs and each peer's step says n/a.
