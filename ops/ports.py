@@ -92,7 +92,7 @@ def _cmdline(pid_dir: Path) -> str:
         raw = (pid_dir / "cmdline").read_bytes()
     except OSError:
         return "?"
-    text = " ".join(part.decode("utf-8", "replace") for part in raw.split(b"\0") if part)
+    text = " ".join(" ".join(part.decode("utf-8", "replace").split()) for part in raw.split(b"\0") if part)
     return text if len(text) <= 120 else text[:117] + "..."
 
 
