@@ -176,6 +176,9 @@ class Applier:
                 size = self.store.env.grow()
                 log.info("projection map grown", extra={"path": str(self.store.path), "map_size": size})
                 continue
+            except lmdb.BadValsizeError as e:
+                # A key or value LMDB cannot hold: some event's, so find which.
+                result = self._one_by_one(items, skip, e)
             except lmdb.Error as e:
                 raise StoreError(f"LMDB failed writing {self.store.path}: {e}") from e
             except FleetError:

@@ -18,6 +18,7 @@ produces exactly the same entries as the live projection.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable
 
 from projections.model.keys import CODES, pack_int
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 _STR_MAX = 200
+_PATH_MAX = 300
 
 
 def encode_value(value: Any) -> bytes:
@@ -94,19 +96,31 @@ def iid_lookup(kind: bytes, source: bytes, project_id: int, iid: int) -> bytes:
     return kind + source + pack_int(project_id) + pack_int(iid)
 
 
+def _path(path: str) -> bytes:
+    """A path as lookup keys hold it: lower-cased, and hashed past 300 bytes.
+
+    LMDB keys are at most 511 bytes and paths may be 1,000 characters: a long
+    one keeps its first 300 bytes and a hash of the whole, like a long ref name.
+    """
+    raw = path.lower().encode()
+    if len(raw) > _PATH_MAX:
+        raw = raw[:_PATH_MAX] + b"~" + hashlib.blake2b(raw, digest_size=8).hexdigest().encode()
+    return raw
+
+
 def root_lookup(source: bytes, path: str) -> bytes:
     """Lookup key of a top-level group by path."""
-    return b"r" + source + path.lower().encode()
+    return b"r" + source + _path(path)
 
 
 def child_lookup(group_key: bytes, path: str) -> bytes:
     """Lookup key of a subgroup or project of a group by path."""
-    return b"c" + group_key + path.lower().encode()
+    return b"c" + group_key + _path(path)
 
 
 def path_lookup(source: bytes, path: str) -> bytes:
     """Lookup key of a subgroup or project by full path (``group/sub/project``, ``owner/repo``)."""
-    return b"p" + source + path.lower().encode()
+    return b"p" + source + _path(path)
 
 
 def _group(key: bytes, props: dict) -> bytes | None:

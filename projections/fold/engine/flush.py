@@ -177,6 +177,8 @@ def write_segment(store: GraphStore, ws: WriteSet, *, after: int, checkpoint: in
         except lmdb.MapFullError:
             size = store.env.grow()
             log.info("projection map grown", extra={"path": str(store.path), "map_size": size})
+        except lmdb.BadValsizeError:
+            raise  # an event's key or value LMDB cannot hold: the fold pins the event
         except lmdb.Error as e:
             raise StoreError(f"LMDB failed writing {store.path}: {e}") from e
     store.tombs.update(ws.tombs)

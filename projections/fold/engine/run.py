@@ -11,6 +11,9 @@ raises may have changed the segment halfway, so the segment is folded again
 from its start up to the event before, written with the poison record, and
 the fold goes on after it: no partial effect, as with the Applier. With
 ``strict`` the fold writes what came before the first poison and raises it.
+A segment whose write LMDB refuses (some event made a key or value past its
+511-byte bound) is applied again through the Applier in batches, which pins
+that event as poison.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lmdb
+
 from events.codec import decode_event
 from events.errors import InvalidEvent
 from events.log import EventLog
 from projections.errors import PoisonEvent, StoreError
-from projections.fold.applier import MAPPED_BUDGET, mapped_bytes
+from projections.fold.applier import MAPPED_BUDGET, Applier, mapped_bytes, plan_rows
 from projections.fold.engine.flush import segment_writes, write_segment
 from projections.fold.engine.handlers import fold_event
 from projections.fold.engine.state import Segment
@@ -46,6 +51,7 @@ DEFAULT_BUDGET_BYTES = 512 << 20
 _NO_LIMIT = 1 << 40
 _MAX_CHECK_EVERY = 256  # events between two estimates of the state's size, at most
 _EVENT_BYTES_MAX = 4096  # state one event adds, rarely more (a cascading delete may)
+_FALLBACK_BATCH = 5_000  # events per transaction when a segment is applied event by event
 
 
 @dataclass
@@ -243,8 +249,12 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
         seg = None
         env.end_read(txn)
         txn = None
-        result.outbox += write_segment(store, ws, after=seg_start - 1, checkpoint=last,
-                                       poisons=poisons, changes=changes)
+        try:
+            result.outbox += write_segment(store, ws, after=seg_start - 1, checkpoint=last,
+                                           poisons=poisons, changes=changes)
+        except lmdb.BadValsizeError as e:
+            del ws
+            poisons = _apply_by_batches(store, event_log, seg_start, last, changes, strict, e, result)
         times.write += time.perf_counter() - t0
         result.poisoned.extend(poisons)
         for p in poisons:
@@ -316,6 +326,30 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
         if txn is not None:
             env.end_read(txn)
     return result
+
+
+def _apply_by_batches(store: GraphStore, event_log: EventLog, first: int, last: int, changes: bool,
+                      strict: bool, error: Exception, result: FoldResult) -> list[PoisonEvent]:
+    """Apply ``first .. last`` through the Applier, which pins the event whose key or value LMDB
+    cannot hold (a path or name past 511 bytes) as poison; the segment's poison.
+
+    The Applier gives the same graph (the tests hold the two paths equal); with
+    ``changes`` it writes one change record per change instead of coalesced ones.
+    """
+    log.warning("a segment's write was refused by LMDB; applying it in batches to find the event",
+                extra={"path": str(store.path), "first": first, "last": last, "error": str(error)})
+
+    def describe(position: int) -> tuple[str | None, str | None]:
+        entry = event_log.get(position)
+        return entry.event_id, entry.type
+
+    applier = Applier(store, precise=changes, strict=strict, outbox=changes, describe=describe)
+    poisons: list[PoisonEvent] = []
+    for rows in event_log.read_payloads(first, batch_size=_FALLBACK_BATCH, to_position=last):
+        batch = applier.apply(plan_rows(rows))
+        result.outbox += batch.outbox
+        poisons.extend(batch.poisoned)
+    return poisons
 
 
 def _refold(seg: Segment, event_log: EventLog, first: int, last: int, chunk: int,
