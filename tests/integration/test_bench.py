@@ -26,6 +26,8 @@ _FIGURE = re.compile(r"^[^:]+: \S.*$")  # name: value unit
     ("query_lang.py", ["--events", "6000", "--queries", "40"],
      ["neighbors_language_ratio_p50", "example_who-touched-blockers_p99"]),
     ("export.py", ["--events", "2000", "--runs", "1"], ["digest_secs", "export_secs", "export_rate"]),
+    ("replica.py", ["--rows", "500", "--paced-events", "500", "--max-events", "500"],
+     ["ship_rate", "replica_apply_rate", "lag_2000_p99", "lag_max_p99", "max_end_to_end_rate"]),
     # The peers are the bench's own requirements, not the project's: without
     # them the graphfleet half still runs and each peer's step says n/a.
     ("peers.py", ["--events", "2000", "--samples", "10", "--skip-kuzu", "--skip-eventsourcing"],

@@ -1,9 +1,11 @@
 """A query replica's log: the ``LOG`` stream appended, row for row, to a log of its own.
 
-An ordered consumer reads ``LOG`` from the replica's head + 1 (the stream's
-sequence is the log position, see :mod:`workers.shipper.shipper`), so the
-replica's ``log.db`` is its only checkpoint: killed at any moment, it resumes
-exactly where its last transaction ended. Rows go in as shipped
+An ephemeral pull consumer reads ``LOG`` from the replica's head + 1 into a
+raw tap (the stream's sequence is the log position, see
+:mod:`workers.shipper.shipper`), so the replica's ``log.db`` is its only
+checkpoint: killed at any moment, it resumes exactly where its last
+transaction ended, and a delivery lost in flight shows as a position gap and
+is read again from the head. Rows go in as shipped
 (:meth:`events.log.EventLog.append_shipped`): same positions, ids,
 ``recorded_at`` and hashes, or none at all when one does not chain. At start
 the replica checks that the stream's row at its head has its head's hash, so
@@ -15,13 +17,15 @@ delivery's pending count) less the replica's head.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from nats.aio.client import Client
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import metrics, trace
 
 from events.errors import ChainBroken, InvalidEvent, LogBusy
@@ -29,6 +33,7 @@ from events.log import EventLog
 from events.shipped import decode_row
 from projections.errors import StoreBusy
 from projections.store.lock import WriterLock
+from workers.natsio.client import FleetClient
 from workers.natsio.streams import StreamSpec, ensure_stream
 from workers.shipper import telemetry
 from workers.shipper.shipper import CHECKPOINT_HEADER, last_shipped
@@ -38,6 +43,29 @@ __all__ = ["LogReplica", "ReplicaConfig", "ReplicaStats"]
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 _meter = metrics.get_meter("workers.shipper")
+_EXPIRES_SECS = 2.0  # a pull request's lifetime
+_INACTIVE_SECS = 30.0  # an abandoned consumer (a killed replica's) goes after this
+_PENDING = re.compile(rb"Nats-Pending-Messages:\s*(\d+)")
+_CHECKPOINT = CHECKPOINT_HEADER.encode()
+
+
+def _ack_tokens(reply: bytes) -> list[bytes]:
+    tokens = reply.split(b".")
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (v1), or with
+    # <domain>.<account> after ACK and a token at the end (v2)
+    return tokens[2:] if len(tokens) == 9 else tokens[4:-1] if len(tokens) >= 12 else []
+
+
+def _seq_of(reply: bytes) -> int | None:
+    """The stream sequence of a delivery, from its reply subject (None if it has none)."""
+    tokens = _ack_tokens(reply)
+    return int(tokens[3]) if tokens and tokens[3].isdigit() else None
+
+
+def _pending_of(reply: bytes) -> int:
+    """Messages left in the stream after this delivery, from its reply subject."""
+    tokens = _ack_tokens(reply)
+    return int(tokens[6]) if tokens and tokens[6].isdigit() else 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +116,12 @@ class LogReplica:
         self._sub = None
         self._refreshed_at = 0.0
         self._lock: WriterLock | None = None
+        self._consumer = ""
+        self._inbox_subject = ""
+        self._outstanding = 0
+        self._requested_at = 0.0
+        #: why the consumer must be made again (a delivery gap, the consumer gone); None: it need not
+        self._refollow: str | None = None
         _meter.create_observable_gauge(
             "fleet.replica.lag", callbacks=[self._observe_lag], unit="{event}",
             description="Log positions the replica is behind the primary's shipped head")
@@ -130,19 +164,64 @@ class LogReplica:
                     " start the replica from an empty data directory")
         self.stats.position = tail.position
         self.stats.primary = last
-        start = tail.position + 1
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
-        self._sub = await self._js.subscribe(self.config.subject, cb=self._on_msg, ordered_consumer=True,
-                                             config=config, pending_msgs_limit=4 * self.config.batch_max,
-                                             pending_bytes_limit=256 << 20)
+        await self._follow()
         log.info("replica started", extra={"stream": self.config.stream.name, "position": tail.position,
                                            "primary": last})
         return tail.position
 
-    async def _on_msg(self, msg) -> None:
-        self._inbox.append(msg)
+    async def _follow(self) -> None:
+        """A consumer of the stream from the log's head + 1 (ephemeral: the log is the checkpoint)."""
+        if self._consumer:
+            try:
+                await self._js.delete_consumer(self.config.stream.name, self._consumer)
+            except Exception as e:  # noqa: BLE001 - gone already, or NATS away: it lapses by itself
+                log.debug("old consumer not deleted", extra={"error": repr(e)})
+        if self._sub is not None:  # a new inbox: frames still on their way to the old one are dropped
+            await self._sub.unsubscribe()
+        self._inbox_subject = self._nc.new_inbox()
+        self._sub = await self._nc.tap(self._inbox_subject, self._on_frame)
+        self._inbox.clear()
+        info = await self._js.add_consumer(self.config.stream.name, ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.stats.position + 1,
+            ack_policy=AckPolicy.NONE, inactive_threshold=_INACTIVE_SECS, max_waiting=64,
+            filter_subject=self.config.subject))
+        self._consumer = info.name
+        self._outstanding = 0
+        self._requested_at = 0.0
+        self._refollow = None
+
+    def _on_frame(self, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None) -> None:
+        """The tap: keep each delivered row's bytes (and the checkpoint riding on it)."""
+        if hdr is not None and not data and hdr.startswith(b"NATS/1.0 "):
+            if hdr.startswith((b"NATS/1.0 409 Consumer Deleted", b"NATS/1.0 503")):
+                self._refollow = "the consumer is gone"
+            left = _PENDING.search(hdr)  # a request ended (expired, no messages): what it owed
+            self._outstanding = max(0, self._outstanding - (int(left.group(1)) if left else 0))
+            self._wake.set()
+            return
+        self._outstanding -= 1
+        checkpoint = None
+        if hdr is not None and _CHECKPOINT in hdr:
+            value = FleetClient.parse_headers(hdr).get(CHECKPOINT_HEADER)
+            checkpoint = int(value) if value and value.isdigit() else None
+        self._inbox.append((data, checkpoint, reply))
         if len(self._inbox) == 1 or len(self._inbox) >= self.config.batch_max:
             self._wake.set()
+
+    async def _request_more(self) -> None:
+        """Keep about two batches requested (each request expires, giving back what it owed)."""
+        target = 2 * self.config.batch_max
+        now = time.monotonic()
+        if now - self._requested_at > 2 * _EXPIRES_SECS:
+            self._outstanding = 0  # requests lost (a reconnect) or expired
+        want = target - self._outstanding - len(self._inbox)
+        if want < self.config.batch_max // 2 and not (want > 0 and now - self._requested_at > _EXPIRES_SECS / 2):
+            return
+        request = {"batch": want, "expires": int(_EXPIRES_SECS * 1e9), "max_bytes": 64 << 20}
+        await self._nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{self.config.stream.name}.{self._consumer}",
+                               json.dumps(request).encode(), reply=self._inbox_subject)
+        self._outstanding += want
+        self._requested_at = now
 
     @property
     def caught_up(self) -> bool:
@@ -157,16 +236,25 @@ class LogReplica:
         del self._inbox[:len(taken)]
         rows = []
         checkpoint = None
-        for msg in taken:
-            if msg.headers and CHECKPOINT_HEADER in msg.headers:
-                checkpoint = (self.config.consumer, int(msg.headers[CHECKPOINT_HEADER]))
+        expected = self.stats.position + 1
+        for data, shipped_checkpoint, reply in taken:
             try:
-                rows.append(decode_row(msg.data))
+                row = decode_row(data)
             except InvalidEvent as e:
                 raise ChainBroken(f"stream {self.config.stream.name} message"
-                                  f" {msg.metadata.sequence.stream}: {e.detail} - refused") from e
-        # A redelivery (an ordered consumer reset) of rows already in the log: skip them.
-        rows = [r for r in rows if r.position > self.stats.position]
+                                  f" {reply.decode(errors='replace')}: {e.detail} - refused") from e
+            if row.position < expected:
+                continue  # delivered again after a re-follow: already in the log
+            if row.position > expected and _seq_of(reply) in (row.position, None):
+                # A delivery lost in flight (positions are the stream's sequences): read again
+                # from the head. A row whose position is not its sequence is left to the
+                # chain check, which refuses it.
+                self._refollow = f"delivery gap: position {row.position} arrived, {expected} expected"
+                break
+            rows.append(row)
+            expected = row.position + 1
+            if shipped_checkpoint is not None:
+                checkpoint = (self.config.consumer, shipped_checkpoint)
         if not rows:
             return 0
         started = time.perf_counter()
@@ -177,10 +265,10 @@ class LogReplica:
             result = await asyncio.to_thread(self._log.append_shipped, rows, checkpoint=checkpoint)
         telemetry.apply_ms.record((time.perf_counter() - started) * 1000)
         telemetry.applied.add(len(rows))
-        last = taken[-1].metadata
         s = self.stats
         s.position = result.head
-        s.primary = max(s.primary, last.sequence.stream + (last.num_pending or 0))
+        pending = _pending_of(taken[-1][2])
+        s.primary = max(s.primary, s.position + pending)
         s.applied += len(rows)
         s.batches += 1
         s.progress_at = time.time()
@@ -201,6 +289,17 @@ class LogReplica:
         quiet_since = time.monotonic()
         try:
             while not stop.is_set():
+                try:
+                    if self._refollow is not None:
+                        log.warning("following the stream again", extra={
+                            "reason": self._refollow, "position": self.stats.position})
+                        await self._follow()
+                    await self._request_more()
+                except Exception as e:  # noqa: BLE001 - NATS away: the reconnect brings it back
+                    log.warning("requesting rows failed, retrying", extra={"error": repr(e)})
+                    self._refollow = self._refollow or f"request failed: {e!r}"
+                    await asyncio.sleep(0.5)
+                    continue
                 if await self.apply_pending():
                     quiet_since = time.monotonic()
                     continue
@@ -221,7 +320,8 @@ class LogReplica:
             if self._sub is not None:
                 try:
                     await self._sub.unsubscribe()
-                except Exception as e:  # noqa: BLE001 - best effort on the way out
+                    await self._js.delete_consumer(self.config.stream.name, self._consumer)
+                except Exception as e:  # noqa: BLE001 - best effort on the way out: it lapses
                     log.debug("unsubscribe failed", extra={"error": repr(e)})
                 self._sub = None
             if self._log is not None:
