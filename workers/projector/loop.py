@@ -147,6 +147,7 @@ class Projector:
         self._rebuild: threading.Thread | None = None
         self._rebuild_stop = threading.Event()
         self._warned: set[str] = set()
+        self._halt: threading.Event | None = None
 
     # -- signalling ----------------------------------------------------------
 
@@ -187,6 +188,7 @@ class Projector:
         Set :meth:`notify` as well as ``stop`` to end a wait at once.
         """
         interval = self.config.poll_interval_ms / 1000
+        self._halt = stop  # a catch-up segment writes what it folded and returns when it is set
         log.info("projector started", extra={"projection": self.name, "code_version": self.version})
         try:
             while not stop.is_set():
@@ -262,7 +264,7 @@ class Projector:
         with tracer.start_as_current_span("projector.catchup") as span:
             started = time.perf_counter()
             fold = fold_log(self._store, self.log_path, start + 1, end, changes=True,
-                            budget_bytes=self.config.rebuild_budget_bytes)
+                            budget_bytes=self.config.rebuild_budget_bytes, stop=self._halt)
             result = BatchResult(checkpoint=fold.position, applied=fold.events,
                                  poisoned=fold.poisoned, outbox=fold.outbox)
             self._checkpoint = fold.position
