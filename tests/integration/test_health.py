@@ -80,6 +80,7 @@ def test_a_worker_rebuilding_reports_rebuilding_and_counts_as_healthy(settings):
     env = settings_env(settings, FLEET_HEARTBEAT_INTERVAL_SECS="1", FLEET_EXPECTED_PROCESSES="worker")
     worker = subprocess.Popen(fleet_cmd("worker"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: list[str] = []
+    first_build: list[str] = []
     try:
         async def rebuilt_and_ok() -> bool:
             report = await gather(settings, expected=("worker",))
@@ -91,6 +92,13 @@ def test_a_worker_rebuilding_reports_rebuilding_and_counts_as_healthy(settings):
                 # still have heartbeats in this module's bucket: judge this worker's)
                 mine = [c for c in report.culprits if c.name == "worker" or c.kind == "projection"]
                 assert not mine, mine
+                # the first build says how far it has to go, not "position 0, lag 0"
+                for c in report.components:
+                    if c.kind == "projection" and c.data.get("first_build"):
+                        assert c.state == "catching up" and not report.ready, c
+                        assert c.detail.startswith("first build: catching up: lag "), c
+                        assert c.data["lag"] > 0 or c.data["checkpoint"] == c.data["head"] > 0, c
+                        first_build.append(c.detail)
             if "rebuilding" in seen and state == "ok":
                 # the worker writes its projection with deferred fsync, and says so
                 projection = next(c for c in report.components if c.kind == "projection")
@@ -104,6 +112,7 @@ def test_a_worker_rebuilding_reports_rebuilding_and_counts_as_healthy(settings):
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
     assert "rebuilding" in seen and seen[-1] == "ok", seen
+    assert first_build, "no heartbeat showed the first build's progress"
 
 
 def _readyz(url: str) -> tuple[int, dict]:
