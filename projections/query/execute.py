@@ -333,11 +333,12 @@ class _Run:
         more = False
         want = p.limit + 1
         try:
+            cursor = self.snap.cursor
             for i, (code, d, db) in enumerate(self.snap.plan(p.direction, p.codes)[key[0]]):
                 if i < after_table:
                     continue
-                c = self.snap.cursor(db)
-                if i == after_table and after_key is not None:
+                c = cursor(db)
+                if after_key is not None and i == after_table:
                     if not c.set_range_dup(key, after_key):
                         continue
                     others: Iterable[bytes] = (o for o in c.iternext_dup() if o != after_key)
@@ -348,6 +349,8 @@ class _Run:
                 name = _EDGE_NAME[code]
                 if p.select is None:
                     chunk = list(islice(others, want - len(items)))
+                    if not chunk:
+                        continue
                     self.work.visit(len(chunk))
                     if p.with_props and code in _PROPS_EDGES:
                         items += [self._neighbor(name, d, key, code, o, True) for o in chunk]
