@@ -200,6 +200,8 @@ def _health_families(report: HealthReport) -> Iterable[Metric]:
                                 " acknowledged yet")
     head = GaugeMetricFamily("fleet_log_head", "Position of the log's newest event")
     quarantine = GaugeMetricFamily("fleet_quarantine_open", "Quarantined inputs not re-driven yet")
+    restarts = CounterMetricFamily("fleet_process_restarts", "Times `fleet up` restarted the process"
+                                   " since it started", labels=["process"])
     seen: set[tuple[str, str]] = set()
     for c in report.components:
         if (c.kind, c.name) in seen:
@@ -207,6 +209,9 @@ def _health_families(report: HealthReport) -> Iterable[Metric]:
         seen.add((c.kind, c.name))
         component.add_metric([c.kind, c.name, c.state], int(c.healthy))
         component_ready.add_metric([c.kind, c.name, c.state], int(c.ready))
+        supervised = c.data.get("supervisor")
+        if isinstance(supervised, dict) and supervised.get("restarts") is not None:
+            restarts.add_metric([c.name], supervised["restarts"])
         if c.kind == "process" and "last_heartbeat" in c.data:
             age.add_metric([c.name], max(0.0, report.at - c.data["last_heartbeat"]))
         if c.kind == "projection":
@@ -225,4 +230,4 @@ def _health_families(report: HealthReport) -> Iterable[Metric]:
             head.add_metric([], c.data["head"] or 0)
             quarantine.add_metric([], c.data["quarantine_open"])
     return [healthy, ready, component, component_ready, age, lag, position, rate, eta, pending, head,
-            quarantine]
+            quarantine, restarts]

@@ -214,6 +214,11 @@ def test_fleet_health_and_readyz_agree_while_a_projection_catches_up_and_after(s
                     assert "catching up: lag " in line["detail"] and " events/s, ETA " in line["detail"]
                     assert any("catching up: lag " in p for p in body["problems"]), body
                     assert any("catching up: lag " in p for p in before["not_ready"]), before
+                    if not seen_catching_up:  # the operator's view of the same state, once
+                        text = CliRunner().invoke(cli, ["health"], env=env).stdout
+                        if "catching up: lag" in text:  # (unless it caught up in between)
+                            assert "fleet healthy, NOT READY" in text, text
+                            assert "not ready: projection graph v" in text, text
                     seen_catching_up.append((line, body))
             return at_head(20_200)
 

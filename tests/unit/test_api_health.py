@@ -25,7 +25,8 @@ def _families(text: str) -> dict[str, object]:
 
 def _report(**metrics) -> HealthReport:
     return HealthReport(
-        (Component("ingest", "process", "ok", data={"last_heartbeat": 99.0}),
+        (Component("ingest", "process", "ok", data={"last_heartbeat": 99.0,
+                                                    "supervisor": {"restarts": 2, "state": "running"}}),
          Component("worker", "process", "ok", data={"last_heartbeat": 98.5}),
          Component("projection graph v3", "projection", "catching up",
                    data={"name": "graph", "version": 3, "lag": 5000, "checkpoint": 100,
@@ -93,9 +94,11 @@ def test_health_gauges_carry_help_type_and_the_catch_up_figures():
                  "fleet_heartbeat_age_seconds", "fleet_projection_lag", "fleet_log_head",
                  "fleet_quarantine_open", "fleet_ingest_consumer_pending"):
         assert families[name].type == "gauge" and families[name].documentation, name
-    value = {(f.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    value = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
     assert value[("fleet_healthy", ())] == 1 and value[("fleet_ready", ())] == 0
     assert value[("fleet_heartbeat_age_seconds", (("process", "ingest"),))] == 1.0
+    assert families["fleet_process_restarts"].type == "counter"  # what `fleet up` did, from its state
+    assert value[("fleet_process_restarts_total", (("process", "ingest"),))] == 2
     projection = (("projection", "graph"), ("version", "3"))
     assert value[("fleet_projection_lag", projection)] == 5000
     assert value[("fleet_projection_apply_rate_per_second", projection)] == 250
@@ -135,7 +138,7 @@ def test_promtool_accepts_the_rendered_text():
         MetricFamily(name="fleet.ingest.events", kind="counter", unit="{event}", description="Events",
                      points=[MetricPoint(labels={"outcome": "appended"}, value=5)]),
         _histogram("fleet.ingest.batch.commit", "ms", [1.0, 10.0], [2, 1, 1], 30.0)])
-    result = subprocess.run(["promtool", "check", "metrics"], input=render(report), capture_output=True,
+    result = subprocess.run(["promtool", "check", "metrics"], input=render(report), capture_output=True, check=False,
                             timeout=30)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result
 
