@@ -43,6 +43,17 @@ __all__ = ["LogReplica", "ReplicaConfig", "ReplicaStats"]
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 _meter = metrics.get_meter("workers.shipper")
+#: the stats of the replica this process runs, by stream (what the lag gauge reports)
+_running: dict[str, ReplicaStats] = {}
+
+
+def _observe_lag(_options):
+    for stream, stats in list(_running.items()):
+        yield metrics.Observation(stats.lag, {"stream": stream})
+
+
+_meter.create_observable_gauge("fleet.replica.lag", callbacks=[_observe_lag], unit="{event}",
+                               description="Log positions the replica is behind the primary's shipped head")
 _EXPIRES_SECS = 2.0  # a pull request's lifetime
 _INACTIVE_SECS = 30.0  # an abandoned consumer (a killed replica's) goes after this
 _PENDING = re.compile(rb"Nats-Pending-Messages:\s*(\d+)")
@@ -122,12 +133,7 @@ class LogReplica:
         self._requested_at = 0.0
         #: why the consumer must be made again (a delivery gap, the consumer gone); None: it need not
         self._refollow: str | None = None
-        _meter.create_observable_gauge(
-            "fleet.replica.lag", callbacks=[self._observe_lag], unit="{event}",
-            description="Log positions the replica is behind the primary's shipped head")
-
-    def _observe_lag(self, _options):
-        yield metrics.Observation(self.stats.lag, {"stream": self.config.stream.name})
+        _running[self.config.stream.name] = self.stats
 
     def health(self) -> dict:
         """Heartbeat details of the replica's log."""
