@@ -353,11 +353,13 @@ class Snapshot:
         node = self.lookup(path_lookup(s, "/".join(segments)))
         if node is None:
             node = self.lookup(root_lookup(s, segments[0]))
-            for segment in segments[1:]:
-                if node is None or node[0] != CODES["Group"][0]:
-                    node = None
-                    break
-                node = self.lookup(child_lookup(node, segment))
+            for i in range(1, len(segments)):
+                child = None
+                if node is not None and node[0] == CODES["Group"][0]:
+                    child = self.lookup(child_lookup(node, segments[i]))
+                if child is None and i < len(segments) - 1:  # a subgroup known by full path
+                    child = self.lookup(path_lookup(s, "/".join(segments[: i + 1])))
+                node = child
         if node is None:
             raise UnknownNode(f"no group or project at {source}:{text} in the graph")
         if kind is None:

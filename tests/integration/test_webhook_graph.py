@@ -193,10 +193,19 @@ def test_a_gitlab_project_transfer_joins_the_group_the_graph_has(hook_settings, 
     deliver(hook_settings,
             ("gitlab", "System Hook", gitlab_system("group_create", name="Acme", path="acme",
                                                     group_id=78)),
+            ("gitlab", "System Hook", gitlab_system("subgroup_create", name="Web", path="web",
+                                                    full_path="acme/web", group_id=79,
+                                                    parent_group_id=78)),
             ("gitlab", "System Hook", gitlab_project_create(74, "StoreCloud", "jsmith/storecloud")),
             ("gitlab", "System Hook", gitlab_project_transfer(74, "StoreCloud", "acme/storecloud",
-                                                              "jsmith/storecloud")))
+                                                              "jsmith/storecloud")),
+            ("gitlab", "System Hook", gitlab_project_create(75, "API", "jsmith/api")),
+            ("gitlab", "System Hook", gitlab_project_transfer(75, "API", "acme/web/api", "jsmith/api")))
     with graph(hook_settings, tmp_path) as reader:
+        api = reader.node("gitlab:acme/web/api")
+        assert (api.id, api.props["group_id"]) == ("project:gitlab:75", 79)
+        assert reader.node("gitlab:acme/web").id == "group:gitlab:79"
+        assert edges(reader, "group:gitlab:79", "IN_GROUP") == {"group:gitlab:78"}
         project = reader.node("gitlab:acme/storecloud")
         assert (project.id, project.props["group_id"]) == ("project:gitlab:74", 78)
         assert edges(reader, "project:gitlab:74", "IN_GROUP") == {"group:gitlab:78"}

@@ -33,7 +33,7 @@ maybe_group = st.one_of(st.none(), small)
 TEXTS = ("", "nothing to see", "see #10", "Closes #10", "fixes #20 and #30", "Closes #10, #20",
          "Closes g1/p1#10", "see g2/p2#30", "Fixes g1/p3#40", "Resolves g1x/p1#20",
          "`Closes #10` is code", "related to g2/p2#30 and #40", "Closes g3/g2/p2#31",
-         "fixes g1/p1#12 and g2/p3x#43")
+         "fixes g1/p1#12 and g2/p3x#43", "Closes g1/g3/p3#40", "see g1/g2/p2#30")
 SETUP = [
     {"tag": "group.created", "group_id": 1, "name": "g1", "path": "g1"},
     {"tag": "group.created", "group_id": 2, "name": "g2", "path": "g2"},
@@ -86,6 +86,8 @@ _ALL_EVENTS = st.one_of(
                                  "parent_id": parent if parent != g[0] else None},
               _path("g"), maybe_group),
     st.builds(lambda g: {"tag": "group.updated", "group_id": g[0], "path": g[1]}, _path("g")),
+    # GitLab's subgroup hooks carry the full path
+    st.builds(lambda g: {"tag": "group.updated", "group_id": g, "path": f"g1/g{g}"}, small),
     _event("group.deleted", group_id=small),
     st.builds(lambda p, g, branch: {"tag": "project.created", "project_id": p[0], "name": p[1],
                                     "path": p[1], "group_id": g, "default_branch": branch},

@@ -144,10 +144,15 @@ class Model:
                     and props.get("parent_id") is None and props["path"].lower() == segments[0].lower()
                     and self._full_path(key, props) is None):
                 node = key
-        for segment in segments[1:]:
-            if node is None or type_of(node) != "Group":
-                return None
-            node = self._child(source, int(node.split(":")[2]), segment, ("Group", "Project"))
+        for i in range(1, len(segments)):
+            child = None
+            if node is not None and type_of(node) == "Group":
+                child = self._child(source, int(node.split(":")[2]), segments[i], ("Group", "Project"))
+            if child is None and i < len(segments) - 1:
+                prefix = "/".join(segments[: i + 1]).lower()
+                child = next((k for k, props in self.nodes.items() if source_of(k) == source
+                              and self._full_path(k, props) == prefix), None)
+            node = child
         return node if node is not None and type_of(node) == wanted else None
 
     def issue(self, source, project_id, iid):

@@ -438,8 +438,11 @@ class Segment:
             return node
         segments = path.split("/")
         node = self.lookup(root_lookup(source, segments[0]))
-        for segment in segments[1:]:
-            if node is None or node[0] != _GROUP_CODE:
-                return None
-            node = self.lookup(child_lookup(node, segment))
+        for i in range(1, len(segments)):
+            child = None
+            if node is not None and node[0] == _GROUP_CODE:
+                child = self.lookup(child_lookup(node, segments[i]))
+            if child is None and i < len(segments) - 1:  # a subgroup known by its full path
+                child = self.lookup(path_lookup(source, "/".join(segments[: i + 1])))
+            node = child
         return node if node is not None and node[0] == code else None
