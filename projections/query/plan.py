@@ -25,6 +25,7 @@ from .schema import (
     DEFAULT_BUDGET_MS,
     DEFAULT_BUDGET_NODES,
     MAX_HOPS,
+    MAX_NESTING,
     AggregateQuery,
     EdgeCondition,
     EdgeRef,
@@ -341,7 +342,10 @@ def _pairs(edges: str | list[str], direction: str) -> tuple[tuple[int, str], ...
 # -- selectors -----------------------------------------------------------------
 
 
-def _match(sel: Selector, path: str) -> Match:
+def _match(sel: Selector, path: str, depth: int = 1) -> Match:
+    if depth > MAX_NESTING:
+        raise InvalidQuery(path, f"selectors nest at most {MAX_NESTING} deep (`any`, `with`/`without`"
+                           " with a `node`) - split the question into queries")
     if sel.type is None and sel.where is None and sel.with_ is None and sel.without is None \
             and sel.any is None:  # the common {"id": ...}: a query's start
         return Match(path, ref=sel.id, source=sel.source)
@@ -356,14 +360,15 @@ def _match(sel: Selector, path: str) -> Match:
         preds += _preds(prop, kind, condition, at)
     return Match(
         path=path, ref=sel.id, types=types, source=sel.source, preds=tuple(preds),
-        with_=tuple(_edge_match(c, f"{path}.with[{i}]") for i, c in enumerate(sel.with_ or ())),
-        without=tuple(_edge_match(c, f"{path}.without[{i}]") for i, c in enumerate(sel.without or ())),
-        any=tuple(_match(s, f"{path}.any[{i}]") for i, s in enumerate(sel.any or ())),
+        with_=tuple(_edge_match(c, f"{path}.with[{i}]", depth) for i, c in enumerate(sel.with_ or ())),
+        without=tuple(_edge_match(c, f"{path}.without[{i}]", depth)
+                      for i, c in enumerate(sel.without or ())),
+        any=tuple(_match(s, f"{path}.any[{i}]", depth + 1) for i, s in enumerate(sel.any or ())),
     )
 
 
-def _edge_match(cond: EdgeCondition, path: str) -> EdgeMatch:
-    node = _match(cond.node, f"{path}.node") if cond.node is not None else None
+def _edge_match(cond: EdgeCondition, path: str, depth: int) -> EdgeMatch:
+    node = _match(cond.node, f"{path}.node", depth + 1) if cond.node is not None else None
     return EdgeMatch(_pairs(cond.edge, cond.direction), node)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_BUDGET_NODES",
     "MAX_HOPS",
     "MAX_LIMIT",
+    "MAX_NESTING",
     "MAX_PATH_DEPTH",
     "AggregateQuery",
     "Budget",
@@ -54,6 +55,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 #: hops a traversal may walk in all its steps together
 MAX_HOPS = 3
+#: selectors inside selectors (``any``, an edge condition's ``node``), counting the outermost
+MAX_NESTING = 4
 MAX_PATH_DEPTH = 6
 DEFAULT_BUDGET_NODES = 100_000
 MAX_BUDGET_NODES = 1_000_000
@@ -273,6 +276,9 @@ def parse(document: bytes | str | dict | Any) -> Query:
         raise _invalid(str(e)) from None
     except msgspec.DecodeError as e:
         raise InvalidQuery("$", f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidQuery("$", f"the document nests too deep - selectors nest at most "
+                           f"{MAX_NESTING} deep") from None
 
 
 _KEY_AT = re.compile(r"^(.*) - at `key` in `(\$[^`]*)`$", re.DOTALL)

@@ -123,6 +123,20 @@ def test_the_planner_names_the_json_path_of_what_cannot_be(document, path, words
     _fails_at(document, path, words)
 
 
+def test_deep_nesting_is_refused_not_a_crash():
+    """Selectors nested past the bound are refused with a path; past the decoder's recursion,
+    at `$`."""
+    sel: dict = {"type": "Issue"}
+    for _ in range(5):
+        sel = {"type": "Issue", "with": [{"edge": "BLOCKS", "node": sel}]}
+    _fails_at({"type": "nodes", "select": sel}, "$.select.with[0].node.with[0].node.with[0].node.with[0].node",
+              "nest at most 4 deep")
+    deep = b'{"type":"nodes","select":' + b'{"any":[' * 5000 + b'{"type":"Issue"}' + b"]}" * 5000 + b"}"
+    with pytest.raises(InvalidQuery) as caught:
+        parse(deep)
+    assert caught.value.path == "$" and "nests too deep" in caught.value.reason
+
+
 def test_not_json_and_not_an_object():
     """Text that is not JSON, and JSON that is not an object, are refused at `$`."""
     for raw in (b"{nope", b"[1, 2]", "42"):
