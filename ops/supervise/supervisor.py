@@ -223,6 +223,7 @@ class Supervisor:
         code = child.proc.returncode
         info = child.info
         ran_secs = time.time() - (info.since or time.time())
+        _signal_group(child.proc.pid, signal.SIGTERM)  # what it started dies with it, as under systemd
         child.proc, info.pid, child.kill_at = None, None, None
         info.last_exit, info.last_exit_at = code, time.time()
         if child.restart_requested:

@@ -192,3 +192,23 @@ def test_output_is_coloured_on_a_terminal_only(tmp_path):
         assert ("\x1b[36m" in output.getvalue()) is coloured
         plain = re.sub(r"\x1b\[[0-9;]*m", "", output.getvalue())
         assert re.fullmatch(r"\d\d:\d\d:\d\d a +\| hello\n", plain), plain
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" in f.read()  # a zombie waiting for init is gone too
+    except FileNotFoundError:
+        return True
+
+
+def test_what_an_exited_process_started_is_stopped_before_it_restarts(tmp_path):
+    """A child left behind by a process that exited gets SIGTERM with its process group."""
+    orphaning = (f"{PY} -c \"import subprocess, sys, time; p = subprocess.Popen(['sleep', '600']);"
+                 f" print('child', p.pid, flush=True); time.sleep(0.3); sys.exit(3)\"")
+    fleet_ = Running({"orphaning": orphaning}, tmp_path, backoff_base_secs=5)
+    try:
+        text = wait(lambda: re.search(r"\| child (\d+)", fleet_.out.getvalue()), "no child started")
+        wait(lambda: _gone(int(text.group(1))), "the orphaned child still runs")
+    finally:
+        fleet_.stop()
