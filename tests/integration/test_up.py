@@ -141,6 +141,19 @@ def test_a_killed_process_comes_back_and_the_others_keep_running(fleet):
         assert f"restarted {restarts + 1}x by fleet up, last exit -9" in line["detail"]
         assert line["data"]["supervisor"]["restarts"] == restarts + 1
     assert fleet.pids() == after  # nobody else was restarted along the way
+    assert _restarts_in_metrics(fleet) == {"api": 1, "worker": 1, "ingest": 1, "nats": 1}
+
+
+def _restarts_in_metrics(fleet: Fleet) -> dict[str, float]:
+    """`fleet_process_restarts_total` by process, from the api's live /metrics."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urlopen(f"http://127.0.0.1:{fleet.env['FLEET_API_PORT']}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "fleet_process_restarts")
+    return {s.labels["process"]: s.value for s in family.samples if s.name == "fleet_process_restarts_total"}
 
 
 def test_fleet_restart_restarts_the_worker_alone(fleet):
