@@ -11,13 +11,15 @@ from nats.js.errors import APIError, NoStreamResponseError
 from events.codec import encode_event
 from ops.health import gather
 from ops.settings import load_settings
-from ops.wiring import ingest_config, log_writer, open_log, sdlc_stream
+from ops.wiring import ingest_config, log_writer, open_log, replica_config, sdlc_stream, ship_config
 from tests.support.cluster import Cluster
 from tests.support.issues import make_issue
 from tests.support.wait import wait_until
 from workers.ingest.consumer import IngestWorker
 from workers.natsio.client import connect
 from workers.natsio.streams import ensure_stream
+from workers.shipper.replica import LogReplica
+from workers.shipper.shipper import LogShipper
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +32,8 @@ def cluster(tmp_path_factory):
     c.stop()
 
 
-def _settings(cluster, tmp_path, **extra):
-    return load_settings({}, data_dir=tmp_path / "data", nats_url=cluster.url, embedded_nats=False,
+def _settings(cluster, tmp_path, name="data", **extra):
+    return load_settings({}, data_dir=tmp_path / name, nats_url=cluster.url, embedded_nats=False,
                          stream_replicas=3, stream="SDLC", subject_prefix="sdlc",
                          heartbeat_interval_secs=1, heartbeat_stale_secs=3, **extra)
 
@@ -58,9 +60,11 @@ async def _ready_stream(js, spec) -> None:
 
 
 def test_kill_one_server_under_load_every_event_logged_once(cluster, tmp_path):
-    """kill -9 one of three servers while events are published and ingested, then restart it:
-    every event is logged exactly once, the chain verifies, and health names the lost server."""
+    """kill -9 one of three servers while events are published, ingested, shipped and replicated,
+    then restart it: every event is logged exactly once, the chain verifies, the replica's log is
+    the primary's, and health names the lost server."""
     settings = _settings(cluster, tmp_path)
+    replica = _settings(cluster, tmp_path, name="replica")
     total = 1500
     events = [make_issue(i) for i in range(total)]
 
@@ -75,6 +79,12 @@ def test_kill_one_server_under_load_every_event_logged_once(cluster, tmp_path):
         stop = asyncio.Event()
         worker = IngestWorker(ingest_nc, writer, ingest_config(settings))
         ingesting = asyncio.create_task(worker.run(stop))
+        shipper = LogShipper(ingest_nc, settings.log_path, ship_config(settings))
+        await shipper.setup()
+        shipping = asyncio.create_task(shipper.run(stop))
+        replica_nc = await connect(settings.nats_url, name="test-replica")
+        follower = LogReplica(replica_nc, replica.log_path, replica_config(replica))
+        following = asyncio.create_task(follower.run(stop))
         published = 0
 
         async def produce(upto: int):
@@ -105,7 +115,7 @@ def test_kill_one_server_under_load_every_event_logged_once(cluster, tmp_path):
 
         def logged():
             with open_log(settings, readonly=True) as event_log:
-                return event_log.head >= total
+                return event_log.head >= total and follower.stats.position >= total
         await wait_until(logged, timeout_secs=60, interval_secs=0.2, message="not every event logged")
 
         async def healthy_again():
@@ -115,8 +125,11 @@ def test_kill_one_server_under_load_every_event_logged_once(cluster, tmp_path):
                          message="health still names a server after its restart")
         stop.set()
         await ingesting
+        await shipping
+        await following
         writer.close()
         await ingest_nc.drain()
+        await replica_nc.drain()
         await nc.drain()
 
     asyncio.run(main())
@@ -126,6 +139,8 @@ def test_kill_one_server_under_load_every_event_logged_once(cluster, tmp_path):
     assert sorted(ids) == sorted(e.event_id for e in events)
     assert len(ids) == len(set(ids)) == total
     assert report.problems == ()
+    with open_log(replica, readonly=True) as copy, open_log(settings, readonly=True) as original:
+        assert [r for b in copy.rows() for r in b] == [r for b in original.rows() for r in b]
 
 
 def test_every_fleet_stream_and_bucket_is_replicated(cluster, tmp_path):
