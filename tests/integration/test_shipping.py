@@ -177,3 +177,29 @@ def test_shipper_killed_mid_batch_resumes_without_skipping(ship_settings):
     messages = asyncio.run(read())
     assert [seq for seq, _, _ in messages] == list(range(1, total + 1))
     assert [shipped.row() for _, _, shipped in messages] == log_rows(s)
+
+
+def test_a_replica_and_an_ingest_never_write_one_log_together(ship_settings):
+    """The replica takes the ingest writer's lock: whichever comes second is refused, saying why."""
+    from events.errors import LogBusy
+    from ops.wiring import log_writer, replica_config
+    from workers.shipper.replica import LogReplica
+
+    s = ship_settings.with_overrides(ingest_writer="thread")
+
+    async def main():
+        nc = await connect(s.nats_url, name="test")
+        replica = LogReplica(nc, s.log_path, replica_config(s))
+        await replica.setup()
+        with pytest.raises(LogBusy, match="run one ingest worker per log"):
+            log_writer(s)
+        stop = asyncio.Event()
+        stop.set()
+        await replica.run(stop)  # releases the lock
+        writer = log_writer(s)
+        with pytest.raises(LogBusy, match="`fleet ingest` and `fleet replica` do not run on one data"):
+            await LogReplica(nc, s.log_path, replica_config(s)).setup()
+        writer.close()
+        await nc.drain()
+
+    asyncio.run(main())
