@@ -332,6 +332,7 @@ class _Run:
         positions: list[tuple[int, bytes]] = []
         more = False
         want = p.limit + 1
+        examined: tuple[int, bytes] | None = None  # a filtered walk's last edge read, not kept
         try:
             cursor = self.snap.cursor
             for i, (code, d, db) in enumerate(self.snap.plan(p.direction, p.codes)[key[0]]):
@@ -365,13 +366,17 @@ class _Run:
                             positions.append((i, o))
                             if len(items) >= want:
                                 break
+                        examined = (i, o)
                 if len(items) >= want:
                     more = True
                     break
         except BudgetHit:
             more = True
-        items = items[: p.limit]
-        last = positions[len(items) - 1] if items else None
+        if len(items) > p.limit or examined is None:
+            items = items[: p.limit]
+            last = positions[len(items) - 1] if items else None
+        else:  # the budget stopped a filtered walk: go on after the last edge it read
+            last = examined
         next_cursor = (cursors.encode(p.fingerprint, [last[0], last[1].hex()])
                        if more and last is not None else None)
         return {"type": "neighbors", "items": items, "truncated": more, "cursor": next_cursor}

@@ -205,6 +205,18 @@ def test_node_budget_stops_a_scan_and_its_cursor_goes_on(sim, ids):
     assert len(answers) >= len(ids["Comment"]) // 200
 
 
+def test_a_filtered_neighbors_walk_resumes_where_its_budget_stopped(sim):
+    """Neighbors filtered by a selector, on a budget smaller than the node's edges: each page
+    stops at the budget and its cursor goes on after the last edge read; together the pages
+    are the unbounded answer, each item once."""
+    doc = {"type": "neighbors", "from": {"id": "project:simulate:2"}, "direction": "in",
+           "select": {"type": "Issue", "where": {"state": "closed"}}, "budget": {"max_nodes": 40}}
+    expected = run_query(sim, {**doc, "limit": 1000, "budget": {"max_nodes": 100_000}})["items"]
+    items, answers = _pages(sim, doc, 1000)
+    assert items == expected and len(answers) > 2
+    assert all(a["budget"]["exhausted"] == "nodes" for a in answers[:-1])
+
+
 def test_node_budget_stops_a_traversal(sim):
     """A traversal past its node budget stops, says `nodes`, and holds no more than it visited."""
     answer = run_query(sim, {"type": "traversal", "from": {"id": "project:simulate:2"},
