@@ -18,8 +18,8 @@ from typing import Any
 
 from events.errors import ConfigError, FleetError
 
-__all__ = ["DEFAULT_GRACE_SECS", "REQUESTS_DIR", "STATE_FILE", "ChildState", "SupervisorError", "read_state",
-           "request_restart", "state_dir", "take_requests", "write_json"]
+__all__ = ["DEFAULT_GRACE_SECS", "REQUESTS_DIR", "STATE_FILE", "ChildState", "SupervisorError", "process_start",
+           "read_state", "request_restart", "state_dir", "take_requests", "write_json"]
 
 #: how long a stopping process may take before SIGKILL (``fleet up --grace-secs``)
 DEFAULT_GRACE_SECS = 30.0
@@ -59,14 +59,23 @@ def write_json(path: Path, value: Any) -> None:
     os.replace(aside, path)
 
 
-def _alive(pid: int) -> bool:
+def process_start(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc): tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return started is None or process_start(pid) in (None, started)
 
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:
@@ -84,7 +93,8 @@ def read_state(data_dir: Path) -> dict[str, Any] | None:
     except ValueError:
         return None
     supervisor = state.setdefault("supervisor", {})
-    if supervisor.get("running") and not _alive(int(supervisor.get("pid") or 0) or -1):
+    if supervisor.get("running") and not _alive(int(supervisor.get("pid") or 0) or -1,
+                                                supervisor.get("pid_started")):
         supervisor["running"] = False  # it died without writing its last state
     return state
 

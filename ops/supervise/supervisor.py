@@ -30,6 +30,7 @@ from .state import (
     REQUESTS_DIR,
     STATE_FILE,
     ChildState,
+    process_start,
     read_state,
     state_dir,
     take_requests,
@@ -327,7 +328,8 @@ class Supervisor:
 
     def _write_state(self, *, running: bool = True) -> None:
         state = {
-            "supervisor": {"pid": os.getpid(), "running": running, "started_at": self._started_at,
+            "supervisor": {"pid": os.getpid(), "pid_started": process_start(os.getpid()),
+                           "running": running, "started_at": self._started_at,
                            "updated_at": time.time(), "grace_secs": self.grace_secs},
             "processes": {n: asdict(c.info) for n, c in self._children.items()},
         }

@@ -212,3 +212,16 @@ def test_what_an_exited_process_started_is_stopped_before_it_restarts(tmp_path):
         wait(lambda: _gone(int(text.group(1))), "the orphaned child still runs")
     finally:
         fleet_.stop()
+
+
+def test_a_reused_pid_is_not_taken_for_the_supervisor(tmp_path):
+    """State left by a supervisor that died, whose pid now belongs to another process, is not running."""
+    (tmp_path / "supervisor").mkdir()
+    state = {"supervisor": {"pid": os.getpid(), "pid_started": "1", "running": True}, "processes": {}}
+    (tmp_path / "supervisor" / "state.json").write_text(json.dumps(state))
+    assert read_state(tmp_path)["supervisor"]["running"] is False
+    from ops.supervise.state import process_start
+
+    state["supervisor"]["pid_started"] = process_start(os.getpid())
+    (tmp_path / "supervisor" / "state.json").write_text(json.dumps(state))
+    assert read_state(tmp_path)["supervisor"]["running"] is True
