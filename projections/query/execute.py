@@ -13,6 +13,7 @@ import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from itertools import islice, product
 from typing import Any
 
@@ -39,6 +40,7 @@ from .plan import (
     PathPlan,
     Plan,
     Pred,
+    RelativeTime,
     Source,
     TraversalPlan,
     plan,
@@ -51,6 +53,11 @@ _EDGE_NAME = {e.code: e.name for e in EDGE_TYPES}
 _PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
 _TYPE_NAME = {t.code: t.name for t in NODE_TYPES}
 _CHECK_CLOCK_EVERY = 64
+
+
+def wall_clock() -> datetime:
+    """Now, in UTC (relative times count from it)."""
+    return datetime.now(UTC)
 
 
 class BudgetHit(Exception):
@@ -128,6 +135,8 @@ class _Run:
         self.snap = snap
         self.work = work
         self._refs: dict[str, bytes] = {}
+        #: what relative times (``now-P7D``, ``this_month``) count from, one instant per query
+        self.now = wall_clock()
 
     # -- ids ---------------------------------------------------------------
 
@@ -160,6 +169,8 @@ class _Run:
             if key_type(key).id_kind != "int":
                 raise InvalidQuery(value.path, f"{value.ref!r} has no numeric id")
             return key_int(key)
+        if isinstance(value, RelativeTime):
+            return value.at(self.now)
         if isinstance(value, tuple):
             return tuple(self.value(v) for v in value)
         return value

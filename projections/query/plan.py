@@ -12,8 +12,9 @@ as much to build, which a neighbors query through the language would feel).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -55,6 +56,7 @@ __all__ = [
     "PathPlan",
     "Plan",
     "Pred",
+    "RelativeTime",
     "Source",
     "StepPlan",
     "TraversalPlan",
@@ -436,8 +438,48 @@ def _value(raw: Any, kind: str, path: str) -> Any:
     return raw
 
 
-def parse_time(text: str, path: str) -> datetime:
-    """An ISO 8601 time (a date alone is its midnight); naive times are UTC."""
+@dataclass(frozen=True)
+class RelativeTime:
+    """A time relative to when the query runs: the start of ``anchor`` (``now``, ``today``,
+    ``this_week``, ``this_month``, ``this_year``, in UTC) moved by ``offset``."""
+
+    anchor: str
+    offset: timedelta = timedelta(0)
+
+    def at(self, now: datetime) -> datetime:
+        """The time this stands for when the query runs at ``now`` (UTC)."""
+        if self.anchor == "now":
+            start = now
+        else:
+            start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            if self.anchor == "this_week":
+                start -= timedelta(days=start.weekday())
+            elif self.anchor == "this_month":
+                start = start.replace(day=1)
+            elif self.anchor == "this_year":
+                start = start.replace(month=1, day=1)
+        return start + self.offset
+
+
+_ANCHORS = ("now", "today", "this_week", "this_month", "this_year")
+_RELATIVE = re.compile(r"^(now|today|this_week|this_month|this_year)(?:([+-])P(?:(\d{1,5})W)?"
+                       r"(?:(\d{1,5})D)?(?:T(?:(\d{1,6})H)?(?:(\d{1,8})M)?(?:(\d{1,9})S)?)?)?$")
+
+
+def parse_time(text: str, path: str) -> datetime | RelativeTime:
+    """An ISO 8601 time (a date alone is its midnight; naive times are UTC), or a time relative
+    to the query's run: ``now``, ``today``, ``this_week`` (Monday), ``this_month``,
+    ``this_year``, each optionally moved by an ISO 8601 duration of weeks, days, hours, minutes
+    and seconds (``now-P7D``, ``this_month-P1D``, ``today+PT9H``)."""
+    if text.startswith(_ANCHORS):
+        found = _RELATIVE.match(text)
+        if found is None or text.endswith(("P", "T")):
+            raise InvalidQuery(path, f"{text[:60]!r} is not a relative time - e.g. now-P7D, "
+                               "this_month, today-PT6H (weeks, days, hours, minutes, seconds)")
+        anchor, sign, *parts = found.groups()
+        weeks, days, hours, minutes, seconds = (int(x or 0) for x in parts)
+        offset = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+        return RelativeTime(anchor, -offset if sign == "-" else offset)
     try:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)

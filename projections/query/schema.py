@@ -96,7 +96,9 @@ class NodeValue(msgspec.Struct, forbid_unknown_fields=True):
 
 Value = str | int | float | bool | None | NodeValue
 Bound = Annotated[int | float | str, Meta(description=(
-    "A number, or a time as ISO 8601 (2026-01-31T00:00:00Z or 2026-01-31) for a time property"))]
+    "A number, or for a time property a time as ISO 8601 (2026-01-31T00:00:00Z or 2026-01-31) or "
+    "relative to now: now, today, this_week, this_month, this_year, optionally moved by an ISO "
+    "8601 duration (now-P7D, this_month-P1D, today+PT9H)"))]
 
 
 class Ops(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

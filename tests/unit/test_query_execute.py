@@ -242,6 +242,19 @@ def test_time_budget_stops_a_query(sim, monkeypatch):
     assert answer["budget"]["nodes_visited"] < 5000
 
 
+def test_relative_times_count_from_the_querys_clock(sim, monkeypatch):
+    """`this_month` on 2026-01-20 is January: the same comments as the fixed date finds; a
+    month later, none of January's."""
+    doc = {"type": "nodes", "select": {"type": "Comment", "where": {"created_at": {"gte": "this_month"}}},
+           "limit": 1000}
+    fixed = run_query(sim, {**doc, "select": {"type": "Comment", "where": {
+        "created_at": {"gte": "2026-01-01"}}}})["items"]
+    monkeypatch.setattr(execute_module, "wall_clock", lambda: datetime(2026, 1, 20, 9, tzinfo=UTC))
+    assert run_query(sim, doc)["items"] == fixed and fixed
+    monkeypatch.setattr(execute_module, "wall_clock", lambda: datetime(2026, 2, 20, 9, tzinfo=UTC))
+    assert run_query(sim, doc)["items"] == []
+
+
 def test_errors_name_the_json_path(small):
     """An unknown node is UnknownNode naming where it was given; a node of the wrong type is a
     bad query at that path."""

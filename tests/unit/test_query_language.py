@@ -174,6 +174,27 @@ def test_times_are_parsed_and_dates_are_midnight_utc():
     assert values["ne"].utcoffset().total_seconds() == 7200
 
 
+def test_relative_times_are_kept_for_the_executor():
+    """`now-P7D`, `this_month` and the like plan to relative times (the planner has no clock);
+    a malformed one is refused with its path."""
+    from datetime import timedelta
+
+    from projections.query.plan import RelativeTime
+
+    preds = plan(parse({"type": "nodes", "select": {"type": "Issue", "where": {"created_at": {
+        "gte": "this_month", "lt": "now-P1W2DT3H", "gt": "today+PT30M"}}}})).source.match.preds
+    values = {p.op: p.value for p in preds}
+    assert values["gte"] == RelativeTime("this_month")
+    assert values["lt"] == RelativeTime("now", -timedelta(days=9, hours=3))
+    assert values["gt"] == RelativeTime("today", timedelta(minutes=30))
+    now = datetime(2026, 3, 18, 15, 4, 5, tzinfo=UTC)  # a Wednesday
+    assert RelativeTime("this_week").at(now) == datetime(2026, 3, 16, tzinfo=UTC)
+    assert RelativeTime("this_year", -timedelta(days=1)).at(now) == datetime(2025, 12, 31, tzinfo=UTC)
+    for bad in ("now-7D", "this_month-P", "now-P1M", "nowish"):
+        _fails_at({"type": "nodes", "select": {"type": "Issue", "where": {"created_at": {"gt": bad}}}},
+                  "$.select.where.created_at.gt", "not a" if bad == "nowish" else "not a relative time")
+
+
 def test_cursor_belongs_to_its_query():
     """A cursor carries its query's fingerprint: another query's cursor, or garbage, is refused
     at `$.cursor`; page size and budget may change between pages."""
