@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 
 import click
 
@@ -54,8 +55,10 @@ def replica_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> 
 
     async def main(stop: asyncio.Event):
         _, nc = await Startup(settings, stop).nats("fleet-replica", streams=[log_stream(settings)])
+        # Nobody publishes a replica's change records (the writer host's worker feeds GRAPH):
+        # its outbox is pruned as it is written.
         projector = Projector(settings.log_path, settings.projections_dir,
-                              projector_config(settings, auto_rebuild=True))
+                              replace(projector_config(settings, auto_rebuild=True), unpublished=True))
         replica = LogReplica(nc, settings.log_path, replica_config(settings),
                              on_append=lambda _: projector.notify())
 

@@ -18,7 +18,7 @@ from events.shipped import decode_row, encode_row
 from ops.embedded import free_port
 from ops.wiring import log_subject, ship_config
 from projections.model.ontology import VERSION
-from projections.store.graph import GraphStore
+from projections.store.graph import OUTBOX_PRUNED, OUTBOX_SEQ, GraphStore
 from projections.versions.digest import digest
 from tests.support.cli import fleet_cmd, settings_env
 from tests.support.projection import simulated_log
@@ -71,6 +71,12 @@ def graph_digest(s) -> tuple[int, str]:
     return d.position, d.hexdigest
 
 
+def outbox(s) -> tuple[int, int]:
+    """The replica projection's outbox: records written, records pruned."""
+    with GraphStore(s.projections_dir / "graph" / f"v{VERSION}") as store:
+        return store.meta_ints(OUTBOX_SEQ, OUTBOX_PRUNED)
+
+
 def project_primary(s) -> None:
     result = run(s, "project", "--until-caught-up", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -98,6 +104,8 @@ def test_a_replica_has_the_primarys_head_hash_and_projection_digest(pair):
     assert summary["projection_position"] == 3000
     assert verify(replica) == verify(primary)  # same head, same head hash, no problems
     assert graph_digest(replica) == graph_digest(primary)
+    # Nobody publishes a replica's change records: its outbox is pruned as it goes (5,000 a step).
+    assert 0 < outbox(replica)[1] <= outbox(replica)[0]
 
 
 def test_a_replica_killed_mid_stream_resumes_exactly(pair):
@@ -197,6 +205,9 @@ def test_replica_lag_shows_in_health_readyz_and_metrics(pair):
             interval_secs=0.5, message="no fleet_replica_lag on /metrics"))
         assert status == 200
         assert get("/graph/counts")[0] == 200  # the replica's projection answers queries
+        # A running replica prunes its whole outbox: nobody publishes its change records.
+        asyncio.run(wait_until(lambda: outbox(replica)[1] == outbox(replica)[0] > 0, timeout_secs=30,
+                               message=lambda: f"outbox (written, pruned): {outbox(replica)}"))
     finally:
         for process in processes:
             process.terminate()

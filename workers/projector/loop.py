@@ -78,6 +78,8 @@ class ProjectorConfig:
     auto_rebuild: bool = True  # build a needed version in a thread of its own (without request_rebuild)
     outbox_prune_secs: float = 0.5
     outbox_prune_max: int = 5_000  # records deleted per transaction: a few ms, then the next batch
+    #: no change publisher reads this projection's outbox (a query replica's): prune every record
+    unpublished: bool = False
     #: the fold engine's memory budget for a rebuild's in-memory state
     rebuild_budget_bytes: int = DEFAULT_BUDGET_BYTES
     #: a version change with more differences tells subscribers to resync instead (None: no bound)
@@ -307,10 +309,11 @@ class Projector:
         now = time.monotonic()
         if now < self._prune_at or self._store is None:
             return
-        watermark = prunable(self._store.path)
+        watermark = (1 << 62) if self.config.unpublished else prunable(self._store.path)
         if watermark <= self._pruned_upto:
             self._prune_at = now + self.config.outbox_prune_secs
             return
+        before = self._pruned_upto
         with tracer.start_as_current_span("projector.outbox.prune") as span:
             floor = prune_outbox(self._store, upto=watermark, limit=self.config.outbox_prune_max)
             span.set_attribute("changes.outbox.pruned_upto", floor)
@@ -319,7 +322,7 @@ class Projector:
             self.stats.pruned += floor - self._pruned_upto
         self._pruned_upto = floor
         # More than one transaction's worth waiting: go on at the next step.
-        if floor >= watermark:
+        if floor >= watermark or (self.config.unpublished and floor - before < self.config.outbox_prune_max):
             self._prune_at = now + self.config.outbox_prune_secs
 
     # -- versions --------------------------------------------------------------
