@@ -609,7 +609,7 @@ def _plain(value: Any) -> Any:
 def _sort_key(order: Order, key: bytes, props: dict | None, depth: int) -> list:
     """``[missing, rank, value, key hex]``: JSON-safe, the cursor of the item."""
     if order.by == "id":
-        return [0, 0, 0, key.hex()]
+        return [0, 1, key.hex(), key.hex()]
     value = depth if order.by == "depth" else (props or {}).get(order.by)
     if value is None:
         return [1, 0, 0, key.hex()]

@@ -152,6 +152,7 @@ PAGED = [
     {"type": "nodes", "select": {"type": "Issue", "where": {"state": "opened"}}},
     {"type": "nodes", "select": {"type": "MergeRequest"}, "order_by": {"by": "created_at", "desc": True}},
     {"type": "nodes", "select": {"type": "Issue"}, "order_by": {"by": "closed_at"}},
+    {"type": "nodes", "select": {"type": "Label"}, "order_by": {"by": "id", "desc": True}},
     {"type": "neighbors", "from": {"id": "project:simulate:2"}, "direction": "both"},
     {"type": "neighbors", "from": {"id": "project:simulate:2"}, "direction": "in",
      "select": {"type": "Issue", "where": {"state": "closed"}}},
@@ -180,6 +181,14 @@ def test_paging_yields_each_item_once(sim, document, limit):
     assert [_identity(i) for i in items] == [_identity(i) for i in everything["items"]]
     assert len({_identity(i) for i in items}) == len(items) > 0
     assert all(len(a["items"]) <= limit for a in answers)
+
+
+def test_order_by_id_descending_reverses_key_order(sim, ids):
+    """`order_by: id` follows node key order, `desc` reverses it."""
+    doc = {"type": "nodes", "select": {"type": "Label"}, "limit": 1000}
+    ascending = [i["id"] for i in run_query(sim, {**doc, "order_by": {"by": "id"}})["items"]]
+    descending = [i["id"] for i in run_query(sim, {**doc, "order_by": {"by": "id", "desc": True}})["items"]]
+    assert ascending == ids["Label"] and descending == ascending[::-1]
 
 
 def test_an_empty_page_has_no_cursor(small):
