@@ -98,8 +98,9 @@ class FleetCollector(Collector):
         self.report = report
 
     def collect(self) -> Iterator[Metric]:
-        yield from _process_families(self.report.metrics)
-        yield from _health_families(self.report)
+        health = list(_health_families(self.report))
+        yield from _process_families(self.report.metrics, taken={f.name for f in health})
+        yield from health
 
 
 def render(report: HealthReport) -> bytes:
@@ -109,12 +110,18 @@ def render(report: HealthReport) -> bytes:
     return generate_latest(registry)
 
 
-def _process_families(by_process: dict[str, list[MetricFamily]]) -> Iterator[Metric]:
-    """One family per metric name, its samples from every process together."""
+def _process_families(by_process: dict[str, list[MetricFamily]], *, taken: set[str]
+                      ) -> Iterator[Metric]:
+    """One family per metric name, its samples from every process together (names in ``taken``,
+    the health gauges', are left out)."""
     merged: dict[str, tuple[MetricFamily, str, float, list[tuple[str, MetricFamily]]]] = {}
     for process in sorted(by_process):
         for family in by_process[process]:
             name, unit, factor = prometheus_name(family.name, family.unit, family.kind)
+            if name in taken:
+                log.warning("metric skipped: a fleet health gauge has its name",
+                            extra={"metric": name, "from_process": process})
+                continue
             first = merged.setdefault(name, (family, unit, factor, []))
             if (first[0].kind, first[0].unit) != (family.kind, family.unit):
                 # Two releases disagree on an instrument: keep the first and say so.

@@ -108,11 +108,15 @@ def test_health_gauges_carry_help_type_and_the_catch_up_figures():
 
 
 def test_a_kind_that_differs_between_processes_keeps_the_first_and_one_family():
-    """Two releases that disagree on an instrument's kind do not split or break the exposition."""
+    """Two releases that disagree on an instrument's kind do not split or break the exposition;
+    nor does an instrument named like a health gauge."""
     report = _report(a=[MetricFamily(name="fleet.x", kind="counter", points=[MetricPoint(value=1)])],
                      b=[MetricFamily(name="fleet.x", kind="gauge", points=[MetricPoint(value=2)])])
     family = _families(render(report).decode())["fleet_x"]
     assert family.type == "counter" and [s.labels["process"] for s in family.samples] == ["a"]
+    # an instrument named like a health gauge does not make the name come twice
+    report = _report(a=[MetricFamily(name="fleet.log.head", kind="gauge", points=[MetricPoint(value=9)])])
+    assert [s.value for s in _families(render(report).decode())["fleet_log_head"].samples] == [5100]
 
 
 @pytest.mark.parametrize(("name", "unit", "kind", "want"), [
