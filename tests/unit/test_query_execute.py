@@ -396,3 +396,79 @@ def test_example_who_touched_the_blockers(sim):
             users.update(_others(sim, comment, "AUTHORED", "in"))
     answer = _example(sim, "who-touched-blockers")
     assert {i["id"] for i in answer["items"]} == users and users
+
+
+# -- anything in, a clear answer or a clear error out ------------------------------------
+
+_WORDS = ["type", "id", "select", "from", "to", "steps", "edges", "edge", "direction", "where", "with",
+          "without", "any", "node", "depth", "return", "order_by", "by", "desc", "limit", "cursor",
+          "budget", "max_nodes", "max_ms", "group_by", "property", "node_type", "eq", "in", "gt", "lt",
+          "gte", "contains", "starts_with", "exists", "state", "title", "created_at", "project_id", "iid",
+          "nodes", "neighbors", "traversal", "path", "aggregate", "Issue", "User", "Project", "BLOCKS",
+          "CLOSES", "AUTHORED", "in", "out", "both", "all", "last", "opened", "issue:gitlab:100",
+          "gitlab:platform/api", "user:gitlab:1", "now-P1D", "2026-01-01", "count", "key"]
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 2000), st.sampled_from(_WORDS),
+                     st.text(max_size=8))
+_json = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(_WORDS), inner, max_size=4)), max_leaves=25)
+_documents = st.fixed_dictionaries(
+    {"type": st.sampled_from(["nodes", "neighbors", "traversal", "path", "aggregate"])},
+    optional={k: _json for k in ("select", "from", "to", "steps", "edges", "direction", "group_by",
+                                 "order_by", "limit", "return", "budget", "with_props")})
+
+
+_props = st.sampled_from(["state", "title", "created_at", "project_id", "iid", "name", "username", "colour"])
+_values = st.one_of(_scalars, st.sampled_from(["2026-01-01", "this_month", "now-P1D", "o"]),
+                    st.fixed_dictionaries({"node": st.sampled_from(["gitlab:platform/api", "x:y"])}))
+_conditions = st.one_of(_values, st.dictionaries(
+    st.sampled_from(["eq", "ne", "in", "contains", "starts_with", "gt", "gte", "lt", "lte", "exists"]),
+    st.one_of(_values, st.lists(_values, min_size=1, max_size=3)), min_size=1, max_size=2))
+_refs = st.sampled_from(["issue:gitlab:100", "issue:gitlab:102", "gitlab:platform/api", "user:gitlab:2",
+                         "label:gitlab:1", "issue:gitlab:1", "nonsense"])
+_types = st.sampled_from(["Issue", "User", "Project", "Label", "MergeRequest", "Comment"])
+_edge_names = st.sampled_from(["BLOCKS", "CLOSES", "AUTHORED", "HAS_LABEL", "IN_PROJECT", "ASSIGNED_TO"])
+_selectors = st.recursive(
+    st.fixed_dictionaries({}, optional={"id": _refs, "type": st.one_of(_types, st.lists(_types, min_size=1,
+                                                                                        max_size=2)),
+                                        "where": st.dictionaries(_props, _conditions, max_size=2)}),
+    lambda inner: st.fixed_dictionaries({}, optional={
+        "type": _types, "where": st.dictionaries(_props, _conditions, max_size=2),
+        "with": st.lists(st.fixed_dictionaries({"edge": _edge_names}, optional={
+            "direction": st.sampled_from(["out", "in", "both"]), "node": inner}), max_size=2),
+        "without": st.lists(st.fixed_dictionaries({"edge": _edge_names}), max_size=1),
+        "any": st.lists(inner, min_size=1, max_size=2)}), max_leaves=6)
+_steps = st.lists(st.fixed_dictionaries({}, optional={
+    "edges": st.lists(_edge_names, min_size=1, max_size=2, unique=True),
+    "direction": st.sampled_from(["out", "in", "both"]), "depth": st.integers(1, 2), "select": _selectors}),
+    min_size=1, max_size=2)
+_shaped = st.one_of(
+    st.fixed_dictionaries({"type": st.just("nodes"), "select": _selectors}, optional={
+        "order_by": st.fixed_dictionaries({"by": _props}, optional={"desc": st.booleans()}),
+        "limit": st.integers(1, 5)}),
+    st.fixed_dictionaries({"type": st.just("neighbors"), "from": _selectors}, optional={
+        "select": _selectors, "direction": st.sampled_from(["out", "in", "both"]), "limit": st.integers(1, 5)}),
+    st.fixed_dictionaries({"type": st.just("traversal"), "from": _selectors, "steps": _steps}, optional={
+        "return": st.sampled_from(["last", "all"]), "select": _selectors, "limit": st.integers(1, 5)}),
+    st.fixed_dictionaries({"type": st.just("path"), "from": _selectors, "to": _selectors}),
+    st.fixed_dictionaries({"type": st.just("aggregate"), "select": _selectors, "group_by": st.lists(
+        st.one_of(st.fixed_dictionaries({"property": _props}),
+                  st.fixed_dictionaries({"edge": _edge_names}), st.just({"node_type": True})),
+        min_size=1, max_size=2)}),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=st.one_of(_documents, _json, _shaped, _shaped))
+def test_any_document_gets_an_answer_or_a_clear_error(small, document):
+    """Whatever the document, the answer is either an answer (items, truncated, cursor, budget)
+    or a bad query / unknown node naming a JSON path: never another exception."""
+    try:
+        answer = run_query(small, document)
+    except InvalidQuery as e:
+        assert e.path.startswith("$") and e.reason
+        return
+    except UnknownNode as e:
+        assert getattr(e, "path", "$").startswith("$")
+        return
+    assert {"items", "truncated", "cursor", "budget", "version"} <= set(answer)
+    assert len(answer["items"]) <= document.get("limit", 50)
