@@ -9,8 +9,9 @@ being the JSON path of the culprit in the document: 400 ``bad_query``, 404
 within its work budget.
 
 Each query is a span ``POST /graph/query`` and counts in
-``fleet.api.graph_query.requests`` / ``.duration`` by query type and outcome,
-and in the api's heartbeat with the other graph queries.
+``fleet.api.graph_query.requests`` (by query type, outcome, and ``budget``:
+``within``, or ``nodes`` / ``time`` when it stopped at its budget) and
+``.duration``, and in the api's heartbeat with the other graph queries.
 """
 
 from __future__ import annotations
@@ -94,20 +95,22 @@ async def graph_query(request: web.Request) -> web.Response:
         try:
             status, answer, kind, outcome = await asyncio.to_thread(
                 answer_query, request.app[_READER], body)
+            exhausted = answer["budget"]["exhausted"] if status == 200 else None
             response = web.Response(body=_encode(answer), status=status,
                                     content_type="application/json")
         except Exception:
             log.exception("graph query failed", extra={"query": "language", "path": request.path})
-            kind, outcome = "unknown", "error"
+            kind, outcome, exhausted = "unknown", "error", None
             response = web.json_response(
                 {"error": "internal", "detail": "the query failed; the api's log has the traceback"},
                 status=500)
             span.set_status(trace.Status(trace.StatusCode.ERROR, outcome))
         span.set_attribute("fleet.query.type", kind)
+        span.set_attribute("fleet.query.budget", exhausted or "within")
         span.set_attribute("fleet.query.outcome", outcome)
         span.set_attribute("http.response.status_code", response.status)
     attributes = {"query": kind, "outcome": outcome}
-    _requests.add(1, attributes)
+    _requests.add(1, {**attributes, "budget": exhausted or "within"})
     _duration.record(time.monotonic() - started, attributes)
     stats = query_stats(request.app)
     if stats is not None:
