@@ -113,9 +113,9 @@ def up_cmd(settings: Settings, procfile: Path | None, only: str | None, grace_se
     from ..supervise import Supervisor
 
     _already_running(settings)
-    _check_ports(settings, processes)
     supervisor = Supervisor(processes, env=_env(settings), data_dir=settings.data_dir, grace_secs=grace)
-    sys.exit(supervisor.run())
+    # ports after what a `fleet up` that died left running is stopped (its nats would hold 4222)
+    sys.exit(supervisor.run(before_start=lambda: _check_ports(settings, processes)))
 
 
 @click.command("restart")
@@ -170,7 +170,6 @@ def dev_cmd(settings: Settings, procfile: Path | None, watch_paths: tuple[Path, 
 
     processes, _ = _processes(procfile)
     _already_running(settings)
-    _check_ports(settings, processes)
     root = Path(__file__).resolve().parents[2]
     paths = list(watch_paths) or [root / p for p in ("events", "projections", "workers", "ops")]
     supervisor = Supervisor(processes, env=_env(settings), data_dir=settings.data_dir,
@@ -188,7 +187,7 @@ def dev_cmd(settings: Settings, procfile: Path | None, watch_paths: tuple[Path, 
     watcher = threading.Thread(target=watch, name="dev-watch", daemon=True)
     watcher.start()
     try:
-        code = supervisor.run()
+        code = supervisor.run(before_start=lambda: _check_ports(settings, processes))
     finally:
         stop.set()
         watcher.join(timeout=5)

@@ -43,6 +43,7 @@ class ChildState:
     command: str
     state: str = "starting"  # running | backoff | stopping | stopped
     pid: int | None = None
+    pid_started: str | None = None  # :func:`process_start` of ``pid``
     starts: int = 0
     restarts: int = 0
     kills: int = 0  # times it needed SIGKILL
@@ -60,12 +61,16 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def process_start(pid: int) -> str | None:
-    """When ``pid`` started (clock ticks since boot, from /proc): tells a reused pid apart."""
+    """When ``pid`` started (clock ticks since boot, from /proc): tells a reused pid apart.
+
+    None when there is no such process, or only its zombie.
+    """
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    return None if len(fields) < 20 or fields[0] == "Z" else fields[19]
 
 
 def _alive(pid: int, started: str | None) -> bool:

@@ -107,25 +107,32 @@ class Supervisor:
 
     # -- the public surface ------------------------------------------------------
 
-    def run(self, *, on_started: Callable[[], None] | None = None) -> int:
-        """Start every process, supervise until a stop, stop them all; 0, or 1 when one needed SIGKILL."""
+    def run(self, *, before_start: Callable[[], None] | None = None) -> int:
+        """Start every process, supervise until a stop, stop them all; 0, or 1 when one needed SIGKILL.
+
+        ``before_start`` runs once this supervisor holds the data dir and what a
+        supervisor that died left running is stopped (e.g. port checks).
+        """
         self._take_lock()
         (self.dir / REQUESTS_DIR).mkdir(parents=True, exist_ok=True)
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, self._on_signal)
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
+            self._stop_leftovers()
+            if before_start is not None:
+                before_start()
             for child in self._children.values():
                 self._start(child)
             self._write_state()
-            if on_started is not None:
-                on_started()
             while not self._stop.is_set():
                 self._tick()
             self._stop_all()
         finally:
             self._write_state(running=False)
             self._release_lock()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return 1 if self.killed else 0
 
     def stop(self) -> None:
@@ -186,6 +193,7 @@ class Supervisor:
             info.restarts += 1
         info.starts += 1
         info.pid, info.state, info.since, info.next_start_at = child.proc.pid, "running", time.time(), None
+        info.pid_started = process_start(info.pid)
         child.kill_at, child.restart_requested = None, False
         self.say(f"{'restarting' if info.restarts else 'starting'} {child.name}: {info.command}"
                  f" (pid {info.pid}" + (f", restart {info.restarts})" if info.restarts else ")"))
@@ -225,7 +233,7 @@ class Supervisor:
         info = child.info
         ran_secs = time.time() - (info.since or time.time())
         _signal_group(child.proc.pid, signal.SIGTERM)  # what it started dies with it, as under systemd
-        child.proc, info.pid, child.kill_at = None, None, None
+        child.proc, info.pid, info.pid_started, child.kill_at = None, None, None, None
         info.last_exit, info.last_exit_at = code, time.time()
         if child.restart_requested:
             child.exits_in_a_row = 0
@@ -303,8 +311,43 @@ class Supervisor:
         assert child.proc is not None
         code = child.proc.returncode
         child.info.last_exit, child.info.last_exit_at = code, time.time()
-        child.info.state, child.info.pid, child.proc = "stopped", None, None
+        child.info.state, child.info.pid, child.info.pid_started, child.proc = "stopped", None, None, None
         self.say(f"{child.name} stopped ({_exit_text(code)})")
+
+    def _stop_leftovers(self) -> None:
+        """Stop what a supervisor that died (SIGKILL, a crash) left running on this data dir.
+
+        Its processes run on in their own process groups; the state file names
+        them, and their start times tell them from processes that reused a pid.
+        """
+        previous = read_state(self.data_dir)
+        if previous is None:
+            return
+        left = {name: (info["pid"], info["pid_started"]) for name, info in previous.get("processes", {}).items()
+                if info.get("pid") and info.get("pid_started")
+                and process_start(info["pid"]) == info["pid_started"]}
+        if not left:
+            return
+        self.say(f"the fleet up that ran before (pid {previous['supervisor'].get('pid')}) died and left "
+                 + ", ".join(f"{n} (pid {pid})" for n, (pid, _) in left.items()) + " running: stopping them")
+        for phase in ([n for n in left if n not in STOPPED_LAST], [n for n in left if n in STOPPED_LAST]):
+            for name in phase:
+                _signal_group(left[name][0], signal.SIGTERM)
+            for sig, wait_secs in ((signal.SIGKILL, self.grace_secs), (None, 5.0)):
+                deadline = time.monotonic() + wait_secs
+                while time.monotonic() < deadline and any(process_start(left[n][0]) == left[n][1]
+                                                          for n in phase):
+                    time.sleep(0.05)
+                for name in phase:
+                    pid, started = left[name]
+                    if process_start(pid) != started:
+                        continue
+                    if sig is None:
+                        self.say(f"{name} (pid {pid}) is still there after SIGKILL; going on")
+                    else:
+                        self.say(f"{name} (pid {pid}) did not stop within {self.grace_secs:g}s of SIGTERM:"
+                                 " sending SIGKILL to its process group")
+                        _signal_group(pid, sig)
 
     # -- files in DATA_DIR/supervisor -------------------------------------------------
 

@@ -60,10 +60,14 @@ class Fleet:
         self.env = _env(tmp_path)
         self.data_dir = Path(self.env["FLEET_DATA_DIR"])
         self.output = tmp_path / "up.log"
-        with open(self.output, "wb") as out:
-            self.proc = subprocess.Popen(fleet_cmd("up", "--procfile", str(ROOT / "Procfile"), *args),
-                                         env=self.env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        self.cwd, self.args = tmp_path, args
         self.seen_pids: set[int] = set()
+        self.start()
+
+    def start(self) -> None:
+        with open(self.output, "ab") as out:
+            self.proc = subprocess.Popen(fleet_cmd("up", "--procfile", str(ROOT / "Procfile"), *self.args),
+                                         env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT)
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -179,6 +183,25 @@ def test_a_second_fleet_up_on_the_same_data_dir_is_refused(fleet):
                             check=False)
     assert result.returncode == 2
     assert f"`fleet up` (pid {fleet.proc.pid}) already runs the fleet" in result.stderr
+
+
+def test_a_fleet_up_that_died_leaves_nothing_to_the_next_one(fleet):
+    """After `fleet up` is SIGKILLed its processes run on; the next `fleet up` stops them, then starts its own."""
+    old = fleet.pids()
+    fleet.proc.kill()
+    fleet.proc.wait()
+    for pid in old.values():
+        os.kill(pid, 0)  # still running, each in its own process group
+    fleet.start()
+    _wait(lambda: all(p not in (None, old[n]) for n, p in fleet.pids().items()),
+          lambda: fleet.text()[-3000:])
+    fleet.healthy()
+    text = fleet.text()
+    assert f"died and left nats (pid {old['nats']}), ingest (pid {old['ingest']})" in text
+    assert "SIGKILL" not in text.split("died and left")[1]  # they stopped on SIGTERM
+    for pid in old.values():
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
 
 
 def test_sigterm_stops_every_process_within_the_grace_period(fleet):

@@ -9,6 +9,7 @@ import pytest
 
 from ops.embedded import free_port
 from ops.ports import PortTaken, check_api_port, check_nats_port, holders, port_taken
+from ops.supervise import read_state
 from tests.support.cli import fleet
 
 
@@ -89,5 +90,6 @@ def test_fleet_up_checks_the_ports_before_starting_anything(monkeypatch, capsys,
     monkeypatch.setenv("FLEET_API_PORT", str(taken))
     code, _, err = fleet(monkeypatch, capsys, "up", "--only", "nats,api")
     assert code == 2 and f"port {taken} on 127.0.0.1, where the api listens" in err
-    assert not (tmp_path / "supervisor" / "state.json").exists()
+    state = read_state(tmp_path)
+    assert not state["supervisor"]["running"] and {p["starts"] for p in state["processes"].values()} == {0}
 

@@ -8,6 +8,9 @@ import io
 import json
 import os
 import re
+import shlex
+import signal
+import subprocess
 import sys
 import threading
 
@@ -225,3 +228,26 @@ def test_a_reused_pid_is_not_taken_for_the_supervisor(tmp_path):
     state["supervisor"]["pid_started"] = process_start(os.getpid())
     (tmp_path / "supervisor" / "state.json").write_text(json.dumps(state))
     assert read_state(tmp_path)["supervisor"]["running"] is True
+
+
+def test_what_a_dead_supervisor_left_running_is_stopped_first(tmp_path):
+    """Processes of a `fleet up` that died (their pids and start times in its state) are stopped at the next start."""
+    from ops.supervise.state import process_start, state_dir, write_json
+
+    left = subprocess.Popen(shlex.split(STEADY), start_new_session=True, stdout=subprocess.DEVNULL)
+    started = wait(lambda: process_start(left.pid), "the leftover never started")
+    state_dir(tmp_path).mkdir()
+    write_json(state_dir(tmp_path) / "state.json", {
+        "supervisor": {"pid": 2**22 + 7, "running": True},
+        "processes": {"a": {"pid": left.pid, "pid_started": started, "state": "running"},
+                      "b": {"pid": os.getpid(), "pid_started": "1", "state": "running"}}})  # a reused pid
+    fleet_ = Running({"a": STEADY, "b": STEADY}, tmp_path)
+    try:
+        assert left.wait(timeout=20) == -signal.SIGTERM
+        wait(lambda: fleet_.running("a") not in (None, left.pid), "a was not started")
+    finally:
+        fleet_.stop()
+        left.kill()
+    text = fleet_.out.getvalue()
+    assert f"died and left a (pid {left.pid}) running: stopping them" in text
+    assert str(os.getpid()) not in text.split("stopping them")[0]
