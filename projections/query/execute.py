@@ -10,97 +10,41 @@ reached: read as a candidate, or found new by a traversal or a path search.
 from __future__ import annotations
 
 import functools
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
 from itertools import islice, product
 from typing import Any
 
 import msgspec
 
-from projections.errors import QueryError, UnknownNode
-from projections.model.indexing import index_prefix
-from projections.model.keys import format_key, key_int, key_type, source_prefix
+from projections.model.keys import format_key
 from projections.model.ontology import EDGE_TYPES, NODE_TYPES
 from projections.read.reader import GraphReader
-from projections.read.snapshot import Snapshot
 from projections.read.traverse import shortest_path
 
 from . import cursor as cursors
+from .budget import BudgetHit, Work
+from .match import Matcher
+from .order import compare, compare_count, sort_key
 from .plan import (
-    Access,
     AggregatePlan,
-    EdgeMatch,
-    Match,
     NeighborsPlan,
-    NodeRef,
     NodesPlan,
     Order,
     PathPlan,
     Plan,
-    Pred,
-    RelativeTime,
     Source,
     TraversalPlan,
     plan,
 )
-from .schema import InvalidQuery, parse
+from .schema import parse
+from .selector import Match
 
 __all__ = ["BudgetHit", "execute", "run_query"]
 
 _EDGE_NAME = {e.code: e.name for e in EDGE_TYPES}
 _PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
 _TYPE_NAME = {t.code: t.name for t in NODE_TYPES}
-_CHECK_CLOCK_EVERY = 64
-
-
-def wall_clock() -> datetime:
-    """Now, in UTC (relative times count from it)."""
-    return datetime.now(UTC)
-
-
-class BudgetHit(Exception):
-    """The query's work budget ran out (``kind``: nodes or time)."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
-
-
-class _Work:
-    """Counts visited nodes and watches the clock; raises :class:`BudgetHit` past either."""
-
-    __slots__ = ("_check_at", "deadline", "exhausted", "max_ms", "max_nodes", "started", "visited")
-
-    def __init__(self, max_nodes: int, max_ms: int) -> None:
-        self.max_nodes = max_nodes
-        self.max_ms = max_ms
-        self.visited = 0
-        self.started = time.monotonic()
-        self.deadline = self.started + max_ms / 1000
-        self.exhausted: str | None = None
-        self._check_at = _CHECK_CLOCK_EVERY
-
-    def visit(self, n: int = 1) -> None:
-        self.visited += n
-        if self.visited > self.max_nodes:
-            self.visited = self.max_nodes
-            self.exhausted = "nodes"
-            raise BudgetHit("nodes")
-        if self.visited >= self._check_at:
-            self._check_at = self.visited + _CHECK_CLOCK_EVERY
-            self.clock()
-
-    def clock(self) -> None:
-        if time.monotonic() > self.deadline:
-            self.exhausted = "time"
-            raise BudgetHit("time")
-
-    def report(self) -> dict:
-        return {"max_nodes": self.max_nodes, "max_ms": self.max_ms, "nodes_visited": self.visited,
-                "elapsed_ms": round((time.monotonic() - self.started) * 1000, 3),
-                "exhausted": self.exhausted}
 
 
 def run_query(reader: GraphReader, document: Any) -> dict:
@@ -110,7 +54,7 @@ def run_query(reader: GraphReader, document: Any) -> dict:
 
 def execute(reader: GraphReader, planned: Plan) -> dict:
     """The answer to a plan, from one read snapshot of the reader's current version."""
-    work = _Work(planned.max_nodes, planned.max_ms)
+    work = Work(planned.max_nodes, planned.max_ms)
     with reader.snapshot() as snap:
         run = _Run(snap, work)
         if isinstance(planned, NeighborsPlan):
@@ -128,180 +72,8 @@ def execute(reader: GraphReader, planned: Plan) -> dict:
     return answer
 
 
-class _Run:
-    """One query's execution: its snapshot, its work counter, the node ids it resolved."""
-
-    def __init__(self, snap: Snapshot, work: _Work) -> None:
-        self.snap = snap
-        self.work = work
-        self._refs: dict[str, bytes] = {}
-        #: what relative times (``now-P7D``, ``this_month``) count from, one instant per query
-        self.now = wall_clock()
-
-    # -- ids ---------------------------------------------------------------
-
-    def key(self, ref: str, path: str) -> bytes:
-        """The node ``ref`` names, which must exist; errors name ``path``."""
-        found = self._refs.get(ref)
-        if found is None:
-            try:
-                found = self.snap.require(self.snap.resolve(ref))
-            except UnknownNode as e:
-                missing = UnknownNode(f"{e} - at `{path}`")
-                missing.path = path  # type: ignore[attr-defined]  # the JSON path, for answers
-                raise missing from None
-            except QueryError as e:
-                raise InvalidQuery(path, str(e)) from None
-            self._refs[ref] = found
-        return found
-
-    def start(self, match: Match, path: str) -> bytes:
-        """The node a by-id selector names, checked against the rest of the selector."""
-        key = self.key(match.ref, f"{path}.id")
-        if match.types is not None and key[0] not in match.types:
-            wanted = " or ".join(_TYPE_NAME[c] for c in sorted(match.types))
-            raise InvalidQuery(f"{path}.id", f"{match.ref!r} is a {_TYPE_NAME[key[0]]}, not a {wanted}")
-        return key
-
-    def value(self, value: Any) -> Any:
-        if isinstance(value, NodeRef):
-            key = self.key(value.ref, value.path)
-            if key_type(key).id_kind != "int":
-                raise InvalidQuery(value.path, f"{value.ref!r} has no numeric id")
-            return key_int(key)
-        if isinstance(value, RelativeTime):
-            return value.at(self.now)
-        if isinstance(value, tuple):
-            return tuple(self.value(v) for v in value)
-        return value
-
-    # -- matching ----------------------------------------------------------
-
-    def matches(self, m: Match, key: bytes, props: dict | None = None) -> bool:
-        """Whether node ``key`` matches the selector (its properties read once, if needed)."""
-        if m.types is not None and key[0] not in m.types:
-            return False
-        if m.ref is not None and key != self.key(m.ref, f"{m.path}.id"):
-            return False
-        if m.source is not None and not key.startswith(source_prefix(m.source), 1):
-            return False
-        if m.preds:
-            if props is None:
-                props = self.snap.props(key)
-                if props is None:
-                    return False
-            if not all(self._holds(p, props.get(p.prop)) for p in m.preds):
-                return False
-        if not all(self.has_edge(key, e) for e in m.with_):
-            return False
-        if any(self.has_edge(key, e) for e in m.without):
-            return False
-        return not m.any or any(self.matches(a, key, props) for a in m.any)
-
-    def _holds(self, pred: Pred, found: Any) -> bool:
-        op, want = pred.op, self.value(pred.value)
-        if op == "eq":
-            return found == want and (type(found) is bool) == (type(want) is bool)
-        if op == "ne":
-            return not (found == want and (type(found) is bool) == (type(want) is bool))
-        if op == "in":
-            return found is not None and found in want
-        if op == "exists":
-            return (found is not None) == want
-        if found is None:
-            return False
-        if op == "contains":
-            return isinstance(found, str) and want in found
-        if op == "starts_with":
-            return isinstance(found, str) and found.startswith(want)
-        try:
-            if op == "gt":
-                return found > want
-            if op == "gte":
-                return found >= want
-            if op == "lt":
-                return found < want
-            return found <= want
-        except TypeError:  # a stored value of another type than the ontology says
-            return False
-
-    def has_edge(self, key: bytes, e: EdgeMatch) -> bool:
-        """Whether ``key`` has one of the edges ``e`` names, to a node matching its ``node``."""
-        target = e.node
-        if target is None:
-            return any(True for _ in self._others(key, e.edges, first=True))
-        if target.ref is not None:
-            exact = self.key(target.ref, f"{target.path}.id")
-            return any(self.matches(target, o) for o in self._others(key, e.edges, exact=exact))
-        for other in self._others(key, e.edges):
-            self.work.visit()
-            if self.matches(target, other):
-                return True
-        return False
-
-    def _others(self, key: bytes, edges: tuple[tuple[int, str], ...], *,
-                exact: bytes | None = None, first: bool = False) -> Iterator[bytes]:
-        """The nodes at the other end of ``edges`` from ``key``: only ``exact`` when given,
-        only the first of each table with ``first``."""
-        for code, direction in edges:
-            for _, _, db in self.snap.plan(direction, frozenset((code,))).get(key[0], ()):
-                c = self.snap.cursor(db)
-                if exact is not None:
-                    if c.set_key_dup(key, exact):
-                        yield exact
-                elif c.set_key(key):
-                    if first:
-                        yield c.value()
-                    else:
-                        # Read the run now: the caller may use this cursor before the next item.
-                        yield from list(c.iternext_dup())
-
-    # -- candidates ----------------------------------------------------------
-
-    def candidates(self, source: Source, after: bytes | None = None) -> Iterator[bytes]:
-        """The keys a top-level selector's access path yields, in key order, after ``after``."""
-        access = source.access
-        if access.kind == "id":
-            key = self.start(source.match, source.match.path)
-            if after is None or key > after:
-                yield key
-        elif access.kind == "index":
-            yield from self._index(access, source.match, after)
-        elif access.kind == "anchor":
-            anchor = self.key(access.ref, _anchor_path(source.match))
-            found = set(self._others(anchor, access.edges))
-            yield from sorted(k for k in found if after is None or k > after)
-        else:
-            for code in access.types:
-                yield from self.snap.type_scan(code, after)
-
-    def _index(self, access: Access, match: Match, after: bytes | None) -> Iterator[bytes]:
-        code = next(iter(match.types))
-        values = [self.value(v) for v in access.values]
-        sources = [match.source] if match.source else self._sources(code)
-        for s in sorted(sources, key=source_prefix):
-            yield from self.snap.index_scan(index_prefix(access.index, source_prefix(s), values), after)
-
-    def _sources(self, code: int) -> list[str]:
-        """The event sources with nodes of a type (one seek per source)."""
-        found = []
-        c = self.snap.cursor(self.snap.store.env.nodes[code])
-        ok = c.set_range(bytes([code]))
-        while ok:
-            k = c.key()
-            end = k.index(0, 1)
-            found.append(k[1:end].decode())
-            ok = c.set_range(k[:end] + b"\x01")
-        return found
-
-    def select(self, source: Source, out: list) -> None:
-        """Append every node a selector matches to ``out``, in key order, with its properties
-        (what was found before the budget ran out stays)."""
-        for key in self.candidates(source):
-            self.work.visit()
-            props = self.snap.props(key)
-            if props is not None and self.matches(source.match, key, props):
-                out.append((key, props))
+class _Run(Matcher):
+    """One query's execution: the query kinds over the matcher's snapshot."""
 
     # -- queries -------------------------------------------------------------
 
@@ -481,8 +253,8 @@ class _Run:
         if order.by not in ("id", "depth"):
             found = [(k, props if props is not None else self.snap.props(k), d)
                      for k, props, d in found]
-        keyed = [(_sort_key(order, k, props, d), k, props, d) for k, props, d in found]
-        rank = functools.cmp_to_key(lambda a, b: _compare(a, b, order.desc))
+        keyed = [(sort_key(order, k, props, d), k, props, d) for k, props, d in found]
+        rank = functools.cmp_to_key(lambda a, b: compare(a, b, order.desc))
         keyed.sort(key=lambda item: rank(item[0]))
         if p.after is not None:
             bound = rank(p.after)
@@ -547,7 +319,7 @@ class _Run:
                             props = self.snap.props(key) or {}
                         parts.append([_plain(props.get(g.prop))])
                     elif g.kind == "edge":
-                        parts.append(sorted(format_key(o) for o in self._others(key, g.edges)))
+                        parts.append(sorted(format_key(o) for o in self.others(key, g.edges)))
                     else:
                         parts.append([_TYPE_NAME[key[0]]])
                 for combo in product(*parts):
@@ -557,9 +329,9 @@ class _Run:
         rows = [([n, msgspec.json.encode(list(k)).decode()], k, n) for k, n in counts.items()]
         desc = p.order.desc
         if p.order.by == "count":
-            rank = functools.cmp_to_key(lambda a, b: _compare_count(a, b, desc))
+            rank = functools.cmp_to_key(lambda a, b: compare_count(a, b, desc))
         else:
-            rank = functools.cmp_to_key(lambda a, b: _compare_count(a[::-1], b[::-1], desc))
+            rank = functools.cmp_to_key(lambda a, b: compare_count(a[::-1], b[::-1], desc))
         rows.sort(key=lambda r: rank(r[0]))
         if p.after is not None:
             bound = rank(p.after)
@@ -590,13 +362,6 @@ class _Run:
         return False
 
 
-def _anchor_path(match: Match) -> str:
-    for i, e in enumerate(match.with_):
-        if e.node is not None and e.node.ref is not None:
-            return f"{match.path}.with[{i}].node.id"
-    return match.path
-
-
 def _node(key: bytes, props: dict | None) -> dict:
     return {"id": format_key(key), "type": _TYPE_NAME[key[0]], "props": props or {}}
 
@@ -604,38 +369,3 @@ def _node(key: bytes, props: dict | None) -> dict:
 def _plain(value: Any) -> Any:
     """A group key's value as JSON has it (times as ISO 8601 text)."""
     return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def _sort_key(order: Order, key: bytes, props: dict | None, depth: int) -> list:
-    """``[missing, rank, value, key hex]``: JSON-safe, the cursor of the item."""
-    if order.by == "id":
-        return [0, 1, key.hex(), key.hex()]
-    value = depth if order.by == "depth" else (props or {}).get(order.by)
-    if value is None:
-        return [1, 0, 0, key.hex()]
-    if hasattr(value, "timestamp"):
-        return [0, 0, value.timestamp(), key.hex()]
-    if isinstance(value, str):
-        return [0, 1, value, key.hex()]
-    return [0, 0, int(value) if isinstance(value, bool) else value, key.hex()]
-
-
-def _compare(a: list, b: list, desc: bool) -> int:
-    """Order of two sort keys: present values first, by value (reversed when ``desc``),
-    then by node key."""
-    if a[0] != b[0]:
-        return -1 if a[0] < b[0] else 1
-    va, vb = (a[1], a[2]), (b[1], b[2])
-    if va != vb:
-        less = va < vb
-        return (1 if less else -1) if desc else (-1 if less else 1)
-    return (a[3] > b[3]) - (a[3] < b[3])
-
-
-def _compare_count(a: list, b: list, desc: bool) -> int:
-    """Order of two groups ``[count, key text]`` by the first part (reversed when ``desc``),
-    then the second."""
-    if a[0] != b[0]:
-        less = a[0] < b[0]
-        return (1 if less else -1) if desc else (-1 if less else 1)
-    return (a[1] > b[1]) - (a[1] < b[1])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from projections.errors import UnknownNode
 from projections.model.keys import format_key
 from projections.model.ontology import EDGE_TYPES, NODE_TYPES
-from projections.query import execute as execute_module
+from projections.query import budget as budget_module
 from projections.query import saved
 from projections.query.execute import run_query
 from projections.query.schema import InvalidQuery
@@ -244,7 +244,7 @@ def test_time_budget_stops_a_query(sim, monkeypatch):
         now[0] += 0.001
         return now[0]
 
-    monkeypatch.setattr(execute_module.time, "monotonic", slow_clock)
+    monkeypatch.setattr(budget_module.time, "monotonic", slow_clock)
     answer = run_query(sim, {"type": "traversal", "from": {"id": "project:simulate:2"},
                              "steps": [{"depth": 3}], "return": "all", "budget": {"max_ms": 5}})
     assert answer["truncated"] and answer["budget"]["exhausted"] == "time"
@@ -258,9 +258,9 @@ def test_relative_times_count_from_the_querys_clock(sim, monkeypatch):
            "limit": 1000}
     fixed = run_query(sim, {**doc, "select": {"type": "Comment", "where": {
         "created_at": {"gte": "2026-01-01"}}}})["items"]
-    monkeypatch.setattr(execute_module, "wall_clock", lambda: datetime(2026, 1, 20, 9, tzinfo=UTC))
+    monkeypatch.setattr(budget_module, "wall_clock", lambda: datetime(2026, 1, 20, 9, tzinfo=UTC))
     assert run_query(sim, doc)["items"] == fixed and fixed
-    monkeypatch.setattr(execute_module, "wall_clock", lambda: datetime(2026, 2, 20, 9, tzinfo=UTC))
+    monkeypatch.setattr(budget_module, "wall_clock", lambda: datetime(2026, 2, 20, 9, tzinfo=UTC))
     assert run_query(sim, doc)["items"] == []
 
 
