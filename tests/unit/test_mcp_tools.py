@@ -96,3 +96,22 @@ def test_any_arguments_get_an_answer_or_a_tool_error(reader, name, arguments):
         assert str(e)
         return
     json.dumps(answer, default=str)
+
+
+def test_the_server_says_when_the_graph_cannot_answer_yet(tmp_path):
+    """Before the first version is built, a tool call is a tool error saying so (the SDK's
+    in-process client against the server itself), and the schema tool still answers."""
+    import anyio
+    from mcp import Client
+
+    from ops.mcp.server import build_server
+
+    async def main():
+        with GraphReader(tmp_path / "projections") as empty:
+            async with Client(build_server(empty)) as client:
+                result = await client.call_tool("find_nodes", {"type": "Issue"})
+                assert result.is_error and "the graph cannot answer yet" in result.content[0].text
+                schema = await client.call_tool("graph_schema", {})
+                assert not schema.is_error and schema.structured_content["name"] == "graph"
+
+    anyio.run(main)
