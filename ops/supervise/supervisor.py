@@ -12,6 +12,7 @@ import datetime
 import fcntl
 import os
 import queue
+import re
 import shlex
 import signal
 import subprocess
@@ -48,6 +49,8 @@ RESET_AFTER_SECS = 30.0
 #: stopped after every other process (they flush acks and heartbeats through it)
 STOPPED_LAST = frozenset({"nats"})
 _TICK_SECS = 0.2
+#: a Procfile line is a shell command: pipes, variables, && ... need a shell
+_SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?\[\]{}~]")
 _SYSTEM = "fleet"
 
 
@@ -170,7 +173,8 @@ class Supervisor:
                 self._on_exit(child)
                 changed = True
             elif child.proc is not None and child.kill_at is not None and now >= child.kill_at:
-                self._kill(child, f"{child.name} did not stop within {self.grace_secs:g}s of SIGTERM")
+                self._kill(child, child.proc.pid,
+                           f"{child.name} did not stop within {self.grace_secs:g}s of SIGTERM")
             elif child.proc is None and child.info.next_start_at is not None and \
                     time.time() >= child.info.next_start_at:
                 self._start(child)
@@ -182,7 +186,7 @@ class Supervisor:
         info = child.info
         try:
             child.proc = subprocess.Popen(
-                shlex.split(info.command), env=self._env, cwd=self._cwd, start_new_session=True,
+                _argv(info.command), env=self._env, cwd=self._cwd, start_new_session=True,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         except OSError as e:
             self.say(f"cannot start {child.name} ({info.command}): {e}")
@@ -269,10 +273,9 @@ class Supervisor:
         child.kill_at = time.monotonic() + self.grace_secs
         _signal_group(child.proc.pid, signal.SIGTERM)
 
-    def _kill(self, child: _Child, why: str) -> None:
-        assert child.proc is not None
-        self.say(f"{why}: sending SIGKILL to its process group {child.proc.pid}")
-        _signal_group(child.proc.pid, signal.SIGKILL)
+    def _kill(self, child: _Child, pgid: int, why: str) -> None:
+        self.say(f"{why}: sending SIGKILL to its process group {pgid}")
+        _signal_group(pgid, signal.SIGKILL)
         child.info.kills += 1
         child.kill_at = None
 
@@ -287,19 +290,26 @@ class Supervisor:
                     self._terminate(child)
             self._write_state()
             deadline = time.monotonic() + self.grace_secs
-            while any(c.proc is not None for c in phase):
+            # done when its process has exited and nothing else is left in its group
+            groups = {c.name: c.proc.pid for c in phase if c.proc is not None}
+            while any(c.proc is not None for c in phase) or any(map(_group_alive, groups.values())):
                 self._pump(0.05)
                 for child in phase:
                     if child.proc is not None and child.proc.poll() is not None:
                         self._stopped(child)
                 if time.monotonic() >= deadline:
+                    for name, pgid in groups.items():
+                        if _group_alive(pgid):
+                            self.killed.append(name)
+                            self._kill(self._children[name], pgid, f"{name} did not stop within"
+                                                                   f" {self.grace_secs:g}s of SIGTERM")
                     for child in phase:
                         if child.proc is not None:
-                            self.killed.append(child.name)
-                            self._kill(child, f"{child.name} did not stop within {self.grace_secs:g}s"
-                                              " of SIGTERM")
                             child.proc.wait()
                             self._stopped(child)
+                    if any(map(_group_alive, groups.values())):
+                        time.sleep(1)  # SIGKILL cannot be refused; give the kernel a moment
+                    break
         for child in self._children.values():
             for reader in child.readers:
                 reader.join(timeout=1)
@@ -388,11 +398,40 @@ class Supervisor:
         return found
 
 
+def _argv(command: str) -> list[str]:
+    """A Procfile command's argv: run directly, or by ``/bin/sh`` when it uses shell syntax."""
+    return ["/bin/sh", "-c", command] if _SHELL_SYNTAX.search(command) else shlex.split(command)
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` runs (zombies waiting for their parent do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and fields[2] == str(pgid):
+                return True
+    return False
 
 
 def _exit_text(code: int | None) -> str:

@@ -22,11 +22,27 @@ from tests.support.cli import fleet
 from tests.support.wait import wait_until
 
 PY = sys.executable
-STEADY = f"{PY} -c \"import time; print('up', flush=True); time.sleep(600)\""
-CRASHY = f"{PY} -c \"import sys, time; print('crashing', flush=True); time.sleep(0.3); sys.exit(3)\""
-STUBBORN = (f"{PY} -c \"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
-            f" print('ready', flush=True); time.sleep(600)\"")
+SCRIPTS = {
+    "steady": "import time\nprint('up', flush=True)\ntime.sleep(600)\n",
+    "crashy": "import sys, time\nprint('crashing', flush=True)\ntime.sleep(0.3)\nsys.exit(3)\n",
+    "stubborn": ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                 "print('ready', flush=True)\ntime.sleep(600)\n"),
+    "orphaning": ("import subprocess, sys, time\np = subprocess.Popen(['sleep', '600'])\n"
+                  "print('child', p.pid, flush=True)\ntime.sleep(0.3)\nsys.exit(3)\n"),
+}
 
+
+def _script(name: str) -> str:
+    """The command line of one of SCRIPTS (a file: no shell between the supervisor and python)."""
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"fleet-supervise-test-{name}.py")
+    with open(path, "w") as f:
+        f.write(SCRIPTS[name])
+    return f"{PY} {path}"
+
+
+STEADY, CRASHY, STUBBORN, ORPHANING = (_script(n) for n in ("steady", "crashy", "stubborn", "orphaning"))
 
 def wait(predicate, what: str, timeout_secs: float = 20):
     return asyncio.run(wait_until(predicate, timeout_secs=timeout_secs, interval_secs=0.05, message=what))
@@ -207,9 +223,7 @@ def _gone(pid: int) -> bool:
 
 def test_what_an_exited_process_started_is_stopped_before_it_restarts(tmp_path):
     """A child left behind by a process that exited gets SIGTERM with its process group."""
-    orphaning = (f"{PY} -c \"import subprocess, sys, time; p = subprocess.Popen(['sleep', '600']);"
-                 f" print('child', p.pid, flush=True); time.sleep(0.3); sys.exit(3)\"")
-    fleet_ = Running({"orphaning": orphaning}, tmp_path, backoff_base_secs=5)
+    fleet_ = Running({"orphaning": ORPHANING}, tmp_path, backoff_base_secs=5)
     try:
         text = wait(lambda: re.search(r"\| child (\d+)", fleet_.out.getvalue()), "no child started")
         wait(lambda: _gone(int(text.group(1))), "the orphaned child still runs")
@@ -251,3 +265,18 @@ def test_what_a_dead_supervisor_left_running_is_stopped_first(tmp_path):
     text = fleet_.out.getvalue()
     assert f"died and left a (pid {left.pid}) running: stopping them" in text
     assert str(os.getpid()) not in text.split("stopping them")[0]
+
+
+def test_procfile_lines_are_shell_commands_and_a_missing_program_is_retried(tmp_path, monkeypatch):
+    """Variables and `&&` work as in a Procfile; a program that does not exist is said so and retried."""
+    monkeypatch.setenv("GREETING", "hello")
+    fleet_ = Running({"shell": f"echo $GREETING && {STEADY}", "missing": "/nonexistent/fleet api"}, tmp_path)
+    try:
+        wait(lambda: re.search(r"shell +\| hello\n.*shell +\| up\n", fleet_.out.getvalue(), re.DOTALL),
+             "the shell line did not run")
+        wait(lambda: fleet_.out.getvalue().count("cannot start missing (/nonexistent/fleet api): [Errno 2]"
+                                                 " No such file or directory") >= 2,
+             "the missing program was not retried")
+        assert fleet_.processes()["missing"]["state"] == "backoff"
+    finally:
+        fleet_.stop()
