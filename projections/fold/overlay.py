@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Protocol
 
 from events.errors import InvalidEvent
+from projections.fold import stamps
 from projections.fold.slots import ABSENT, MISSING, TOMB, Stub
 from projections.fold.writes import build_writeset
 from projections.model import mutations as m
@@ -75,7 +76,8 @@ _ORPHAN = {e.code: frozenset(CODES[t][0] for t in e.orphan_cascade) for e in EDG
 _DEFAULT_BRANCHES = ("main", "master")
 
 NODE_UPSERTED, NODE_DELETED, EDGE_ADDED, EDGE_UPDATED, EDGE_REMOVED = range(5)
-_LINK, _UNLINK, _ENSURE, _ATTACH = m.LINK, m.UNLINK, m.ENSURE, m.ATTACH
+_LINK, _UNLINK, _ENSURE, _ATTACH, _STAMP = m.LINK, m.UNLINK, m.ENSURE, m.ATTACH, m.STAMP
+_STAMPED = stamps.STAMPED
 _PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
 _EDGE_CODES = tuple(e.code for e in EDGE_TYPES)
 _EDGE_SLOTS = max(_EDGE_CODES) + 1
@@ -101,6 +103,9 @@ class Overlay:
         self.idx: dict[tuple[bytes, bytes], bool] = {}
         self.changes: list[Change] = []
         self._is_tomb = reader.is_tomb
+        #: the stamp of the mutations being applied, and the stamp maps read or written
+        self.at = 0
+        self.stamps: dict[bytes, dict] = {}
 
     # -- driving -----------------------------------------------------------
 
@@ -118,17 +123,22 @@ class Overlay:
                     dst = commits.get(dst) or self._commit(dst, True)
                 link(src, mutation[2], dst, mutation[4])
                 continue
+            if code == _STAMP:
+                self.at = mutation[1]
+                continue
             if mutation[1][0] == COMMIT_REF or (
                     (code == _UNLINK or code == _ATTACH) and mutation[3][0] == COMMIT_REF):
                 mutation = self._resolve_commits(mutation)
                 if mutation is None:
                     continue
             if code == _ENSURE:
-                # Every event ensures its actor: skip the call when the node is known to be there.
+                # Every event ensures its actor: skip the call when the node is known to be there
+                # (unless the names may be newer than the ones it has).
                 v = nodes.get(mutation[1])
-                if v is None or v is MISSING:
+                if v is None or v is MISSING or (mutation[2] and mutation[1][0] in _STAMPED):
                     self.ensure(mutation[1], mutation[2])
                 continue
+
             op = _OPS.get(code)
             if op is None:
                 raise InvalidEvent("schema", f"unknown mutation {code!r}")
@@ -243,6 +253,16 @@ class Overlay:
             v = self.lookups[lkey] = self.reader.lookup(lkey)
         return v
 
+    def _stamps(self, key: bytes) -> dict:
+        """The stamp map of a stamped node, to change: written with the batch."""
+        st = self.stamps.get(key)
+        if st is None:
+            sk = stamps.stamp_key(key)
+            st = self.stamps[key] = stamps.decode(self.reader.lookup(sk))
+            self.lookups[sk] = st  # type: ignore[assignment] - encoded by build_writeset
+            self.lookups_dirty[sk] = None
+        return st
+
     # -- node mutations ----------------------------------------------------
 
     def set(self, key: bytes, props: dict) -> None:
@@ -270,6 +290,9 @@ class Overlay:
         if not self.precise and key[0] in BLIND_CODES and key not in self.nodes:
             self._blind(key, props, beneath=True)  # its creation usually comes first
             return
+        if key[0] in _STAMPED:
+            self._newer(key, props)
+            return
         cur = self._load(key)
         if cur is TOMB:
             return
@@ -284,6 +307,9 @@ class Overlay:
 
     def merge(self, key: bytes, patch: dict) -> None:
         """``MERGE``: merge ``patch`` into the properties (``None`` removes one)."""
+        if key[0] in _STAMPED:
+            self._newer(key, patch)
+            return
         cur = self._load(key)
         if cur is TOMB:
             return
@@ -299,6 +325,9 @@ class Overlay:
 
     def ensure(self, key: bytes, props: dict) -> None:
         """``ENSURE``: create the node with ``props`` unless it exists (or is deleted)."""
+        if props and key[0] in _STAMPED:
+            self._newer(key, props)  # the names an event shows: newer ones win
+            return
         v = self.nodes.get(key, ABSENT)
         if v is ABSENT:
             if not self.precise and key[0] in BLIND_CODES:
@@ -309,6 +338,23 @@ class Overlay:
             new = dict(props)
             self.nodes[key] = new
             self._write(key, None, new)
+
+    def _newer(self, key: bytes, patch: dict) -> None:
+        """What CREATE, MERGE and ENSURE do to a stamped node: each property of ``patch``
+        not older than its last write is written (``None`` removes it)."""
+        cur = self._load(key)
+        if cur is TOMB:
+            return
+        won = stamps.winners(self._stamps(key), self.at, patch)
+        old = None if cur is MISSING else cur
+        new = {**old, **won} if old else dict(won)
+        if None in won.values():
+            for k, v in won.items():
+                if v is None:
+                    del new[k]
+        if new != old or old is None:
+            self.nodes[key] = new
+            self._write(key, old, new, won)
 
     def _blind(self, key: bytes, props: dict, *, beneath: bool) -> None:
         """Ensure or create ``key`` without reading it: a stub the store writes at flush
@@ -374,16 +420,19 @@ class Overlay:
         src_live = vs.__class__ is dict or vs.__class__ is Stub
         dst_live = vd.__class__ is dict or vd.__class__ is Stub
         if not (src_live and dst_live):
-            # Check both ends for tombstones before creating a stub at either.
+            # A link to a deleted node is dropped; its other end is still met (a stub), as
+            # it is when the deletion comes later: the graph does not depend on the order.
             is_tomb = self._is_tomb
-            if not src_live and (vs is TOMB or (vs is None and is_tomb(src))):
-                return
-            if not dst_live and (vd is TOMB or (vd is None and is_tomb(dst))):
-                return
-            if not src_live:
+            src_gone = not src_live and (vs is TOMB or (vs is None and is_tomb(src)))
+            dst_gone = not dst_live and (vd is TOMB or (vd is None and is_tomb(dst)))
+            if not src_live and not src_gone:
                 self.ensure(src, {})
-            if not dst_live:
+            if not dst_live and not dst_gone:
                 self.ensure(dst, {})
+            if src_gone or dst_gone:
+                return
+        if src[0] in _STAMPED and not stamps.may_link(self._stamps(src), self.at, edge, dst):
+            return
         value = props or True
         by_src = self.out[edge]
         dsts = by_src.get(src)
@@ -405,12 +454,19 @@ class Overlay:
         srcs[src] = value
 
     def attach(self, src: bytes, edge: int, dst: bytes) -> None:
-        """``ATTACH``: a creation's single-valued link, unless a move already set one."""
-        if not self._edges(src, self.out, self.reader.out_edges, edge):
+        """``ATTACH``: a creation's single-valued link, unless a move already set one
+        (stamped: unless a newer one did; the link replaces older ones)."""
+        if src[0] in _STAMPED:
+            self.clear(src, edge)
+            self.link(src, edge, dst, None)
+        elif not self._edges(src, self.out, self.reader.out_edges, edge):
             self.link(src, edge, dst, None)
 
     def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
-        """``UNLINK``: remove the edge if present."""
+        """``UNLINK``: remove the edge if present (stamped: and older adds stay out)."""
+        if src[0] in _STAMPED and (self._tombstoned(src) or not stamps.may_unlink(
+                self._stamps(src), self.at, edge, dst)):
+            return
         dsts = self.out[edge].get(src)
         cur = dsts.get(dst, ABSENT) if dsts is not None else ABSENT
         if cur is None:
@@ -430,8 +486,14 @@ class Overlay:
             self.changes.append((self.position, EDGE_REMOVED, src, edge, dst, None, None))
 
     def clear(self, src: bytes, edge: int) -> None:
-        """``CLEAR``: remove every out-edge of type ``edge`` from ``src``."""
-        for _, dst in self._edges(src, self.out, self.reader.out_edges, edge):
+        """``CLEAR``: remove every out-edge of type ``edge`` from ``src`` (stamped: those
+        added no later, and older adds stay out)."""
+        present = [dst for _, dst in self._edges(src, self.out, self.reader.out_edges, edge)]
+        if src[0] in _STAMPED:
+            if self._tombstoned(src):
+                return
+            present = stamps.clear(self._stamps(src), self.at, edge, present)
+        for dst in present:
             self._drop(src, edge, dst)
 
     # -- references --------------------------------------------------------

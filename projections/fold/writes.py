@@ -46,6 +46,8 @@ def build_writeset(ov: "Overlay") -> WriteSet:
         node = lookups[k]
         if node is None:
             ws.lookup_dels.append(k)
+        elif node.__class__ is dict:  # a node's stamp map (projections.fold.stamps)
+            ws.lookup_puts.append((k, encode_props(node)))
         else:
             ws.lookup_puts.append((k, node))
     ws.eprops_puts.sort()

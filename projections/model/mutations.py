@@ -2,7 +2,13 @@
 
 Tuples (not objects) because a rebuild handles millions of them and ships
 them between processes as msgpack; :func:`describe` renders one for people.
-The semantics, implemented once by :class:`projections.fold.overlay.Overlay`:
+The semantics, implemented by :class:`projections.fold.overlay.Overlay` and
+the fold engine alike. On nodes of the stamped types (all but commits,
+comments and refs) every write carries the stamp of its event (``STAMP``):
+a property, an edge or a CLEAR older than the last write of it is left
+alone, so CREATE, MERGE and a non-empty ENSURE all mean "each property, if
+not older"; ATTACH means CLEAR then LINK; UNLINK and CLEAR are remembered.
+Below, the unstamped meaning:
 
 ``(SET, key, props)``
     The node's properties become ``props``; creates the node if missing.
@@ -41,6 +47,10 @@ The semantics, implemented once by :class:`projections.fold.overlay.Overlay`:
     Link ``src`` to the issue (``kind`` ``b"i"``) or merge request (``b"m"``)
     numbered ``iid`` in the project, if the graph has it (a payload that
     names its target by number only).
+``(STAMP, stamp)``
+    The stamp (:mod:`projections.fold.stamps`) of the mutations that follow:
+    a write older than the last one of the same property, edge or CLEAR is
+    dropped, so the graph does not depend on the order events arrive in.
 ``(JOIN_GROUP, project, source_prefix, namespace)``
     A project moved to the group at full path ``namespace``: if the graph
     has that group, the project's ``group_id`` becomes its id and the project
@@ -67,6 +77,7 @@ __all__ = [
     "ATTACH",
     "LINK_IID",
     "JOIN_GROUP",
+    "STAMP",
     "MENTION",
     "CLOSE",
     "CLOSE_ON_DEFAULT",
@@ -74,7 +85,8 @@ __all__ = [
     "describe",
 ]
 
-SET, MERGE, ENSURE, DELETE, LINK, UNLINK, CLEAR, REF, CREATE, ATTACH, LINK_IID, JOIN_GROUP = range(1, 13)
+(SET, MERGE, ENSURE, DELETE, LINK, UNLINK, CLEAR, REF, CREATE, ATTACH, LINK_IID, JOIN_GROUP,
+ STAMP) = range(1, 14)
 MENTION, CLOSE, CLOSE_ON_DEFAULT = range(3)
 
 #: A mutation tuple; the first item is one of the codes above.
@@ -82,7 +94,7 @@ Mutation = tuple[Any, ...]
 
 _NAMES = {SET: "set", MERGE: "merge", ENSURE: "ensure", DELETE: "delete", LINK: "link",
           UNLINK: "unlink", CLEAR: "clear", REF: "ref", CREATE: "create", ATTACH: "attach",
-          LINK_IID: "link_iid", JOIN_GROUP: "join_group"}
+          LINK_IID: "link_iid", JOIN_GROUP: "join_group", STAMP: "stamp"}
 _EDGES = {e.code: e.name for e in EDGE_TYPES}
 
 
@@ -103,5 +115,7 @@ def describe(m: Mutation) -> str:
         return f"link_iid {format_key(m[1])} {_EDGES[m[2]]} project={m[5]} {mark}{m[6]}"
     if op == JOIN_GROUP:
         return f"join_group {format_key(m[1])} {m[3]}"
+    if op == STAMP:
+        return f"stamp {m[1]}"
     path = f"{m[6]}#" if m[6] else "#"
     return f"ref {format_key(m[1])} mode={m[2]} project={m[4]} {path}{m[5]} branch={m[7]}"

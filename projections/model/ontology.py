@@ -34,7 +34,8 @@ NAME = "graph"
 #: graph; 2, a creation logged after later events about its node fills in what
 #: they left unset instead of replacing what they set (``mutations.CREATE``,
 #: ``mutations.ATTACH``); 3, what payloads say about related objects (context facts),
-#: project settings, transfers that make a new issue, projects found by full path.
+#: project settings, transfers that make a new issue, projects found by full path, and
+#: updates ordered by ``occurred_at`` whatever their arrival (``projections.fold.stamps``).
 VERSION = 3
 
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from events.references import parse_references
 from events.types import EVENT_TYPES
+from projections.fold import stamps
 from projections.fold.apply import HANDLED_TYPES, apply
 from projections.fold.memory import MemoryGraph
 from projections.fold.overlay import Overlay
@@ -35,14 +36,44 @@ def source_of(key: str) -> str:
     return key.split(":")[1]
 
 
+UNSTAMPED = {"Commit", "Comment", "Ref"}  # blind types: arrival order, as before
+
+
+def stamped(key: str) -> bool:
+    return type_of(key) not in UNSTAMPED
+
+
 class Model:
+    """Stamped types: every property, edge and CLEAR remembers the time of its last
+    write (context and actor names beneath the event's own writes); an older write loses."""
+
     def __init__(self):
         self.nodes: dict[str, dict] = {}
         self.edges: dict[tuple[str, str, str], dict | None] = {}
         self.tombs: set[str] = set()
+        self.at = 0
+        self.prop_at: dict[tuple[str, str], int] = {}
+        self.edge_at: dict[tuple[str, str, str], int] = {}  # + added, - removed
+        self.clear_at: dict[tuple[str, str], int] = {}
+
+    def newer(self, key, patch):
+        if key in self.tombs:
+            return
+        props = dict(self.nodes.get(key, {}))
+        for k, v in patch.items():
+            if self.at < self.prop_at.get((key, k), 0):
+                continue
+            self.prop_at[(key, k)] = self.at
+            if v is None:
+                props.pop(k, None)
+            else:
+                props[k] = v
+        self.nodes[key] = props
 
     def ensure(self, key, props):
-        if key not in self.tombs and key not in self.nodes:
+        if props and stamped(key):
+            self.newer(key, props)
+        elif key not in self.tombs and key not in self.nodes:
             self.nodes[key] = dict(props)
 
     def set(self, key, props):
@@ -51,11 +82,16 @@ class Model:
 
     def create(self, key, props):
         """A creation goes beneath what later events (logged first) already set."""
-        if key not in self.tombs:
-            self.nodes[key] = {**{k: v for k, v in props.items() if v is not None},
-                               **self.nodes.get(key, {})}
+        props = {k: v for k, v in props.items() if v is not None}
+        if stamped(key):
+            self.newer(key, props)
+        elif key not in self.tombs:
+            self.nodes[key] = {**props, **self.nodes.get(key, {})}
 
     def merge(self, key, patch):
+        if stamped(key):
+            self.newer(key, patch)
+            return
         if key in self.tombs:
             return
         props = dict(self.nodes.get(key, {}))
@@ -67,22 +103,43 @@ class Model:
         self.nodes[key] = props
 
     def link(self, src, edge, dst, props=None):
+        for end in (src, dst):
+            if end not in self.tombs:
+                self.ensure(end, {})
         if src in self.tombs or dst in self.tombs:
             return
-        self.ensure(src, {})
-        self.ensure(dst, {})
+        if stamped(src):
+            if (self.at < abs(self.edge_at.get((src, edge, dst), 0))
+                    or self.at < self.clear_at.get((src, edge), 0)):
+                return
+            self.edge_at[(src, edge, dst)] = self.at
         self.edges[(src, edge, dst)] = props or None
 
     def attach(self, src, edge, dst):
         """A creation's single-valued link: kept out when a move set one already."""
-        if not any(k[0] == src and k[1] == edge for k in self.edges):
+        if stamped(src):
+            self.clear(src, edge)
+            self.link(src, edge, dst)
+        elif not any(k[0] == src and k[1] == edge for k in self.edges):
             self.link(src, edge, dst)
 
     def unlink(self, src, edge, dst):
+        if stamped(src):
+            if src in self.tombs or self.at < abs(self.edge_at.get((src, edge, dst), 0)):
+                return
+            self.edge_at[(src, edge, dst)] = -self.at
         self.edges.pop((src, edge, dst), None)
 
     def clear(self, src, edge):
-        for k in [k for k in self.edges if k[0] == src and k[1] == edge]:
+        present = [k for k in self.edges if k[0] == src and k[1] == edge]
+        if stamped(src):
+            if src in self.tombs:
+                return
+            self.clear_at[(src, edge)] = max(self.clear_at.get((src, edge), 0), self.at)
+            present = [k for k in present if abs(self.edge_at.get(k, 0)) <= self.at]
+            for k in present:
+                self.edge_at[k] = -self.at
+        for k in present:
             del self.edges[k]
 
     def delete(self, key):
@@ -191,6 +248,7 @@ class Model:
     def apply(self, e):
         s = e.source
         tag = e.__struct_config__.tag
+        self.at = stamps.at(e.occurred_at, own=False)
         if e.actor is not None and e.actor.username is not None:
             props = {"username": e.actor.username}
             if e.actor.name is not None:
@@ -198,6 +256,7 @@ class Model:
             self.ensure(f"user:{s}:{e.actor.id}", props)
         if e.context is not None:
             self.context(e.context, s)
+        self.at = stamps.at(e.occurred_at, own=True)
         getattr(self, "on_" + tag.replace(".", "_"))(e, s)
 
     def context(self, ctx, s):

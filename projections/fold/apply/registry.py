@@ -10,6 +10,7 @@ from typing import Callable
 
 from events.references import parse_references
 from events.types import EVENT_TYPES, Context, Event
+from projections.fold import stamps
 from projections.model import mutations as m
 from projections.model.keys import CODES, pack_int, source_prefix
 from projections.model.ontology import EDGE_TYPES
@@ -30,7 +31,7 @@ MILESTONE, COMMENT = CODES["Milestone"], CODES["Comment"]
 
 SET, MERGE, ENSURE, DELETE, CREATE = m.SET, m.MERGE, m.ENSURE, m.DELETE, m.CREATE
 LINK, UNLINK, CLEAR, REF, ATTACH = m.LINK, m.UNLINK, m.CLEAR, m.REF, m.ATTACH
-LINK_IID, JOIN_GROUP = m.LINK_IID, m.JOIN_GROUP
+LINK_IID, JOIN_GROUP, STAMP = m.LINK_IID, m.JOIN_GROUP, m.STAMP
 
 TITLE_MAX = 200
 
@@ -41,8 +42,9 @@ _HANDLERS: dict[type, Handler] = {}
 
 def apply(event: Event) -> list[m.Mutation]:
     """The mutations ``event`` implies, in order. Raises ``InvalidEvent`` for nonsense."""
-    out: list[m.Mutation] = []
     s = source_prefix(event.source)
+    # what the actor's names and the context say stays beneath what the event itself says
+    out: list[m.Mutation] = [(STAMP, stamps.at(event.occurred_at, own=False))]
     actor = event.actor
     if actor is not None and actor.username is not None:
         # Webhooks rarely announce users: the actor's names seed a user node.
@@ -52,6 +54,7 @@ def apply(event: Event) -> list[m.Mutation]:
         out.append((ENSURE, USER + s + pack_int(actor.id), props))
     if event.context is not None:
         context(event.context, s, out)
+    out.append((STAMP, stamps.at(event.occurred_at, own=True)))
     _HANDLERS[type(event)](event, s, out)
     return out
 

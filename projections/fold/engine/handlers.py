@@ -14,6 +14,7 @@ from events.errors import InvalidEvent
 from events.gitrefs import is_zero_sha, split_ref
 from events.references import parse_references
 from events.types import EVENT_TYPES, Context, Event
+from projections.fold import stamps
 from projections.fold.engine.state import Segment
 from projections.fold.slots import MISSING
 from projections.model import mutations as m
@@ -46,18 +47,21 @@ HANDLERS: dict[type, Handler] = {}
 def fold_event(g: Segment, event: Event) -> None:
     """Fold one event into ``g`` (``g.position`` is the event's log position)."""
     s = source_prefix(event.source)
+    # what the actor's names and the context say stays beneath what the event itself says
+    g.at = stamps.at(event.occurred_at, own=False)
     actor = event.actor
-    if actor is not None and actor.username is not None:
-        key = USER + s + pack_int(actor.id)
-        v = g.nodes.get(key)
-        if v is None or v.__class__ not in (dict, bytes):
+    try:
+        if actor is not None and actor.username is not None:
             props = {"username": actor.username}
             if actor.name is not None:
                 props["name"] = actor.name
-            g.ensure(key, props)
-    if event.context is not None:
-        _context(g, event.context, s)
-    HANDLERS[type(event)](g, event, s)
+            g.ensure(USER + s + pack_int(actor.id), props)
+        if event.context is not None:
+            _context(g, event.context, s)
+        g.at = stamps.at(event.occurred_at, own=True)
+        HANDLERS[type(event)](g, event, s)
+    finally:
+        g.seal()
 
 
 def _context(g: Segment, ctx: Context, s: bytes) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import lmdb
 
+from projections.fold import stamps
 from projections.fold.slots import ABSENT, MISSING, TOMB
 from projections.model import mutations as m
 from projections.model.indexing import (
@@ -48,6 +49,7 @@ _EDGE_CODES = tuple(e.code for e in EDGE_TYPES)
 EDGE_SLOTS = max(_EDGE_CODES) + 1
 _DEFAULT_BRANCHES = ("main", "master")
 _LOOKUP_FIELDS = {code: DERIVED_FIELDS[code] for code in LOOKUP_CODES}
+_STAMPED = stamps.STAMPED
 _EMPTY: dict = {}
 
 #: Estimated bytes of state per node, stored-node copy, edge entry and lookup
@@ -89,6 +91,11 @@ class Segment:
         #: committed adjacency read by this segment: (direction, edge, key) -> other keys
         self._adjacent: dict[tuple[int, int, bytes], tuple[bytes, ...]] = {}
         self._cursors: dict[Any, lmdb.Cursor] = {}
+        #: the stamp of the operations being applied, the stamp maps read or written
+        #: (:mod:`projections.fold.stamps`), and those to encode into the lookup writes
+        self.at = 0
+        self.stamps: dict[bytes, dict] = {}
+        self._stamps_dirty: set[bytes] = set()
 
     # -- size --------------------------------------------------------------
 
@@ -150,6 +157,44 @@ class Segment:
             self._adjacent[ck] = found
         return found
 
+    # -- stamps --------------------------------------------------------------
+
+    def _stamps(self, key: bytes) -> dict:
+        """The stamp map of a stamped node, to change."""
+        st = self.stamps.get(key)
+        if st is None:
+            st = self.stamps[key] = stamps.decode(self.lookup(stamps.stamp_key(key)))
+        self._stamps_dirty.add(key)
+        return st
+
+    def seal(self) -> None:
+        """Encode the stamp maps changed since the last call into the lookup writes."""
+        for key in self._stamps_dirty:
+            self.lookup_writes[stamps.stamp_key(key)] = stamps.encode(self.stamps[key])
+        self._stamps_dirty.clear()
+
+    def _tombstoned(self, key: bytes) -> bool:
+        v = self.nodes.get(key, ABSENT)
+        return v is TOMB or (v is ABSENT and key in self.tombs)
+
+    def _newer(self, key: bytes, patch: dict) -> None:
+        """What CREATE, MERGE and ENSURE do to a stamped node: each property of ``patch``
+        not older than its last write is written (``None`` removes it)."""
+        v = self.load(key)
+        if v is TOMB:
+            return
+        won = stamps.winners(self._stamps(key), self.at, patch)
+        old = None if v is MISSING else self.props(key, v)
+        new = {**old, **won} if old else dict(won)
+        if None in won.values():
+            for k, value in won.items():
+                if value is None:
+                    del new[k]
+        if old is None or new != old:
+            self.nodes[key] = new
+            if key[0] in LOOKUP_CODES:
+                self._changed(key, old, new, won)
+
     # -- commits -----------------------------------------------------------
 
     def commit(self, ref: bytes, allocate: bool = True) -> bytes | None:
@@ -180,6 +225,9 @@ class Segment:
 
     def ensure(self, key: bytes, props: dict) -> None:
         """``ENSURE``: create the node with ``props`` unless it exists or is deleted."""
+        if props and key[0] in _STAMPED:
+            self._newer(key, props)  # the names an event shows: newer ones win
+            return
         v = self.nodes.get(key, ABSENT)
         if v is ABSENT:
             v = self.load(key)
@@ -201,6 +249,9 @@ class Segment:
         ``encoded`` (the msgpack of ``props``) is kept instead of the dict
         when the node is new: types whose nodes are only written.
         """
+        if key[0] in _STAMPED:
+            self._newer(key, props)
+            return
         v = self.load(key)
         if v is TOMB:
             return
@@ -218,6 +269,9 @@ class Segment:
 
     def merge(self, key: bytes, patch: dict) -> None:
         """``MERGE``: merge ``patch`` into the properties (``None`` removes one)."""
+        if key[0] in _STAMPED:
+            self._newer(key, patch)
+            return
         v = self.load(key)
         if v is TOMB:
             return
@@ -339,7 +393,20 @@ class Segment:
         cs, cd = vs.__class__, vd.__class__
         src_live = cs is dict or cs is bytes
         dst_live = cd is dict or cd is bytes
-        if src_live and dst_live and props is None:
+        if not (src_live and dst_live):
+            # A link to a deleted node is dropped; its other end is still met (a stub).
+            tombs = self.tombs
+            src_gone = not src_live and (vs is TOMB or (vs is ABSENT and src in tombs))
+            dst_gone = not dst_live and (vd is TOMB or (vd is ABSENT and dst in tombs))
+            if not src_live and not src_gone:
+                self.ensure(src, {})
+            if not dst_live and not dst_gone:
+                self.ensure(dst, {})
+            if src_gone or dst_gone:
+                return
+        if src[0] in _STAMPED and not stamps.may_link(self._stamps(src), self.at, edge, dst):
+            return
+        if props is None:
             # The commonest case inline: a new edge from a node with no pending one.
             out = self.out[edge]
             if src not in out:
@@ -354,25 +421,22 @@ class Segment:
                 else:
                     y.add(src)
                 return
-        elif not (src_live and dst_live):
-            tombs = self.tombs
-            if not src_live and (vs is TOMB or (vs is ABSENT and src in tombs)):
-                return
-            if not dst_live and (vd is TOMB or (vd is ABSENT and dst in tombs)):
-                return
-            if not src_live:
-                self.ensure(src, {})
-            if not dst_live:
-                self.ensure(dst, {})
         self._put(src, edge, dst, props or True)
 
     def attach(self, src: bytes, edge: int, dst: bytes) -> None:
-        """``ATTACH``: a creation's single-valued link, unless a move already set one."""
-        if not self.out_edges(src, edge):
+        """``ATTACH``: a creation's single-valued link, unless a move already set one
+        (stamped: unless a newer one did; the link replaces older ones)."""
+        if src[0] in _STAMPED:
+            self.clear(src, edge)
+            self.link(src, edge, dst)
+        elif not self.out_edges(src, edge):
             self.link(src, edge, dst)
 
     def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
-        """``UNLINK``: remove the edge if present."""
+        """``UNLINK``: remove the edge if present (stamped: and older adds stay out)."""
+        if src[0] in _STAMPED and (self._tombstoned(src) or not stamps.may_unlink(
+                self._stamps(src), self.at, edge, dst)):
+            return
         cur = self.pending(src, edge, dst)
         if cur is None:
             return
@@ -381,8 +445,14 @@ class Segment:
         self._drop(src, edge, dst)
 
     def clear(self, src: bytes, edge: int) -> None:
-        """``CLEAR``: remove every out-edge of type ``edge`` from ``src``."""
-        for dst in self.out_edges(src, edge):
+        """``CLEAR``: remove every out-edge of type ``edge`` from ``src`` (stamped: those
+        added no later, and older adds stay out)."""
+        present = self.out_edges(src, edge)
+        if src[0] in _STAMPED:
+            if self._tombstoned(src):
+                return
+            present = stamps.clear(self._stamps(src), self.at, edge, present)
+        for dst in present:
             self._drop(src, edge, dst)
 
     # -- references ----------------------------------------------------------
