@@ -107,6 +107,8 @@ class Supervisor:
         self._lock_file: IO | None = None
         self._started_at = time.time()
         self.killed: list[str] = []  # processes that needed SIGKILL during the final stop
+        self._signal: int | None = None
+        self._run_thread: int | None = None
 
     # -- the public surface ------------------------------------------------------
 
@@ -116,6 +118,7 @@ class Supervisor:
         ``before_start`` runs once this supervisor holds the data dir and what a
         supervisor that died left running is stopped (e.g. port checks).
         """
+        self._run_thread = threading.get_ident()
         self._take_lock()
         (self.dir / REQUESTS_DIR).mkdir(parents=True, exist_ok=True)
         previous = {}
@@ -130,6 +133,9 @@ class Supervisor:
             self._write_state()
             while not self._stop.is_set():
                 self._tick()
+            if self._signal is not None:
+                self.say(f"{signal.Signals(self._signal).name} received: stopping every process"
+                         f" (grace {self.grace_secs:g}s each)")
             self._stop_all()
         finally:
             self._write_state(running=False)
@@ -149,15 +155,18 @@ class Supervisor:
         self._asked.put(name)
 
     def say(self, text: str) -> None:
-        """Print a line of the supervisor's own (prefixed ``fleet``)."""
-        self._print(_SYSTEM, None, text)
+        """Print a line of the supervisor's own (prefixed ``fleet``); from any thread."""
+        if threading.get_ident() == self._run_thread:
+            self._print(_SYSTEM, None, text)
+        else:  # printed by the loop, between the processes' lines
+            self._lines.put((_SYSTEM, text))
 
     # -- the loop -------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if not self._stop.is_set():
-            self.say(f"{signal.Signals(signum).name} received: stopping every process"
-                     f" (grace {self.grace_secs:g}s each)")
+        # no printing here: the handler may interrupt a print of the same thread
+        if self._signal is None:
+            self._signal = signum
         self._stop.set()
 
     def _tick(self) -> None:
@@ -217,13 +226,17 @@ class Supervisor:
             name, line = self._lines.get(timeout=wait_secs)
         except queue.Empty:
             return
-        self._print(name, self._children[name].colour, line)
+        self._print(name, self._colour(name), line)
         for _ in range(10_000):
             try:
                 name, line = self._lines.get_nowait()
             except queue.Empty:
                 return
-            self._print(name, self._children[name].colour, line)
+            self._print(name, self._colour(name), line)
+
+    def _colour(self, name: str) -> str | None:
+        child = self._children.get(name)
+        return child.colour if child is not None else None
 
     def _print(self, name: str, colour: str | None, text: str) -> None:
         from honcho.printer import Message
