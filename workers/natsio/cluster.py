@@ -54,7 +54,7 @@ async def cluster_members(js: JetStreamContext | None, url: str, *, stream: str,
     members: list[Member] = []
     if len(servers) > 1:
         errors = await asyncio.gather(*(_reachable(s, timeout_secs) for s in servers))
-        for server, error in zip(servers, errors):
+        for server, error in zip(servers, errors, strict=True):
             shown = redact_url(server)
             members.append(Member(shown, error is None, "reachable" if error is None else
                                   f"cannot reach {shown}: {error}"))

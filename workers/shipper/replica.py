@@ -147,7 +147,8 @@ class LogReplica:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         name = f"{self.log_path.name}.{self.config.consumer}.lock"
         try:
-            self._lock = WriterLock(self.log_path.parent, what=f"the log {self.log_path}", name=name).acquire()
+            self._lock = WriterLock(self.log_path.parent, what=f"the log {self.log_path}",
+                                    name=name).acquire()
         except StoreBusy as e:
             raise LogBusy(f"{e}: one writer per log - `fleet ingest` and `fleet replica` do not run"
                           " on one data directory together") from None
@@ -221,7 +222,8 @@ class LogReplica:
         if now - self._requested_at > 2 * _EXPIRES_SECS:
             self._outstanding = 0  # requests lost (a reconnect) or expired
         want = target - self._outstanding - len(self._inbox)
-        if want < self.config.batch_max // 2 and not (want > 0 and now - self._requested_at > _EXPIRES_SECS / 2):
+        ageing = now - self._requested_at > _EXPIRES_SECS / 2
+        if want < self.config.batch_max // 2 and not (want > 0 and ageing):
             return
         request = {"batch": want, "expires": int(_EXPIRES_SECS * 1e9), "max_bytes": 64 << 20}
         await self._nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{self.config.stream.name}.{self._consumer}",
