@@ -65,7 +65,7 @@ def main() -> None:
     from projections.errors import QueryError, UnknownNode
     from projections.model.keys import format_key
     from projections.model.ontology import node_type
-    from projections.query.execute import run_query
+    from projections.read.query.execute import run_query
     from projections.read.reader import GraphReader
     from projections.versions.rebuild import rebuild
 

@@ -27,9 +27,9 @@ from opentelemetry import metrics, trace
 
 from events.errors import NotFound
 from projections.errors import ProjectionError, QueryError, UnknownNode
-from projections.query.execute import execute
-from projections.query.plan import plan
-from projections.query.schema import InvalidQuery, parse
+from projections.read.query.execute import execute
+from projections.read.query.plan import plan
+from projections.read.query.schema import InvalidQuery, parse
 from projections.read.reader import GraphReader
 
 from .app import context

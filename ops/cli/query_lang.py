@@ -1,7 +1,7 @@
 """``fleet query run``: answer a query document of the graph query language.
 
 Added to the ``fleet query`` group by :mod:`.query`; the language is in
-:mod:`projections.query` (README "Query language").
+:mod:`projections.read.query` (README "Query language").
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import BinaryIO
 import click
 import msgspec
 
-from projections.query.execute import execute
-from projections.query.plan import plan
-from projections.query.saved import SAVED
-from projections.query.schema import InvalidQuery, parse
+from projections.read.query.execute import execute
+from projections.read.query.plan import plan
+from projections.read.query.saved import SAVED
+from projections.read.query.schema import InvalidQuery, parse
 from projections.read.reader import GraphReader
 
 from ..settings import Settings

@@ -52,7 +52,7 @@ def query_cmd() -> None:
     Example:
       fleet schema query > graph-query.schema.json
     """
-    from projections.query.schema import query_json_schema
+    from projections.read.query.schema import query_json_schema
 
     echo_json(query_json_schema())
 

@@ -2,7 +2,7 @@
 is answered (blocking: the server runs it in a thread).
 
 Every tool but ``graph_schema`` and ``get_node`` is a document of the query
-language (:mod:`projections.query`), so its answer is bounded (``limit``, the
+language (:mod:`projections.read.query`), so its answer is bounded (``limit``, the
 language's work budget) and pages with ``cursor``. Arguments are checked
 against the tool's input schema with ``jsonschema``; a bad one is a
 :class:`ToolError` naming it, which the server returns as a tool error the
@@ -19,8 +19,8 @@ import msgspec
 
 from projections.errors import QueryError, UnknownNode
 from projections.model.ontology import EDGE_TYPES, NODE_TYPES, ontology_dict
-from projections.query.execute import run_query
-from projections.query.schema import DEFAULT_BUDGET_MS, MAX_PATH_DEPTH, InvalidQuery, query_json_schema
+from projections.read.query.execute import run_query
+from projections.read.query.schema import DEFAULT_BUDGET_MS, MAX_PATH_DEPTH, InvalidQuery, query_json_schema
 from projections.read.reader import GraphReader
 
 __all__ = ["ONTOLOGY_URI", "QUERY_SCHEMA_URI", "TOOLS", "ToolError", "call_tool", "encode", "resources"]

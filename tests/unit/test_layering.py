@@ -21,7 +21,7 @@ LAYERS = ("events", "projections", "workers", "ops")
 
 # projections/ sub-packages, highest first. Modules directly in projections/
 # sit below `model`; projections/__init__.py may import anything.
-PROJECTIONS_ORDER = ("query", "read", "versions", "fold", "changes", "store", "model")
+PROJECTIONS_ORDER = ("read", "versions", "fold", "changes", "store", "model")
 
 # Sub-package -> sibling sub-packages it may import (its own is always allowed).
 # Modules directly in workers/ may import any sub-package.

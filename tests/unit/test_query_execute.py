@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from projections.errors import UnknownNode
 from projections.model.keys import format_key
 from projections.model.ontology import EDGE_TYPES, NODE_TYPES
-from projections.query import budget as budget_module
-from projections.query import saved
-from projections.query.execute import run_query
-from projections.query.schema import InvalidQuery
+from projections.read.query import budget as budget_module
+from projections.read.query import saved
+from projections.read.query.execute import run_query
+from projections.read.query.schema import InvalidQuery
 from projections.read import questions
 from projections.read.reader import GraphReader
 from projections.versions.rebuild import rebuild

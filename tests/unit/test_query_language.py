@@ -9,11 +9,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from projections.query import cursor as cursors
-from projections.query.plan import plan
-from projections.query.saved import SAVED
-from projections.query.schema import InvalidQuery, parse, query_json_schema
-from projections.query.selector import NodeRef
+from projections.read.query import cursor as cursors
+from projections.read.query.plan import plan
+from projections.read.query.saved import SAVED
+from projections.read.query.schema import InvalidQuery, parse, query_json_schema
+from projections.read.query.selector import NodeRef
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "queries").glob("*.json"))
 
@@ -180,7 +180,7 @@ def test_relative_times_are_kept_for_the_executor():
     a malformed one is refused with its path."""
     from datetime import timedelta
 
-    from projections.query.selector import RelativeTime
+    from projections.read.query.selector import RelativeTime
 
     preds = plan(parse({"type": "nodes", "select": {"type": "Issue", "where": {"created_at": {
         "gte": "this_month", "lt": "now-P1W2DT3H", "gt": "today+PT30M"}}}})).source.match.preds

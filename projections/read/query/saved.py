@@ -1,7 +1,7 @@
 """The four named questions of :mod:`projections.read.questions` as query documents.
 
 Each function returns the document (a dict) for its arguments; run it with
-:func:`projections.query.execute.run_query`. Node references are ids or paths,
+:func:`projections.read.query.execute.run_query`. Node references are ids or paths,
 as everywhere. ``fleet query run --saved NAME -p key=value`` runs one from the shell.
 """
 
