@@ -353,17 +353,18 @@ class Supervisor:
             return
         self.say(f"the fleet up that ran before (pid {previous['supervisor'].get('pid')}) died and left "
                  + ", ".join(f"{n} (pid {pid})" for n, (pid, _) in left.items()) + " running: stopping them")
+        # by process group from here: the kernel gives no new process the number of a live group
         for phase in ([n for n in left if n not in STOPPED_LAST], [n for n in left if n in STOPPED_LAST]):
             for name in phase:
                 _signal_group(left[name][0], signal.SIGTERM)
             for sig, wait_secs in ((signal.SIGKILL, self.grace_secs), (None, 5.0)):
                 deadline = time.monotonic() + wait_secs
-                while time.monotonic() < deadline and any(process_start(left[n][0]) == left[n][1]
-                                                          for n in phase):
+                # a group outlives its first process while the processes it started run on
+                while time.monotonic() < deadline and any(_group_alive(left[n][0]) for n in phase):
                     time.sleep(0.05)
                 for name in phase:
-                    pid, started = left[name]
-                    if process_start(pid) != started:
+                    pid = left[name][0]
+                    if not _group_alive(pid):
                         continue
                     if sig is None:
                         self.say(f"{name} (pid {pid}) is still there after SIGKILL; going on")
