@@ -77,7 +77,7 @@ _DEFAULT_BRANCHES = ("main", "master")
 
 NODE_UPSERTED, NODE_DELETED, EDGE_ADDED, EDGE_UPDATED, EDGE_REMOVED = range(5)
 _LINK, _UNLINK, _ENSURE, _ATTACH, _STAMP = m.LINK, m.UNLINK, m.ENSURE, m.ATTACH, m.STAMP
-_STAMPED = stamps.STAMPED
+_STAMPED, _STAMPED_EDGES = stamps.STAMPED, stamps.STAMPED_EDGES
 _PROPS_EDGES = frozenset(e.code for e in EDGE_TYPES if e.props)
 _EDGE_CODES = tuple(e.code for e in EDGE_TYPES)
 _EDGE_SLOTS = max(_EDGE_CODES) + 1
@@ -431,7 +431,7 @@ class Overlay:
                 self.ensure(dst, {})
             if src_gone or dst_gone:
                 return
-        if src[0] in _STAMPED and not stamps.may_link(self._stamps(src), self.at, edge, dst):
+        if src[0] in _STAMPED and edge in _STAMPED_EDGES and not stamps.may_link(self._stamps(src), self.at, edge, dst):
             return
         value = props or True
         by_src = self.out[edge]
@@ -456,7 +456,7 @@ class Overlay:
     def attach(self, src: bytes, edge: int, dst: bytes) -> None:
         """``ATTACH``: a creation's single-valued link, unless a move already set one
         (stamped: unless a newer one did; the link replaces older ones)."""
-        if src[0] in _STAMPED:
+        if src[0] in _STAMPED and edge in _STAMPED_EDGES:
             self.clear(src, edge)
             self.link(src, edge, dst, None)
         elif not self._edges(src, self.out, self.reader.out_edges, edge):
@@ -464,8 +464,8 @@ class Overlay:
 
     def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
         """``UNLINK``: remove the edge if present (stamped: and older adds stay out)."""
-        if src[0] in _STAMPED and (self._tombstoned(src) or not stamps.may_unlink(
-                self._stamps(src), self.at, edge, dst)):
+        if src[0] in _STAMPED and edge in _STAMPED_EDGES and (
+                self._tombstoned(src) or not stamps.may_unlink(self._stamps(src), self.at, edge, dst)):
             return
         dsts = self.out[edge].get(src)
         cur = dsts.get(dst, ABSENT) if dsts is not None else ABSENT
@@ -489,7 +489,7 @@ class Overlay:
         """``CLEAR``: remove every out-edge of type ``edge`` from ``src`` (stamped: those
         added no later, and older adds stay out)."""
         present = [dst for _, dst in self._edges(src, self.out, self.reader.out_edges, edge)]
-        if src[0] in _STAMPED:
+        if src[0] in _STAMPED and edge in _STAMPED_EDGES:
             if self._tombstoned(src):
                 return
             present = stamps.clear(self._stamps(src), self.at, edge, present)

@@ -27,11 +27,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from projections.model.indexing import BLIND_CODES
+from projections.model.ontology import EDGE_TYPES
 from projections.store.writeset import decode_props, encode_props
 
 __all__ = [
     "OWN",
     "STAMPED",
+    "STAMPED_EDGES",
     "at",
     "clear",
     "decode",
@@ -48,6 +50,12 @@ _YEAR_1 = datetime(1, 1, 1, tzinfo=UTC)
 _MICRO = datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _YEAR_1
 #: the node type codes whose nodes carry stamps (blind types keep arrival order)
 STAMPED = frozenset(range(256)) - BLIND_CODES
+#: the edge types something removes (UNLINK, CLEAR, ATTACH): the others are only ever
+#: added (authorship, forks, merges ...), where the order cannot matter
+STAMPED_EDGES = frozenset(
+    e.code for e in EDGE_TYPES
+    if e.name not in ("AUTHORED", "PUSHED", "FORKED_FROM", "FROM_REF", "MERGED_AS", "COMMENTED_ON",
+                      "TRANSFERRED_TO"))
 _NO_STAMPS: dict = {}
 
 encode = encode_props

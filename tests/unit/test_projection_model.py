@@ -39,8 +39,13 @@ def source_of(key: str) -> str:
 UNSTAMPED = {"Commit", "Comment", "Ref"}  # blind types: arrival order, as before
 
 
-def stamped(key: str) -> bool:
-    return type_of(key) not in UNSTAMPED
+# edges nothing removes: never stamped (adds always win)
+ADD_ONLY = {"AUTHORED", "PUSHED", "FORKED_FROM", "FROM_REF", "MERGED_AS", "COMMENTED_ON",
+            "TRANSFERRED_TO"}
+
+
+def stamped(key: str, edge: str | None = None) -> bool:
+    return type_of(key) not in UNSTAMPED and edge not in ADD_ONLY
 
 
 class Model:
@@ -108,7 +113,7 @@ class Model:
                 self.ensure(end, {})
         if src in self.tombs or dst in self.tombs:
             return
-        if stamped(src):
+        if stamped(src, edge):
             if (self.at < abs(self.edge_at.get((src, edge, dst), 0))
                     or self.at < self.clear_at.get((src, edge), 0)):
                 return
@@ -117,14 +122,14 @@ class Model:
 
     def attach(self, src, edge, dst):
         """A creation's single-valued link: kept out when a move set one already."""
-        if stamped(src):
+        if stamped(src, edge):
             self.clear(src, edge)
             self.link(src, edge, dst)
         elif not any(k[0] == src and k[1] == edge for k in self.edges):
             self.link(src, edge, dst)
 
     def unlink(self, src, edge, dst):
-        if stamped(src):
+        if stamped(src, edge):
             if src in self.tombs or self.at < abs(self.edge_at.get((src, edge, dst), 0)):
                 return
             self.edge_at[(src, edge, dst)] = -self.at
@@ -132,7 +137,7 @@ class Model:
 
     def clear(self, src, edge):
         present = [k for k in self.edges if k[0] == src and k[1] == edge]
-        if stamped(src):
+        if stamped(src, edge):
             if src in self.tombs:
                 return
             self.clear_at[(src, edge)] = max(self.clear_at.get((src, edge), 0), self.at)

@@ -44,7 +44,8 @@ def apply(event: Event) -> list[m.Mutation]:
     """The mutations ``event`` implies, in order. Raises ``InvalidEvent`` for nonsense."""
     s = source_prefix(event.source)
     # what the actor's names and the context say stays beneath what the event itself says
-    out: list[m.Mutation] = [(STAMP, stamps.at(event.occurred_at, own=False))]
+    context_at = stamps.at(event.occurred_at, own=False)
+    out: list[m.Mutation] = [(STAMP, context_at)]
     actor = event.actor
     if actor is not None and actor.username is not None:
         # Webhooks rarely announce users: the actor's names seed a user node.
@@ -54,7 +55,7 @@ def apply(event: Event) -> list[m.Mutation]:
         out.append((ENSURE, USER + s + pack_int(actor.id), props))
     if event.context is not None:
         context(event.context, s, out)
-    out.append((STAMP, stamps.at(event.occurred_at, own=True)))
+    out.append((STAMP, context_at + stamps.OWN))
     _HANDLERS[type(event)](event, s, out)
     return out
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 def segment_writes(seg: Segment) -> WriteSet:
     """The segment's sorted writes for every table (the segment is spent afterwards)."""
+    seg.seal()  # the stamp maps go with the lookups
     ws = WriteSet()
     _nodes(seg, ws)
     # Each part of the state goes as soon as its writes are built: the write

@@ -48,20 +48,17 @@ def fold_event(g: Segment, event: Event) -> None:
     """Fold one event into ``g`` (``g.position`` is the event's log position)."""
     s = source_prefix(event.source)
     # what the actor's names and the context say stays beneath what the event itself says
-    g.at = stamps.at(event.occurred_at, own=False)
+    g.at = context_at = stamps.at(event.occurred_at, own=False)
     actor = event.actor
-    try:
-        if actor is not None and actor.username is not None:
-            props = {"username": actor.username}
-            if actor.name is not None:
-                props["name"] = actor.name
-            g.ensure(USER + s + pack_int(actor.id), props)
-        if event.context is not None:
-            _context(g, event.context, s)
-        g.at = stamps.at(event.occurred_at, own=True)
-        HANDLERS[type(event)](g, event, s)
-    finally:
-        g.seal()
+    if actor is not None and actor.username is not None:
+        props = {"username": actor.username}
+        if actor.name is not None:
+            props["name"] = actor.name
+        g.ensure(USER + s + pack_int(actor.id), props)
+    if event.context is not None:
+        _context(g, event.context, s)
+    g.at = context_at + stamps.OWN
+    HANDLERS[type(event)](g, event, s)
 
 
 def _context(g: Segment, ctx: Context, s: bytes) -> None:

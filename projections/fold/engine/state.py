@@ -49,7 +49,7 @@ _EDGE_CODES = tuple(e.code for e in EDGE_TYPES)
 EDGE_SLOTS = max(_EDGE_CODES) + 1
 _DEFAULT_BRANCHES = ("main", "master")
 _LOOKUP_FIELDS = {code: DERIVED_FIELDS[code] for code in LOOKUP_CODES}
-_STAMPED = stamps.STAMPED
+_STAMPED, _STAMPED_EDGES = stamps.STAMPED, stamps.STAMPED_EDGES
 _EMPTY: dict = {}
 
 #: Estimated bytes of state per node, stored-node copy, edge entry and lookup
@@ -103,8 +103,8 @@ class Segment:
         """A cheap estimate of the memory this segment's state holds."""
         return (len(self.nodes) * ENTRY_BYTES["node"] + len(self.base) * ENTRY_BYTES["base"]
                 + self.edge_entries * ENTRY_BYTES["edge"]
-                + (len(self.lookups) + len(self.lookup_writes) + len(self._adjacent))
-                * ENTRY_BYTES["lookup"])
+                + (len(self.lookups) + len(self.lookup_writes) + len(self._adjacent)
+                   + len(self.stamps)) * ENTRY_BYTES["lookup"])
 
     # -- committed state ---------------------------------------------------
 
@@ -168,7 +168,8 @@ class Segment:
         return st
 
     def seal(self) -> None:
-        """Encode the stamp maps changed since the last call into the lookup writes."""
+        """Encode the stamp maps changed since the last call into the lookup writes
+        (before the segment's writes are built)."""
         for key in self._stamps_dirty:
             self.lookup_writes[stamps.stamp_key(key)] = stamps.encode(self.stamps[key])
         self._stamps_dirty.clear()
@@ -404,7 +405,7 @@ class Segment:
                 self.ensure(dst, {})
             if src_gone or dst_gone:
                 return
-        if src[0] in _STAMPED and not stamps.may_link(self._stamps(src), self.at, edge, dst):
+        if src[0] in _STAMPED and edge in _STAMPED_EDGES and not stamps.may_link(self._stamps(src), self.at, edge, dst):
             return
         if props is None:
             # The commonest case inline: a new edge from a node with no pending one.
@@ -426,7 +427,7 @@ class Segment:
     def attach(self, src: bytes, edge: int, dst: bytes) -> None:
         """``ATTACH``: a creation's single-valued link, unless a move already set one
         (stamped: unless a newer one did; the link replaces older ones)."""
-        if src[0] in _STAMPED:
+        if src[0] in _STAMPED and edge in _STAMPED_EDGES:
             self.clear(src, edge)
             self.link(src, edge, dst)
         elif not self.out_edges(src, edge):
@@ -434,8 +435,8 @@ class Segment:
 
     def unlink(self, src: bytes, edge: int, dst: bytes) -> None:
         """``UNLINK``: remove the edge if present (stamped: and older adds stay out)."""
-        if src[0] in _STAMPED and (self._tombstoned(src) or not stamps.may_unlink(
-                self._stamps(src), self.at, edge, dst)):
+        if src[0] in _STAMPED and edge in _STAMPED_EDGES and (
+                self._tombstoned(src) or not stamps.may_unlink(self._stamps(src), self.at, edge, dst)):
             return
         cur = self.pending(src, edge, dst)
         if cur is None:
@@ -448,7 +449,7 @@ class Segment:
         """``CLEAR``: remove every out-edge of type ``edge`` from ``src`` (stamped: those
         added no later, and older adds stay out)."""
         present = self.out_edges(src, edge)
-        if src[0] in _STAMPED:
+        if src[0] in _STAMPED and edge in _STAMPED_EDGES:
             if self._tombstoned(src):
                 return
             present = stamps.clear(self._stamps(src), self.at, edge, present)
