@@ -84,11 +84,9 @@ def replica_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> 
             heartbeat.start()
             projecting = asyncio.create_task(projector.run(projecting_stop))
             await replica.run(stop, until_idle_secs=until_idle)
-            if until_idle is not None and not stop.is_set():
-                projecting_stop.set()
-                await projecting
+            if until_idle is not None:
                 # What the log holds now, projected to the end (a first build included).
-                await projector.run(stop, until_caught_up=True)
+                await _projected(projector, replica.stats.position, stop, projecting)
             return replica.stats, projector.stats
         finally:
             projecting_stop.set()
@@ -112,6 +110,16 @@ def replica_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> 
     if projected.rebuild_error:
         click.echo(f"error: {projected.rebuild_error}", err=True)
         sys.exit(EXIT_PROBLEM)
+
+
+async def _projected(projector, head: int, stop: asyncio.Event, projecting: asyncio.Task) -> None:
+    """Wait until the projector has applied the log up to ``head`` with this code's version."""
+    stats = projector.stats
+    while head and not stop.is_set() and not projecting.done() and not stats.rebuild_error:
+        if stats.version == projector.version and stats.position >= head and not projector.rebuilding:
+            return
+        projector.notify()
+        await asyncio.sleep(0.05)
 
 
 def register(cli: click.Group) -> None:
