@@ -347,6 +347,8 @@ class Overlay:
             return
         won = stamps.winners(self._stamps(key), self.at, patch)
         old = None if cur is MISSING else cur
+        if old is not None and all(old.get(k, ABSENT) == v for k, v in won.items()):
+            return  # newer stamps, the same properties (an actor's names, mostly)
         new = {**old, **won} if old else dict(won)
         if None in won.values():
             for k, v in won.items():

@@ -186,6 +186,8 @@ class Segment:
             return
         won = stamps.winners(self._stamps(key), self.at, patch)
         old = None if v is MISSING else self.props(key, v)
+        if old is not None and all(old.get(k, ABSENT) == value for k, value in won.items()):
+            return  # newer stamps, the same properties (an actor's names, mostly)
         new = {**old, **won} if old else dict(won)
         if None in won.values():
             for k, value in won.items():
