@@ -34,8 +34,8 @@ WORKERS_ALLOWED: dict[str, set[str]] = {
     "shipper": {"natsio", "projector"},  # a replica projects its log with the projector
 }
 # Modules directly in ops/ (settings, telemetry, wiring, ...) may not import ops.cli.
-OPS_ALLOWED: dict[str, set[str]] = {"cli": {"api", "simulate", "mcp"}, "api": {"mcp"}, "simulate": set(),
-                                    "mcp": set()}
+OPS_ALLOWED: dict[str, set[str]] = {"cli": {"api", "simulate", "mcp", "supervise"}, "api": {"mcp"},
+                                    "simulate": set(), "mcp": set(), "supervise": set()}
 
 
 @dataclass(frozen=True)
