@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import lmdb
 
@@ -91,6 +91,10 @@ class TxnReader:
         return self.txn.get(key, db=self.env.lookup)
 
 
+#: puts between two unmappings of the data file in a bulk write (each may map a page or two)
+_RELEASE_EVERY = 16_384
+
+
 def putmulti(txn: lmdb.Transaction, db: Any, items: list, *, dupsort: bool = False,
               overwrite: bool = True) -> int:
     """Put sorted ``items``; the part past the table's last key is appended.
@@ -110,6 +114,20 @@ def putmulti(txn: lmdb.Transaction, db: Any, items: list, *, dupsort: bool = Fal
     if split < len(items):
         added += c.putmulti(items[split:] if split else items, overwrite=overwrite, append=True)[1]
     return added
+
+
+def _released_putmulti(release: Callable[[], None]) -> Callable[..., int]:
+    """:func:`putmulti` that unmaps the data file every ``_RELEASE_EVERY`` puts: a bulk
+    write's puts land all over a large file, and each maps the pages it touches."""
+    def put(txn: lmdb.Transaction, db: Any, items: list, **kw: Any) -> int:
+        added = 0
+        for at in range(0, len(items), _RELEASE_EVERY):
+            if at:
+                release()
+            added += putmulti(txn, db, items[at : at + _RELEASE_EVERY], **kw)
+        return added
+
+    return put
 
 
 class GraphStore:
@@ -194,18 +212,19 @@ class GraphStore:
         """
         env = self.env
         release = env.release_pages if release_pages else (lambda: None)
+        put = _released_putmulti(release) if release_pages else putmulti
         for code, items in ws.node_dels.items():
             db = env.nodes[code]
             for key in items:
                 txn.delete(key, db=db)
         for code, items in ws.nodes.items():
-            putmulti(txn, env.nodes[code], items)
+            put(txn, env.nodes[code], items)
             release()
         for code, items in ws.stubs.items():
-            putmulti(txn, env.nodes[code], items, overwrite=False)
+            put(txn, env.nodes[code], items, overwrite=False)
         for code, items in ws.creates.items():
             db = env.nodes[code]
-            if putmulti(txn, db, items, overwrite=False) < len(items):
+            if put(txn, db, items, overwrite=False) < len(items):
                 # Some were stored already (events about them logged before their
                 # creation): the creation's properties go beneath theirs.
                 for key, value in items:
@@ -213,7 +232,7 @@ class GraphStore:
                     if stored != value:
                         merged = {**decode_props(value), **decode_props(stored)}
                         txn.put(key, encode_props(merged), db=db)
-        putmulti(txn, env.tomb, [(k, b"") for k in ws.tombs])
+        put(txn, env.tomb, [(k, b"") for k in ws.tombs])
         inn = env.inn
         for code, items in ws.out_dels.items():
             out_db, in_db = env.out[code], inn[code]
@@ -222,25 +241,25 @@ class GraphStore:
                 txn.delete(other, node, db=in_db)
         release()
         for code, items in ws.out_puts.items():
-            putmulti(txn, env.out[code], items, dupsort=True)
+            put(txn, env.out[code], items, dupsort=True)
             release()
         for code, items in ws.in_puts.items():
-            putmulti(txn, inn[code], items, dupsort=True)
+            put(txn, inn[code], items, dupsort=True)
             release()
         for key in ws.eprops_dels:
             txn.delete(key, db=env.eprops)
-        putmulti(txn, env.eprops, ws.eprops_puts)
+        put(txn, env.eprops, ws.eprops_puts)
         for key, node in ws.idx_dels:
             txn.delete(key, node, db=env.idx)
-        putmulti(txn, env.idx, ws.idx_puts, dupsort=True)
+        put(txn, env.idx, ws.idx_puts, dupsort=True)
         release()
         for key in ws.lookup_dels:
             txn.delete(key, db=env.lookup)
-        putmulti(txn, env.lookup, ws.lookup_puts)
+        put(txn, env.lookup, ws.lookup_puts)
         release()
         poisons = list(poisons)
         if poisons:
-            putmulti(txn, env.poison, sorted((pack_int(p), encode_props(info)) for p, info in poisons))
+            put(txn, env.poison, sorted((pack_int(p), encode_props(info)) for p, info in poisons))
             self.put_meta(txn, POISON_COUNT, self.meta_int(txn, POISON_COUNT) + len(poisons))
         self.put_meta(txn, CHECKPOINT, checkpoint)
         txn.put(UPDATED_AT, encode_props(time.time()), db=env.meta)

@@ -144,6 +144,13 @@ def _edges(seg: Segment, ws: WriteSet, edge: int) -> None:
         ws.eprops_dels.extend(src + eb + dst for src, dst in drop)
 
 
+def _file_bytes(store: GraphStore) -> int:
+    try:
+        return (store.path / "data.mdb").stat().st_size
+    except OSError:
+        return 0
+
+
 def write_segment(store: GraphStore, ws: WriteSet, *, after: int, checkpoint: int,
                   poisons: Sequence[PoisonEvent] = (), changes: bool = False) -> int:
     """Write ``ws``, the poison records and the checkpoint in one transaction.
@@ -159,7 +166,8 @@ def write_segment(store: GraphStore, ws: WriteSet, *, after: int, checkpoint: in
     """
     records = [(p.position, {"event_id": p.event_id, "type": p.event_type, "reason": p.reason,
                              "at": time.time()}) for p in poisons]
-    release = mapped_bytes() > MAPPED_BUDGET
+    # A segment's puts land all over a file larger than the budget: unmap as they go.
+    release = _file_bytes(store) > MAPPED_BUDGET
     while True:
         try:
             with store.env.write() as txn:

@@ -126,10 +126,11 @@ def _peek(payload: str | bytes) -> tuple[str | None, str | None]:
 
 
 def _fold(seg: Segment, items: list, start: int, poisons: list[PoisonEvent],
-          budget: float, strict: bool = False) -> int:
+          budget: float, strict: bool = False, release: Callable[[], None] | None = None) -> int:
     """Fold ``items[start:]`` until the budget is reached; the index after the last folded.
 
-    The state's size is estimated less often while it is far below the budget.
+    The state's size is estimated less often while it is far below the budget;
+    ``release`` (unmapping the file's pages past a bound) runs at each estimate.
     """
     n = len(items)
     i = start
@@ -150,6 +151,8 @@ def _fold(seg: Segment, items: list, start: int, poisons: list[PoisonEvent],
                     position, event.event_id, event.__struct_config__.tag,  # type: ignore[attr-defined]
                     f"{type(e).__name__}: {e}")) from e
         if i >= check:
+            if release is not None:
+                release()
             step = _check_step(seg, budget)
             if not step:
                 break
@@ -280,20 +283,23 @@ def _run(store: GraphStore, event_log: EventLog, checkpoint: int, first: int, ta
         txn = env.begin_read()
         return Segment(store, txn)
 
+    def release() -> None:
+        # Reading earlier segments' state maps the file's pages; they count as this
+        # process's memory until unmapped (the page cache keeps them).
+        if mapped_bytes() > MAPPED_BUDGET:
+            env.release_pages()
+
     last_folded = checkpoint
     try:
         for items in _chunks(event_log, first, target, chunk, times):
-            if mapped_bytes() > MAPPED_BUDGET:
-                # Reading earlier segments' state maps the file's pages; they count as
-                # this process's memory until unmapped (the page cache keeps them).
-                env.release_pages()
+            release()
             i = 0
             while i < len(items):
                 if seg is None:
                     seg = open_segment()
                 t0 = time.perf_counter()
                 try:
-                    i = _fold(seg, items, i, poisons, budget_bytes, strict)
+                    i = _fold(seg, items, i, poisons, budget_bytes, strict, release)
                 except _HandlerFailed as failed:
                     # The segment may hold half of the event: fold it again without it.
                     times.fold += time.perf_counter() - t0
