@@ -39,7 +39,7 @@ from projections.fold.writes import build_writeset
 from projections.store.graph import CHECKPOINT, GraphStore
 
 __all__ = ["Planned", "plan_rows", "Applier", "BatchResult", "gc_paused", "mapped_bytes",
-           "MAPPED_BUDGET"]
+           "MAPPED_BUDGET", "data_file_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,8 @@ def mapped_bytes() -> int:
         return 0
 
 
-def _file_bytes(store: GraphStore) -> int:
+def data_file_bytes(store: GraphStore) -> int:
+    """The size of the store's data file (0 if unknown)."""
     try:
         return os.stat(store.path / "data.mdb").st_size
     except OSError:
@@ -243,7 +244,7 @@ class Applier:
             overlay = Overlay(store.reader(txn), precise=self.precise)
             poisons = []
             # Unmapping pays off once the file outgrows the budget; before, it only costs.
-            release = self.release_pages and _file_bytes(store) > MAPPED_BUDGET
+            release = self.release_pages and data_file_bytes(store) > MAPPED_BUDGET
             for n, item in enumerate(items):
                 if release and n & 127 == 127 and mapped_bytes() > MAPPED_BUDGET:
                     store.env.release_pages()

@@ -18,7 +18,7 @@ import lmdb
 
 from projections.changes.outbox import append_records
 from projections.errors import PoisonEvent, StoreError
-from projections.fold.applier import MAPPED_BUDGET, mapped_bytes
+from projections.fold.applier import MAPPED_BUDGET, data_file_bytes, mapped_bytes
 from projections.fold.engine.changes import coalesced_changes
 from projections.fold.engine.state import Segment
 from projections.fold.slots import MISSING, TOMB
@@ -144,13 +144,6 @@ def _edges(seg: Segment, ws: WriteSet, edge: int) -> None:
         ws.eprops_dels.extend(src + eb + dst for src, dst in drop)
 
 
-def _file_bytes(store: GraphStore) -> int:
-    try:
-        return (store.path / "data.mdb").stat().st_size
-    except OSError:
-        return 0
-
-
 def write_segment(store: GraphStore, ws: WriteSet, *, after: int, checkpoint: int,
                   poisons: Sequence[PoisonEvent] = (), changes: bool = False) -> int:
     """Write ``ws``, the poison records and the checkpoint in one transaction.
@@ -167,7 +160,7 @@ def write_segment(store: GraphStore, ws: WriteSet, *, after: int, checkpoint: in
     records = [(p.position, {"event_id": p.event_id, "type": p.event_type, "reason": p.reason,
                              "at": time.time()}) for p in poisons]
     # A segment's puts land all over a file larger than the budget: unmap as they go.
-    release = _file_bytes(store) > MAPPED_BUDGET
+    release = data_file_bytes(store) > MAPPED_BUDGET
     while True:
         try:
             with store.env.write() as txn:
