@@ -110,13 +110,29 @@ def replica_cmd(settings: Settings, until_idle: float | None, as_json: bool) -> 
     if projected.rebuild_error:
         click.echo(f"error: {projected.rebuild_error}", err=True)
         sys.exit(EXIT_PROBLEM)
+    if until_idle is not None and stats.position and projected.position < stats.position:
+        click.echo(f"error: the projection stopped at position {projected.position}, the log is at"
+                   f" {stats.position} (`fleet projections` shows why)", err=True)
+        sys.exit(EXIT_PROBLEM)
+
+
+#: how long `--until-idle` waits for a projector that shows no progress at all
+_STALLED_SECS = 60.0
 
 
 async def _projected(projector, head: int, stop: asyncio.Event, projecting: asyncio.Task) -> None:
-    """Wait until the projector has applied the log up to ``head`` with this code's version."""
+    """Wait until the projector has applied the log up to ``head`` with this code's version
+    (or stops, or shows no progress for ``_STALLED_SECS``: the summary then says where it is)."""
     stats = projector.stats
+    loop = asyncio.get_running_loop()
+    seen, moved_at = None, loop.time()
     while head and not stop.is_set() and not projecting.done() and not stats.rebuild_error:
         if stats.version == projector.version and stats.position >= head and not projector.rebuilding:
+            return
+        now = (stats.version, stats.position, stats.applied, projector.rebuilding)
+        if now != seen:
+            seen, moved_at = now, loop.time()
+        elif not projector.rebuilding and loop.time() - moved_at > _STALLED_SECS:
             return
         projector.notify()
         await asyncio.sleep(0.05)

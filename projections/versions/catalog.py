@@ -213,10 +213,14 @@ class Versions:
                 raise VersionStateError(
                     f"{self.name} v{previous} is active and newer than v{version} - a promotion never"
                     f" replaces a newer version; `fleet rollback {self.name}` is the way back")
-            self._update(version, state=ACTIVE, promoted_at=time.time(),
+            # The pointer is the switch; the version's own state follows it. Marked active
+            # first, a crash before the switch left a version that reads as retired (active
+            # in its record, not the pointer's): never built again, and nothing active.
+            self._update(version, promoted_at=time.time(),
                          previous=previous if previous is not None else info.previous)
             write_atomic(self.root / ACTIVE_FILE, f"v{version}\n")
             stamp_switch(self.root)
+            self._update(version, state=ACTIVE)
             if previous is not None and self.exists(previous):
                 self._update(previous, state=RETIRED, retired_at=time.time())
             return previous
