@@ -58,6 +58,9 @@ _requests = _meter.create_counter(
 _events = _meter.create_counter(
     "fleet.api.webhook.events", unit="{event}",
     description="Canonical events published from webhooks, by platform")
+_context_skipped = _meter.create_counter(
+    "fleet.api.webhook.context_skipped", unit="{fact}",
+    description="Context facts about related objects left out because the payload got them wrong")
 _duration = _meter.create_histogram(
     "fleet.api.webhook.duration", unit="s", description="Webhook request handling time")
 
@@ -211,9 +214,15 @@ async def _receive(request: web.Request, platform: _Platform) -> tuple[web.Respo
                        "unavailable")
     _events.add(len(mapped.events), {"platform": platform.name})
     ids = [e.event_id for e in mapped.events]
+    answer = {"status": "accepted", "events": len(ids), "event_ids": ids,
+              "duplicates": report.duplicates}
+    if mapped.context_skipped:
+        # Best effort: the events are stored; what the payload said wrong about related objects is not.
+        _context_skipped.add(mapped.context_skipped, {"platform": platform.name})
+        answer["context_skipped"] = mapped.context_skipped
+        log.warning("webhook context left out", extra={**where, "context_skipped": mapped.context_skipped})
     log.info("webhook accepted", extra={**where, "events": len(ids), "duplicates": report.duplicates})
-    return web.json_response({"status": "accepted", "events": len(ids), "event_ids": ids,
-                              "duplicates": report.duplicates}), "accepted"
+    return web.json_response(answer), "accepted"
 
 
 def _delivery_header(request: web.Request, platform: _Platform) -> tuple[str, str | None]:

@@ -212,6 +212,23 @@ def test_malformed_and_truncated_payloads_get_400_saying_what_is_wrong(hook_sett
     assert messages == []
 
 
+def test_context_the_payload_gets_wrong_is_left_out_said_and_the_event_stored(hook_settings):
+    """Wrong facts about related objects do not cost the delivery: the answer says how many
+    were left out, and the issue's own event is published."""
+    payload = json.loads((GITHUB_EXAMPLES / "issues" / "opened.payload.json").read_bytes())
+    payload["issue"]["milestone"] = {"id": 7, "number": 1, "title": "v" * 2000}
+    body = json.dumps(payload).encode()
+
+    async def main():
+        async with api(hook_settings) as client:
+            answer = await post_github(client, "issues", body)
+        return answer, await stream_messages(hook_settings)
+
+    (status, answer), messages = asyncio.run(main())
+    assert status == 200 and answer["status"] == "accepted"
+    assert answer["context_skipped"] == 1 and len(messages) == answer["events"] >= 1
+
+
 def test_form_encoded_github_deliveries_are_read_like_json(hook_settings):
     """A delivery sent as application/x-www-form-urlencoded maps from its payload field."""
     payload = (GITHUB_EXAMPLES / "label" / "created.payload.json").read_text()
