@@ -16,6 +16,12 @@ known without I/O is kept in memory: the checkpoint (this projector is the
 version's only writer), the ACTIVE pointer (re-read only when the file
 changes) and the log head of a short batch (the batch's last position).
 
+A projector at least ``catchup_lag`` events behind the head (a backlog, a
+worker that was stopped) folds the backlog instead, with the rebuild's fold
+engine, in segments of up to ``catchup_events``: each one transaction, its
+change records coalesced (one per thing the segment changed, net; README
+"Catching up"). Near the head it applies batches again.
+
 When the code's projection version is not the active one (first start, or a
 deploy that bumped ``projections.model.ontology.VERSION``), the version is built
 from log position 0 while queries keep reading the old one, then promoted,
