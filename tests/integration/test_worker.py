@@ -139,6 +139,25 @@ def test_the_runtime_applies_and_publishes_on_a_notification_or_by_polling(setti
     assert (projection["wakes"]["notified"] >= 1) == notified and projection["wakes"]["commits"] >= 2
 
 
+def test_the_heartbeat_counts_entries_the_projector_has_not_looked_at_yet(settings):
+    """Entries appended after the projector's last (short) batch are lag, not 0, until it
+    looks (here it polls once a minute and is not notified)."""
+    s = graph_settings(settings)
+    start_projection(s)
+    append_events(s, workload(200))
+    runtime = _runtime(s, poll_secs=60)
+    runtime.start()
+    try:
+        _published_up_to_the_head(runtime, 200, timeout=30)
+        head = append_events(s, workload(500, start=200))
+        state, details = runtime.health()
+    finally:
+        runtime.stop()
+    projection = details["projections"][0]
+    assert runtime.projector.stats.position == 200
+    assert (projection["head"], projection["lag"]) == (head, 300) and details["backlog"] == 300
+
+
 def test_fleet_project_is_woken_by_ingest_notifications_not_only_by_polling(settings):
     """`fleet project` with a one-minute poll still applies new entries at once on a ping."""
     from projections.read.reader import GraphReader

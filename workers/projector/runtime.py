@@ -272,9 +272,10 @@ class WorkerRuntime:
         now = time.monotonic()
         if stats.version is not None:
             self._rate.add(now, stats.position)
-        # Before the projector's first look at the log its head is unknown (0): read it, so a
-        # worker that starts far behind never says lag 0.
-        head = stats.head or self._log_head()
+        # The projector learns the head only when a batch comes back full (a short one read up
+        # to the head it saw): what was appended since, it has not seen. Read the log's head
+        # for every heartbeat, so lag is never 0 while entries wait (or before its first look).
+        head = max(stats.head, self._log_head())
         lag = max(0, head - (checkpoint or 0))
         projections = [{
             "name": self.projector.name, "version": version, "state": "ok",
