@@ -39,7 +39,8 @@ from projections.model.records import synced_record
 from projections.store.graph import CHECKPOINT, OUTBOX_SEQ, GraphStore
 from projections.store.writeset import EDGE_BYTES, decode_props
 
-__all__ = ["DiffSummary", "append_diff", "append_resync", "diff_sorted", "diff_stores"]
+__all__ = ["DiffSummary", "append_diff", "append_resync", "changed_properties", "diff_sorted",
+           "diff_stores"]
 
 _encode = msgspec.msgpack.Encoder().encode
 _EDGE_NAMES = {e.code: e.name for e in EDGE_TYPES}
@@ -119,6 +120,11 @@ def _edges(txn: lmdb.Transaction | None, store: GraphStore | None, code: int
         yield (src, dst), raw or b""
 
 
+def changed_properties(old: dict, new: dict) -> list[str]:
+    """The names of the properties whose values differ between ``old`` and ``new``, sorted."""
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
 def _props(raw: bytes) -> dict:
     return decode_props(raw) if raw else {}
 
@@ -146,9 +152,7 @@ def diff_stores(old: GraphStore | None, old_txn: lmdb.Transaction | None, new: G
             props = decode_props(after)
             record = {"kind": "node_upserted", "node": node, "node_type": t.name, "props": props}
             if before is not None:
-                old_props = decode_props(before)
-                changed = sorted(k for k in props.keys() | old_props.keys()
-                                 if props.get(k) != old_props.get(k))
+                changed = changed_properties(decode_props(before), props)
                 if not changed:
                     continue
                 record["changed"] = changed

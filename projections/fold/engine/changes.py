@@ -33,6 +33,7 @@ from typing import Any
 import lmdb
 from msgspec import Raw
 
+from projections.changes.diff import changed_properties
 from projections.model.keys import format_key, key_type
 from projections.model.ontology import EDGE_TYPES
 from projections.store.graph import GraphStore
@@ -75,8 +76,7 @@ def coalesced_changes(store: GraphStore, txn: lmdb.Transaction, ws: WriteSet, *,
             record = {"kind": "node_upserted", "node": format_key(key),
                       "node_type": key_type(key).name, "props": Raw(raw), **stamp}
             if before is not None:
-                props, old = decode_props(raw), decode_props(before)
-                changed = sorted(k for k in props.keys() | old.keys() if props.get(k) != old.get(k))
+                changed = changed_properties(decode_props(before), decode_props(raw))
                 if not changed:
                     continue
                 record["changed"] = changed
