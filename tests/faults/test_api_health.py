@@ -6,24 +6,13 @@ import asyncio
 import json
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 
 from ops.embedded import NatsServer, free_port
 from tests.support.cli import fleet_cmd
+from tests.support.http import get
 from tests.support.wait import wait_until
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""
 
 
 def answers(url: str, status: int, needle: bytes = b"") -> tuple[int, bytes] | None:

@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from ops.embedded import free_port
 from projections.versions.rebuild import rebuild
 from tests.support.cli import fleet_cmd
+from tests.support.http import get
 from tests.support.projection import append, small_project
 from tests.support.wait import wait_until
 
@@ -110,14 +111,6 @@ def test_stdio_server_answers_the_sdk_client(data_dir):
     asyncio.run(asyncio.wait_for(main(), 60))
 
 
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return 0
 
 
 def _post(url: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
@@ -140,7 +133,8 @@ def api(nats_server, data_dir):
                                stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        asyncio.run(wait_until(lambda: _get(base + "/healthz") == 200 or process.poll() is not None,
+        asyncio.run(wait_until(lambda: get(base + "/healthz", timeout=5)[0] == 200
+                                        or process.poll() is not None,
                                timeout_secs=60, interval_secs=0.2, message="the api did not start"))
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         yield base

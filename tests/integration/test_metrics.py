@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops.embedded import free_port
 from tests.support.cli import fleet_cmd, settings_env
+from tests.support.http import get
 from tests.support.wait import wait_until
 
 #: family -> type that a fleet which ingested, projected and answered a query must expose
@@ -35,19 +36,9 @@ EXPECTED = {
 }
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""
-
-
 def _scrape_with_every_process(url: str) -> bytes | None:
     """``/metrics`` once ingest, worker and api metrics (with histogram buckets) are all in it."""
-    status, body = _get(url)
+    status, body = get(url)
     wanted = (b'fleet_ingest_batch_commit_seconds_bucket{le="+Inf",process="ingest"',
               b'fleet_projector_events_total{outcome="applied",process="worker"',
               b'fleet_api_query_duration_seconds_bucket{', b'fleet_projection_lag{projection="graph"')
@@ -69,13 +60,13 @@ def test_live_metrics_pass_promtool_and_parse_into_one_family_per_name(settings)
 
     def state() -> str:
         """What /metrics answers and how each process's log ends (for a wait that timed out)."""
-        return f"/metrics: {_get(base + '/metrics')[1][-2000:]!r}\n" + "\n".join(
+        return f"/metrics: {get(base + '/metrics')[1][-2000:]!r}\n" + "\n".join(
             f"{name}: {path.read_text()[-1500:]}" for name, path in logs.items())
     try:
         subprocess.run(fleet_cmd("simulate", "--events", "300", "--seed", "3"), env=env, check=True,
                        capture_output=True, timeout=60)
         # the graph is there once a query answers, and the api has latencies of its own
-        asyncio.run(wait_until(lambda: _get(base + "/graph/counts")[0] == 200, timeout_secs=60,
+        asyncio.run(wait_until(lambda: get(base + "/graph/counts")[0] == 200, timeout_secs=60,
                                interval_secs=0.2, message=state))
         # the first version was built by a rebuild; these the live projector applies in batches
         subprocess.run(fleet_cmd("simulate", "--events", "100", "--seed", "4"), env=env, check=True,
